@@ -1,0 +1,240 @@
+//! The axum integration: live endpoints, the client script, origin checks, graceful shutdown.
+//! Only this module knows axum's router types.
+
+mod client;
+mod origin;
+mod shutdown;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use client::{SCRIPT, SCRIPT_PATH};
+pub use origin::Origins;
+pub use shutdown::shutdown_signal;
+
+use crate::protocol::close;
+use crate::pubsub::PubSub;
+use crate::session::{Connect, Context, Session};
+use crate::transport::Limits;
+use crate::transport::outbox::Outbox;
+use crate::transport::ws::Connection;
+
+/// Process-wide settings of a [`Live`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    limits: Limits,
+    origins: Origins,
+    shutdown_code: u16,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self { limits: Limits::default(), origins: Origins::default(), shutdown_code: close::RESTART }
+    }
+}
+
+impl Config {
+    /// Default transport limits for endpoints made with [`Live::endpoint`].
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Which page origins may connect (default: the same origin only).
+    pub fn origins(mut self, origins: Origins) -> Self {
+        self.origins = origins;
+        self
+    }
+
+    /// The close code sent to every connection on shutdown: 1012 (restart, the default) or
+    /// 1001 (going away). Both tell clients to reconnect with jitter.
+    pub fn shutdown_code(mut self, code: u16) -> Self {
+        self.shutdown_code = code;
+        self
+    }
+}
+
+/// The live side of an app: its endpoints, its pub/sub, its connections.
+///
+/// Cheap to clone; clones share everything. Keep one per process and put it in your app state.
+///
+/// ```
+/// use axum::Router;
+/// use livehtml::{Context, Event, Fragment, Html, Live, Session, SessionError};
+///
+/// struct Chat;
+///
+/// impl Session for Chat {
+///     async fn on_join(&mut self, ctx: &mut Context) -> Result<(), SessionError> {
+///         ctx.subscribe("chat");
+///         Ok(())
+///     }
+///
+///     async fn on_event(&mut self, ctx: &mut Context, event: Event) -> Result<(), SessionError> {
+///         let text = event.value("message").unwrap_or_default();
+///         ctx.broadcast("chat", &[Fragment::append("messages", Html::escape(text))]);
+///         Ok(())
+///     }
+/// }
+///
+/// let live = Live::default();
+/// let app: Router = Router::new()
+///     .route("/ws/chat", live.endpoint(|_connect| Chat))
+///     .merge(live.client_script());
+/// # async {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// axum::serve(listener, app)
+///     .with_graceful_shutdown(live.graceful_shutdown(livehtml::shutdown_signal()))
+///     .await
+///     .unwrap();
+/// live.drain(std::time::Duration::from_secs(10)).await;
+/// # };
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Live {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    config: Config,
+    pubsub: PubSub,
+    shutdown: CancellationToken,
+    connections: TaskTracker,
+    next_id: AtomicU64,
+}
+
+impl Live {
+    /// A live runtime with these settings.
+    pub fn new(config: Config) -> Self {
+        Self { inner: Arc::new(Inner { config, ..Inner::default() }) }
+    }
+
+    /// The process's pub/sub: publish to topics from anywhere in the app.
+    pub fn pubsub(&self) -> &PubSub {
+        &self.inner.pubsub
+    }
+
+    /// A `GET` route that upgrades to a live WebSocket and runs a fresh session from `factory`
+    /// for each connection, with the default [`Limits`].
+    ///
+    /// A foreign `Origin` gets 403 Forbidden; a request during shutdown gets 503; a request that
+    /// is not a WebSocket upgrade gets axum's rejection (400 or 426).
+    pub fn endpoint<S, F, T>(&self, factory: F) -> MethodRouter<T>
+    where
+        S: Session,
+        F: Fn(&Connect) -> S + Clone + Send + Sync + 'static,
+        T: Clone + Send + Sync + 'static,
+    {
+        self.endpoint_with(self.inner.config.limits, factory)
+    }
+
+    /// Like [`Live::endpoint`] with limits of its own.
+    pub fn endpoint_with<S, F, T>(&self, limits: Limits, factory: F) -> MethodRouter<T>
+    where
+        S: Session,
+        F: Fn(&Connect) -> S + Clone + Send + Sync + 'static,
+        T: Clone + Send + Sync + 'static,
+    {
+        let live = self.clone();
+        get(move |headers: HeaderMap, uri: Uri, upgrade: WebSocketUpgrade| {
+            let live = live.clone();
+            let factory = factory.clone();
+            async move { live.upgrade(limits, headers, uri, upgrade, factory) }
+        })
+    }
+
+    fn upgrade<S, F>(
+        &self,
+        limits: Limits,
+        headers: HeaderMap,
+        uri: Uri,
+        upgrade: WebSocketUpgrade,
+        factory: F,
+    ) -> Response
+    where
+        S: Session,
+        F: Fn(&Connect) -> S + Send + 'static,
+    {
+        if let Err(origin::ForeignOrigin(origin)) = self.inner.config.origins.check(&headers) {
+            tracing::info!(%origin, "refused websocket from a foreign origin");
+            return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+        }
+        if self.inner.shutdown.is_cancelled() {
+            return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+        }
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let connect = Connect { id, uri, headers };
+        let live = self.clone();
+        // Counted from the upgrade on, so a drain also waits for sockets still being set up.
+        let token = self.inner.connections.token();
+        upgrade.max_message_size(limits.max_message_bytes).max_frame_size(limits.max_message_bytes).on_upgrade(
+            move |socket| async move {
+                let _token = token;
+                let session = factory(&connect);
+                let (outbox, rx, kill) = Outbox::new(limits.outbound_queue);
+                let ctx = Context::new(id, outbox, live.inner.pubsub.clone(), limits.parse());
+                let connection = Connection {
+                    socket,
+                    rx,
+                    kill,
+                    limits,
+                    shutdown: live.inner.shutdown.clone(),
+                    shutdown_code: live.inner.config.shutdown_code,
+                };
+                connection.run(session, ctx).await;
+            },
+        )
+    }
+
+    /// A router serving livehtml.js at [`SCRIPT_PATH`]; merge it into your app.
+    pub fn client_script<T: Clone + Send + Sync + 'static>(&self) -> Router<T> {
+        Router::new().route(SCRIPT_PATH, get(client::serve_script))
+    }
+
+    /// How many live connections are open.
+    pub fn connection_count(&self) -> usize {
+        self.inner.connections.len()
+    }
+
+    /// Starts shutting down: new upgrades get 503, and every open connection is sent the
+    /// configured close code (1012 by default) and closed.
+    pub fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+    }
+
+    /// Whether [`Live::shutdown`] has been called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutdown.is_cancelled()
+    }
+
+    /// A future for axum's `with_graceful_shutdown`: waits for `signal`, then calls
+    /// [`Live::shutdown`] so live sockets close while axum stops accepting.
+    pub fn graceful_shutdown(
+        &self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let live = self.clone();
+        async move {
+            signal.await;
+            live.shutdown();
+        }
+    }
+
+    /// Waits until every live connection has closed, at most `timeout`. Returns whether all
+    /// closed in time; connections still open after it are dropped with the runtime.
+    pub async fn drain(&self, timeout: Duration) -> bool {
+        self.inner.connections.close();
+        tokio::time::timeout(timeout, self.inner.connections.wait()).await.is_ok()
+    }
+}

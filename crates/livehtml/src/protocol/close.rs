@@ -1,0 +1,38 @@
+//! WebSocket close codes and what a client should do when it sees one.
+//!
+//! | code | name | reconnect? |
+//! |------|------|------------|
+//! | 1000 | [`NORMAL`] | no |
+//! | 1001 | [`GOING_AWAY`] | yes, with jitter |
+//! | 1003 | [`UNSUPPORTED`]: a binary frame sent to an HTML session | no |
+//! | 1008 | [`POLICY`]: a message that is not a valid event | no |
+//! | 1009 | [`TOO_BIG`]: a message over the size limit | no |
+//! | 1011 | [`INTERNAL`]: the session failed | yes, with backoff |
+//! | 1012 | [`RESTART`]: the server is shutting down or restarting | yes, with jitter |
+//! | 4000 | [`SLOW_CONSUMER`]: the outbound queue overflowed | yes, with backoff |
+//! | 4001 | [`HEARTBEAT_TIMEOUT`]: pings went unanswered | yes, with backoff |
+
+/// Normal closure; the client should not reconnect.
+pub const NORMAL: u16 = 1000;
+/// The endpoint is going away (for example the page or the server); reconnect with jitter.
+pub const GOING_AWAY: u16 = 1001;
+/// The session cannot take this kind of data (a binary frame sent to an HTML session).
+pub const UNSUPPORTED: u16 = 1003;
+/// The message broke the protocol (not a valid event); the reason text says why.
+pub const POLICY: u16 = 1008;
+/// The message exceeded the size limit.
+pub const TOO_BIG: u16 = 1009;
+/// The session's handler failed.
+pub const INTERNAL: u16 = 1011;
+/// The server is restarting or shutting down; reconnect with jitter.
+pub const RESTART: u16 = 1012;
+/// The client did not read fast enough: its bounded outbound queue overflowed. Others are not
+/// slowed down by it; this client may reconnect and, later, resume.
+pub const SLOW_CONSUMER: u16 = 4000;
+/// The client stopped answering pings.
+pub const HEARTBEAT_TIMEOUT: u16 = 4001;
+
+/// Whether a client that saw `code` should try to reconnect.
+pub const fn should_reconnect(code: u16) -> bool {
+    matches!(code, GOING_AWAY | INTERNAL | RESTART | SLOW_CONSUMER | HEARTBEAT_TIMEOUT | 1006)
+}

@@ -1,0 +1,153 @@
+//! Topics (rooms) and broadcast, in process.
+//!
+//! A message is published as an encoded [`Frame`]: it is rendered and framed once, and every
+//! subscriber's queue holds a reference to the same bytes.
+//!
+//! # Slow subscribers
+//!
+//! Publishing never waits. Each connection has a bounded outbound queue
+//! ([`Limits::outbound_queue`](crate::Limits::outbound_queue)); when a publish finds it full, that
+//! connection is closed with [`close::SLOW_CONSUMER`](crate::protocol::close::SLOW_CONSUMER)
+//! (4000) and the message is not queued for it. Every other subscriber still gets the message,
+//! and the publisher is never slowed down by one client that cannot keep up.
+//!
+//! # Closing
+//!
+//! A subscription ends when its connection ends; a topic with no subscribers left is forgotten.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::transport::Frame;
+use crate::transport::outbox::{Offer, Outbox};
+
+/// The in-process topic registry. Cheap to clone; clones share the same topics.
+///
+/// ```
+/// use livehtml::{Frame, PubSub};
+///
+/// let pubsub = PubSub::default();
+/// // Nobody listens yet: the frame reaches no one.
+/// assert_eq!(pubsub.publish("lobby", Frame::text("<p id=x hx-swap-oob=true>hi</p>")), 0);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct PubSub {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    topics: Mutex<HashMap<String, Arc<Topic>>>,
+    next_id: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Topic {
+    subscribers: RwLock<Vec<(u64, Outbox)>>,
+}
+
+impl PubSub {
+    /// Queues `frame` for every subscriber of `topic` and returns how many took it.
+    /// Subscribers whose queue is full are closed as slow consumers (see the module docs).
+    pub fn publish(&self, topic: &str, frame: Frame) -> usize {
+        let Some(topic) = self.topic(topic) else { return 0 };
+        let subscribers = topic.subscribers.read().unwrap_or_else(|e| e.into_inner());
+        subscribers.iter().filter(|(_, outbox)| outbox.offer(frame.clone()) == Offer::Queued).count()
+    }
+
+    /// How many connections are subscribed to `topic`.
+    pub fn subscriber_count(&self, topic: &str) -> usize {
+        self.topic(topic).map_or(0, |t| t.subscribers.read().unwrap_or_else(|e| e.into_inner()).len())
+    }
+
+    fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.inner.topics.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+    }
+
+    /// Subscribes `outbox` to `name`; the subscription lasts until the returned guard drops.
+    pub(crate) fn subscribe(&self, name: &str, outbox: Outbox) -> Subscription {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let topic = {
+            let mut topics = self.inner.topics.lock().unwrap_or_else(|e| e.into_inner());
+            topics.entry(name.to_owned()).or_default().clone()
+        };
+        topic.subscribers.write().unwrap_or_else(|e| e.into_inner()).push((id, outbox));
+        Subscription { pubsub: self.clone(), topic: name.to_owned(), id }
+    }
+
+    fn unsubscribe(&self, name: &str, id: u64) {
+        let mut topics = self.inner.topics.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(topic) = topics.get(name) else { return };
+        let mut subscribers = topic.subscribers.write().unwrap_or_else(|e| e.into_inner());
+        subscribers.retain(|(sid, outbox)| *sid != id && !outbox.is_closed());
+        if subscribers.is_empty() {
+            drop(subscribers);
+            topics.remove(name);
+        }
+    }
+}
+
+/// A live subscription; dropping it unsubscribes.
+#[derive(Debug)]
+pub(crate) struct Subscription {
+    pubsub: PubSub,
+    topic: String,
+    id: u64,
+}
+
+impl Subscription {
+    pub(crate) fn topic(&self) -> &str {
+        &self.topic
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.pubsub.unsubscribe(&self.topic, self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::close;
+
+    #[tokio::test]
+    async fn publish_reaches_every_subscriber_with_shared_bytes() {
+        let pubsub = PubSub::default();
+        let (a, mut ra, _) = Outbox::new(4);
+        let (b, mut rb, _) = Outbox::new(4);
+        let _sa = pubsub.subscribe("room", a);
+        let _sb = pubsub.subscribe("room", b);
+        assert_eq!(pubsub.publish("room", Frame::text("hi")), 2);
+        assert_eq!(ra.recv().await.unwrap().as_text(), Some("hi"));
+        assert_eq!(rb.recv().await.unwrap().as_text(), Some("hi"));
+        assert_eq!(pubsub.publish("other", Frame::text("x")), 0);
+    }
+
+    #[tokio::test]
+    async fn a_full_subscriber_is_cut_off_and_the_rest_still_receive() {
+        let pubsub = PubSub::default();
+        let (slow, _slow_rx, slow_kill) = Outbox::new(1);
+        let (fast, mut fast_rx, _) = Outbox::new(8);
+        let _s1 = pubsub.subscribe("room", slow);
+        let _s2 = pubsub.subscribe("room", fast);
+        assert_eq!(pubsub.publish("room", Frame::text("1")), 2);
+        assert_eq!(pubsub.publish("room", Frame::text("2")), 1);
+        assert_eq!(slow_kill.requested().await, close::SLOW_CONSUMER);
+        assert_eq!(fast_rx.recv().await.unwrap().as_text(), Some("1"));
+        assert_eq!(fast_rx.recv().await.unwrap().as_text(), Some("2"));
+    }
+
+    #[test]
+    fn dropping_the_last_subscription_forgets_the_topic() {
+        let pubsub = PubSub::default();
+        let (a, _rx, _) = Outbox::new(1);
+        let sub = pubsub.subscribe("room", a);
+        assert_eq!(pubsub.subscriber_count("room"), 1);
+        drop(sub);
+        assert_eq!(pubsub.subscriber_count("room"), 0);
+        assert!(pubsub.inner.topics.lock().unwrap().is_empty());
+    }
+}

@@ -1,0 +1,133 @@
+use std::borrow::Cow;
+
+use axum::http::{HeaderMap, Uri};
+
+use crate::protocol::{Fragment, ParseLimits};
+use crate::pubsub::{PubSub, Subscription};
+use crate::transport::Frame;
+use crate::transport::outbox::Outbox;
+
+/// What the upgrade request said: given to an endpoint's session factory.
+#[derive(Debug, Clone)]
+pub struct Connect {
+    pub(crate) id: u64,
+    pub(crate) uri: Uri,
+    pub(crate) headers: HeaderMap,
+}
+
+impl Connect {
+    /// A number unique to this connection within the process.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The request URI of the upgrade (path and query).
+    pub fn uri(&self) -> &Uri {
+        &self.uri
+    }
+
+    /// The upgrade request's headers (cookies, auth, user agent).
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+}
+
+/// A session's handle on its connection: its own page, its topics, the process's pub/sub.
+#[derive(Debug)]
+pub struct Context {
+    id: u64,
+    outbox: Outbox,
+    pubsub: PubSub,
+    parse: ParseLimits,
+    pending: String,
+    frames: Vec<Frame>,
+    subscriptions: Vec<Subscription>,
+    close: Option<(u16, Cow<'static, str>)>,
+}
+
+impl Context {
+    pub(crate) fn new(id: u64, outbox: Outbox, pubsub: PubSub, parse: ParseLimits) -> Self {
+        Self {
+            id,
+            outbox,
+            pubsub,
+            parse,
+            pending: String::new(),
+            frames: Vec::new(),
+            subscriptions: Vec::new(),
+            close: None,
+        }
+    }
+
+    /// This connection's id (the same as [`Connect::id`]).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Queues a fragment for this page. Everything pushed during one call of a [`crate::Session`]
+    /// method goes out as a single WebSocket message when the call returns.
+    pub fn push(&mut self, fragment: Fragment) {
+        fragment.encode_into(&mut self.pending);
+    }
+
+    /// Queues an already encoded message for this page, after anything pushed before it.
+    pub fn push_frame(&mut self, frame: Frame) {
+        self.seal_pending();
+        self.frames.push(frame);
+    }
+
+    /// Subscribes this connection to `topic`: every frame published there is sent to this page,
+    /// straight from the publisher, without a round trip through the session. Subscribing twice
+    /// to the same topic is a no-op.
+    pub fn subscribe(&mut self, topic: &str) {
+        if !self.subscriptions.iter().any(|s| s.topic() == topic) {
+            self.subscriptions.push(self.pubsub.subscribe(topic, self.outbox.clone()));
+        }
+    }
+
+    /// Stops receiving `topic`.
+    pub fn unsubscribe(&mut self, topic: &str) {
+        self.subscriptions.retain(|s| s.topic() != topic);
+    }
+
+    /// Renders `fragments` once and publishes the bytes to every subscriber of `topic`, this
+    /// page included if it is subscribed. Returns how many connections took it.
+    pub fn broadcast<'a>(&self, topic: &str, fragments: impl IntoIterator<Item = &'a Fragment>) -> usize {
+        self.pubsub.publish(topic, Frame::fragments(fragments))
+    }
+
+    /// The process's pub/sub, for publishing frames or counting subscribers.
+    pub fn pubsub(&self) -> &PubSub {
+        &self.pubsub
+    }
+
+    /// Ends the connection with `code` and `reason` once the current call returns (after
+    /// what it pushed has been sent).
+    pub fn close(&mut self, code: u16, reason: impl Into<Cow<'static, str>>) {
+        self.close.get_or_insert((code, reason.into()));
+    }
+
+    pub(crate) fn parse_limits(&self) -> ParseLimits {
+        self.parse
+    }
+
+    fn seal_pending(&mut self) {
+        if !self.pending.is_empty() {
+            self.frames.push(Frame::text(std::mem::take(&mut self.pending)));
+        }
+    }
+
+    /// Takes what was pushed since the last call, in order.
+    pub(crate) fn take_frames(&mut self) -> Vec<Frame> {
+        self.seal_pending();
+        std::mem::take(&mut self.frames)
+    }
+
+    pub(crate) fn take_close(&mut self) -> Option<(u16, Cow<'static, str>)> {
+        self.close.take()
+    }
+
+    pub(crate) fn end(&mut self) {
+        self.subscriptions.clear();
+    }
+}

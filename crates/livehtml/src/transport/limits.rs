@@ -1,0 +1,84 @@
+use std::time::Duration;
+
+use crate::protocol::ParseLimits;
+
+/// Per-endpoint limits of the WebSocket transport.
+///
+/// ```
+/// use std::time::Duration;
+/// use livehtml::Limits;
+///
+/// let limits = Limits::default()
+///     .max_message_bytes(16 * 1024)
+///     .outbound_queue(64)
+///     .ping_interval(Duration::from_secs(10));
+/// assert_eq!(limits.get_max_message_bytes(), 16 * 1024);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub(crate) max_message_bytes: usize,
+    pub(crate) outbound_queue: usize,
+    pub(crate) ping_interval: Duration,
+    pub(crate) close_timeout: Duration,
+    pub(crate) max_depth: usize,
+    pub(crate) max_fields: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let parse = ParseLimits::default();
+        Self {
+            max_message_bytes: parse.max_bytes,
+            outbound_queue: 256,
+            ping_interval: Duration::from_secs(25),
+            close_timeout: Duration::from_secs(5),
+            max_depth: parse.max_depth,
+            max_fields: parse.max_fields,
+        }
+    }
+}
+
+impl Limits {
+    /// Largest inbound message (default 64 KiB). A larger one closes the connection with 1009
+    /// as soon as its header announces the size; the rest of it is never buffered.
+    pub fn max_message_bytes(mut self, bytes: usize) -> Self {
+        self.max_message_bytes = bytes.max(1);
+        self
+    }
+
+    /// The configured inbound message limit.
+    pub fn get_max_message_bytes(&self) -> usize {
+        self.max_message_bytes
+    }
+
+    /// Capacity of each connection's outbound queue, in messages (default 256). When a client
+    /// falls this far behind, it is closed with 4000 (slow consumer); see [`crate::PubSub`].
+    pub fn outbound_queue(mut self, messages: usize) -> Self {
+        self.outbound_queue = messages.max(1);
+        self
+    }
+
+    /// How often the server pings (default 25 s). A client that sends nothing, not even a pong,
+    /// for a whole interval after a ping is closed with 4001 (heartbeat timeout).
+    pub fn ping_interval(mut self, interval: Duration) -> Self {
+        self.ping_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How long a closing connection waits to deliver its close frame and hear the client's
+    /// reply before the TCP connection is dropped (default 5 s).
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// Deepest JSON nesting accepted in an event (default 4).
+    pub fn max_depth(mut self, depth: usize) -> Self {
+        self.max_depth = depth;
+        self
+    }
+
+    pub(crate) fn parse(&self) -> ParseLimits {
+        ParseLimits { max_bytes: self.max_message_bytes, max_depth: self.max_depth, max_fields: self.max_fields }
+    }
+}

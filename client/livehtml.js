@@ -1,0 +1,340 @@
+// livehtml.js: the browser client of livehtml. One file, no build step, no dependencies.
+//
+// Markup it understands:
+//   <div lh-connect="/ws/chat"> ... </div>   open a WebSocket to the server; fragments that
+//                                            arrive are swapped in by id (hx-swap-oob rules)
+//   <form lh-send> ... </form>                send the form's values on submit
+//   <button lh-send="toggle">                 send a click, named "toggle" (LH-Event)
+//   lh-value-NAME="v"                         add NAME=v to what the element sends
+//   lh-reset="message"                        after sending, clear these fields (empty: the form)
+//
+// Messages go out in the htmx 2 `ws-send` shape ({...values, HEADERS: {...}}), so a server
+// needs one parser for htmx and for livehtml.js.
+//
+// Events (bubbling, on the lh-connect element): lh:open, lh:close {code, reason, reconnect},
+// lh:reconnecting {attempt, delay}, lh:message {data}, lh:error {error}. The element's
+// `lh-state` attribute is "connecting", "open", "reconnecting" or "closed", for CSS.
+// @ts-check
+(function () {
+  "use strict";
+
+  // ======================================================================
+  // Public API
+  // ======================================================================
+
+  /** @typedef {{ socket: WebSocket | null, url: string, element: Element, attempt: number,
+   *              queue: string[], timer: number | undefined, closed: boolean }} Connection */
+
+  const livehtml = {
+    config: {
+      /** First reconnect delay ceiling, ms; doubles each attempt (full jitter). */
+      reconnectBase: 500,
+      /** Largest reconnect delay ceiling, ms. */
+      reconnectMax: 30000,
+      /** Messages kept while the socket is not open; older ones are dropped beyond this. */
+      maxQueue: 64,
+    },
+    /** Replaceable, to test or to adapt the client. @param {string} url */
+    createWebSocket: (url) => new WebSocket(url),
+    /** Opens (or returns) the connection of an lh-connect element. */
+    connect,
+    /** Sends values from `element` (a form, a button, anything) as one event. */
+    send,
+    /** Applies a server message: every top-level element is swapped by its hx-swap-oob. */
+    swap,
+    /** Morphs `target`'s children into `source`'s, keeping focus and typed input. */
+    morphChildren,
+  };
+  /** @type {any} */ (window).livehtml = livehtml;
+
+  // Close codes after which reconnecting would only repeat the failure.
+  const FINAL_CODES = [1000, 1003, 1008, 1009];
+
+  // ======================================================================
+  // Connections
+  // ======================================================================
+
+  /** @type {WeakMap<Element, Connection>} */
+  const connections = new WeakMap();
+
+  /** @param {Element} element @returns {Connection} */
+  function connect(element) {
+    let conn = connections.get(element);
+    if (conn) return conn;
+    const path = element.getAttribute("lh-connect") || "";
+    const url = new URL(path, location.href);
+    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    conn = { socket: null, url: url.href, element, attempt: 0, queue: [], timer: undefined, closed: false };
+    connections.set(element, conn);
+    open(conn);
+    return conn;
+  }
+
+  /** @param {Connection} conn */
+  function open(conn) {
+    setState(conn, conn.attempt === 0 ? "connecting" : "reconnecting");
+    let socket;
+    try {
+      socket = livehtml.createWebSocket(conn.url);
+    } catch (error) {
+      fire(conn.element, "lh:error", { error });
+      return scheduleReconnect(conn);
+    }
+    conn.socket = socket;
+    socket.addEventListener("open", () => {
+      conn.attempt = 0;
+      setState(conn, "open");
+      fire(conn.element, "lh:open", {});
+      while (conn.queue.length && socket.readyState === WebSocket.OPEN) socket.send(/** @type {string} */ (conn.queue.shift()));
+    });
+    socket.addEventListener("message", (event) => {
+      if (typeof event.data !== "string") return;
+      fire(conn.element, "lh:message", { data: event.data });
+      swap(event.data);
+    });
+    socket.addEventListener("close", (event) => {
+      if (conn.socket !== socket) return;
+      conn.socket = null;
+      const reconnect = !conn.closed && conn.element.isConnected && !FINAL_CODES.includes(event.code);
+      fire(conn.element, "lh:close", { code: event.code, reason: event.reason, reconnect });
+      if (reconnect) scheduleReconnect(conn);
+      else setState(conn, "closed");
+    });
+  }
+
+  /** Full-jitter exponential backoff: a uniform delay in [0, min(max, base * 2^attempt)).
+   * @param {Connection} conn */
+  function scheduleReconnect(conn) {
+    // A socket whose element left the page must not come back (htmx's ws extension does).
+    if (!conn.element.isConnected) return setState(conn, "closed");
+    const ceiling = Math.min(livehtml.config.reconnectMax, livehtml.config.reconnectBase * 2 ** conn.attempt);
+    const delay = Math.floor(Math.random() * ceiling);
+    conn.attempt += 1;
+    setState(conn, "reconnecting");
+    fire(conn.element, "lh:reconnecting", { attempt: conn.attempt, delay });
+    conn.timer = window.setTimeout(() => open(conn), delay);
+  }
+
+  /** @param {Connection} conn @param {string} state */
+  function setState(conn, state) {
+    conn.element.setAttribute("lh-state", state);
+  }
+
+  /** @param {Element} element @param {string} type @param {object} detail */
+  function fire(element, type, detail) {
+    element.dispatchEvent(new CustomEvent(type, { bubbles: true, detail }));
+  }
+
+  // ======================================================================
+  // Sending
+  // ======================================================================
+
+  /**
+   * @param {Element} element  the element that fired (form, button, input)
+   * @param {SubmitEvent | Event | null} [event]
+   */
+  function send(element, event) {
+    const owner = element.closest("[lh-connect]");
+    if (!owner) return;
+    const conn = connect(owner);
+    const form = element instanceof HTMLFormElement ? element : element.closest("form");
+    /** @type {Record<string, string | string[]>} */
+    const values = {};
+    const add = (/** @type {string} */ k, /** @type {string} */ v) => {
+      const prev = values[k];
+      values[k] = prev === undefined ? v : [].concat(/** @type {any} */ (prev), /** @type {any} */ (v));
+    };
+    if (form) {
+      const submitter = event && "submitter" in event ? /** @type {HTMLElement | null} */ (event.submitter) : null;
+      for (const [k, v] of new FormData(form, submitter)) if (typeof v === "string") add(k, v);
+    } else if (element instanceof HTMLInputElement || element instanceof HTMLSelectElement || element instanceof HTMLTextAreaElement) {
+      if (element.name) add(element.name, element.value);
+    }
+    for (const attr of Array.from(element.attributes)) {
+      if (attr.name.startsWith("lh-value-")) add(attr.name.slice(9), attr.value);
+    }
+    /** @type {Record<string, string>} */
+    const headers = {
+      "HX-Request": "true",
+      "HX-Current-URL": location.href,
+      "LH-Client": "1",
+    };
+    if (element.id) headers["HX-Trigger"] = element.id;
+    const name = element.getAttribute("name");
+    if (name) headers["HX-Trigger-Name"] = name;
+    const eventName = element.getAttribute("lh-send");
+    if (eventName) headers["LH-Event"] = eventName;
+    const target = element.getAttribute("lh-target");
+    if (target) headers["HX-Target"] = target;
+    const data = JSON.stringify({ ...values, HEADERS: headers });
+
+    if (conn.socket && conn.socket.readyState === WebSocket.OPEN) {
+      conn.socket.send(data);
+    } else {
+      // Bounded: while offline, keep the newest messages only.
+      conn.queue.push(data);
+      if (conn.queue.length > livehtml.config.maxQueue) conn.queue.shift();
+    }
+    if (form && form.hasAttribute("lh-reset")) resetFields(form, form.getAttribute("lh-reset") || "");
+  }
+
+  /** @param {HTMLFormElement} form @param {string} names */
+  function resetFields(form, names) {
+    if (!names.trim()) return form.reset();
+    for (const n of names.split(/[\s,]+/)) {
+      const field = form.elements.namedItem(n);
+      if (field && "value" in field) /** @type {HTMLInputElement} */ (field).value = "";
+    }
+  }
+
+  document.addEventListener("submit", (event) => {
+    const form = /** @type {Element} */ (event.target).closest("form[lh-send]");
+    if (!form) return;
+    event.preventDefault();
+    send(form, event);
+  });
+
+  document.addEventListener("click", (event) => {
+    const el = /** @type {Element} */ (event.target).closest("[lh-send]:not(form)");
+    if (!el || (el instanceof HTMLButtonElement && el.type === "submit" && el.form?.hasAttribute("lh-send"))) return;
+    event.preventDefault();
+    send(el, event);
+  });
+
+  // ======================================================================
+  // Swapping: the one path every incoming message takes
+  // ======================================================================
+
+  /** @param {string} html */
+  function swap(html) {
+    const template = document.createElement("template");
+    template.innerHTML = html;
+    for (const node of Array.from(template.content.children)) {
+      const spec = node.getAttribute("hx-swap-oob") || "true";
+      node.removeAttribute("hx-swap-oob");
+      let style = spec;
+      let selector = node.id ? "#" + CSS.escape(node.id) : "";
+      const colon = spec.indexOf(":");
+      if (colon > 0) {
+        style = spec.slice(0, colon);
+        selector = spec.slice(colon + 1);
+      }
+      if (style === "true") style = "outerHTML";
+      if (!selector) continue;
+      for (const target of Array.from(document.querySelectorAll(selector))) {
+        swapOne(target, node.cloneNode(true), style);
+      }
+    }
+  }
+
+  /** @param {Element} target @param {Node} node @param {string} style */
+  function swapOne(target, node, style) {
+    const el = /** @type {Element} */ (node);
+    const children = () => Array.from(el.childNodes);
+    switch (style) {
+      case "outerHTML": return target.replaceWith(el);
+      case "innerHTML": return target.replaceChildren(...children());
+      case "beforeend": return target.append(...children());
+      case "afterbegin": return target.prepend(...children());
+      case "beforebegin": return target.before(...children());
+      case "afterend": return target.after(...children());
+      case "delete": return target.remove();
+      case "innerMorph": return morphChildren(target, el);
+      case "outerMorph": return morphElement(target, el);
+      case "none": return;
+      default: return target.replaceChildren(...children());
+    }
+  }
+
+  // ======================================================================
+  // Morphing: keep the nodes that did not change, with their focus and typed text
+  // ======================================================================
+
+  /** @param {Element} target @param {Element} source */
+  function morphChildren(target, source) {
+    const next = Array.from(source.childNodes);
+    /** @type {Map<string, Element>} */
+    const byId = new Map();
+    for (const c of Array.from(target.children)) if (c.id) byId.set(c.id, c);
+    let cursor = target.firstChild;
+    for (const want of next) {
+      let match = null;
+      if (want instanceof Element && want.id) {
+        match = byId.get(want.id) || null;
+        if (match && match.tagName !== want.tagName) match = null;
+      } else if (cursor && cursor.nodeType === want.nodeType && !(cursor instanceof Element && cursor.id) &&
+                 (!(want instanceof Element) || /** @type {Element} */ (cursor).tagName === want.tagName)) {
+        match = cursor;
+      }
+      if (match) {
+        if (match !== cursor) target.insertBefore(match, cursor);
+        else cursor = cursor.nextSibling;
+        morphNode(match, want);
+      } else {
+        target.insertBefore(want, cursor);
+      }
+    }
+    while (cursor) {
+      const gone = cursor;
+      cursor = cursor.nextSibling;
+      gone.remove();
+    }
+  }
+
+  /** @param {Element} target @param {Element} source */
+  function morphElement(target, source) {
+    if (target.tagName !== source.tagName) return target.replaceWith(source);
+    morphNode(target, source);
+  }
+
+  /** @param {Node} target @param {Node} source */
+  function morphNode(target, source) {
+    if (!(target instanceof Element) || !(source instanceof Element)) {
+      if (target.nodeValue !== source.nodeValue) target.nodeValue = source.nodeValue;
+      return;
+    }
+    const focused = target === document.activeElement;
+    for (const attr of Array.from(target.attributes)) {
+      if (!source.hasAttribute(attr.name)) target.removeAttribute(attr.name);
+    }
+    for (const attr of Array.from(source.attributes)) {
+      if (focused && attr.name === "value") continue;
+      if (target.getAttribute(attr.name) !== attr.value) target.setAttribute(attr.name, attr.value);
+    }
+    // What the user typed lives in .value, not in the attribute: leave it alone.
+    if (target instanceof HTMLTextAreaElement || target instanceof HTMLInputElement) return;
+    morphChildren(target, source);
+  }
+
+  // ======================================================================
+  // Start
+  // ======================================================================
+
+  function start() {
+    for (const el of Array.from(document.querySelectorAll("[lh-connect]"))) connect(el);
+    // Connect elements that arrive later (swapped in by a fragment).
+    new MutationObserver((records) => {
+      for (const r of records) {
+        for (const n of Array.from(r.addedNodes)) {
+          if (!(n instanceof Element)) continue;
+          if (n.hasAttribute("lh-connect")) connect(n);
+          for (const el of Array.from(n.querySelectorAll("[lh-connect]"))) connect(el);
+        }
+        for (const n of Array.from(r.removedNodes)) {
+          if (!(n instanceof Element)) continue;
+          for (const el of [n, ...Array.from(n.querySelectorAll("[lh-connect]"))]) {
+            const conn = connections.get(el);
+            if (conn && !el.isConnected) {
+              conn.closed = true;
+              window.clearTimeout(conn.timer);
+              conn.socket?.close(1000);
+            }
+          }
+        }
+      }
+    }).observe(document.documentElement, { childList: true, subtree: true });
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();

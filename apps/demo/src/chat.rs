@@ -1,0 +1,150 @@
+//! `/chat`: the FastAPI chat room of the seed article, the livehtml way. The server stamps each
+//! message with its local time, stores it in SQLite and broadcasts one rendered fragment.
+
+use std::path::Path;
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use livehtml::{Context, Event, Fragment, Session, SessionError};
+use maud::{Markup, html};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+
+use crate::AppState;
+use crate::layout::page;
+
+const TOPIC: &str = "chat";
+/// How many messages the first render shows.
+const HISTORY: i64 = 50;
+const MAX_NAME: usize = 40;
+const MAX_MESSAGE: usize = 2000;
+
+/// One stored chat message.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// Server time, `HH:MM:SS`.
+    pub time: String,
+    /// Who wrote it.
+    pub name: String,
+    /// What they wrote, as typed.
+    pub body: String,
+}
+
+/// Chat messages in SQLite.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database file.
+    pub async fn open(path: &Path) -> Result<Self, sqlx::Error> {
+        let options = SqliteConnectOptions::new().filename(path).create_if_missing(true);
+        let pool = SqlitePool::connect_with(options).await?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS chat_messages (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                time TEXT NOT NULL,
+                name TEXT NOT NULL,
+                body TEXT NOT NULL
+            )",
+        )
+        .execute(&pool)
+        .await?;
+        Ok(Self { pool })
+    }
+
+    /// Stores a message.
+    pub async fn insert(&self, message: &Message) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT INTO chat_messages (time, name, body) VALUES (?, ?, ?)")
+            .bind(&message.time)
+            .bind(&message.name)
+            .bind(&message.body)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The newest messages, oldest first.
+    pub async fn recent(&self, limit: i64) -> Result<Vec<Message>, sqlx::Error> {
+        let rows: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT time, name, body FROM chat_messages ORDER BY id DESC LIMIT ?")
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().rev().map(|(time, name, body)| Message { time, name, body }).collect())
+    }
+}
+
+fn render_message(m: &Message) -> Markup {
+    html! { li { "[" (m.time) "] " strong { (m.name) } ": " (m.body) } }
+}
+
+struct ChatSession {
+    state: AppState,
+}
+
+impl Session for ChatSession {
+    async fn on_join(&mut self, ctx: &mut Context) -> Result<(), SessionError> {
+        ctx.subscribe(TOPIC);
+        Ok(())
+    }
+
+    async fn on_event(&mut self, ctx: &mut Context, event: Event) -> Result<(), SessionError> {
+        let body = event.value("message").unwrap_or_default().trim();
+        if body.is_empty() {
+            return Ok(());
+        }
+        let name = event.value("name").map(str::trim).filter(|n| !n.is_empty()).unwrap_or("Anonymous");
+        let now = time::OffsetDateTime::now_utc().to_offset(self.state.offset);
+        let message = Message {
+            time: now.format(time::macros::format_description!("[hour]:[minute]:[second]")).unwrap_or_default(),
+            name: name.chars().take(MAX_NAME).collect(),
+            body: body.chars().take(MAX_MESSAGE).collect(),
+        };
+        // Stored before it is shown: a message anyone saw survives a restart.
+        self.state.chat.insert(&message).await?;
+        ctx.broadcast(TOPIC, &[Fragment::append("messages", render_message(&message)).tag("ul")]);
+        Ok(())
+    }
+}
+
+async fn chat_page(State(state): State<AppState>) -> Result<Markup, (axum::http::StatusCode, &'static str)> {
+    let history = state.chat.recent(HISTORY).await.map_err(|e| {
+        tracing::error!(error = %e, "loading chat history");
+        (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "could not load the chat history")
+    })?;
+    Ok(page(
+        "Chat",
+        html! {
+            h1 { "Chatting with WebSockets" }
+            div lh-connect="/ws/chat" {
+                p.status { "Status: " }
+                form #chat-form lh-send lh-reset="message" {
+                    input #name name="name" type="text" placeholder="Your name" value="Anonymous";
+                    br;
+                    textarea #message name="message" autocomplete="off" autofocus rows="4" {}
+                    br;
+                    button #send type="submit" { "Send" }
+                }
+                ul #messages .log {
+                    @for m in &history { (render_message(m)) }
+                }
+            }
+            script { (maud::PreEscaped(ENTER_TO_SEND)) }
+        },
+    ))
+}
+
+/// Enter sends, Shift+Enter makes a new line.
+const ENTER_TO_SEND: &str = r#"document.getElementById("message").addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); e.target.form.requestSubmit(); }
+});"#;
+
+pub(crate) fn routes(state: &AppState) -> Router {
+    let s = state.clone();
+    Router::new()
+        .route("/chat", get(chat_page))
+        .route("/ws/chat", state.live.endpoint(move |_| ChatSession { state: s.clone() }))
+        .with_state(state.clone())
+}

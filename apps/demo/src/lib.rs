@@ -1,0 +1,79 @@
+//! The livehtml demo app as a library, so tests can start it in process.
+
+mod chat;
+mod echo;
+mod layout;
+mod lobby;
+mod raw;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use livehtml::{Live, shutdown_signal};
+use tokio::net::TcpListener;
+
+/// Command-line flags.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(version, about = "The livehtml demo: chat, echo, lobby")]
+pub struct Args {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "LIVEHTML_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+    /// Directory for the SQLite database (created on first run).
+    #[arg(long, env = "LIVEHTML_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// Longest time to wait for live connections to close on shutdown, in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub drain_secs: u64,
+}
+
+/// What every page and session shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The live runtime (pub/sub, connections).
+    pub live: Live,
+    /// Chat storage.
+    pub chat: chat::Store,
+    /// The players in the lobby.
+    pub lobby: Arc<lobby::Lobby>,
+    /// The server's local offset, for message times.
+    pub offset: time::UtcOffset,
+}
+
+/// Opens the data directory and builds the app.
+pub async fn state(data_dir: &std::path::Path, offset: time::UtcOffset) -> Result<AppState, Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(data_dir)?;
+    let chat = chat::Store::open(&data_dir.join("livehtml-demo.db")).await?;
+    Ok(AppState { live: Live::default(), chat, lobby: Arc::default(), offset })
+}
+
+/// All routes of the demo.
+pub fn app(state: AppState) -> Router {
+    let live = state.live.clone();
+    Router::new()
+        .route("/", get(layout::home))
+        .merge(chat::routes(&state))
+        .merge(echo::routes(&live))
+        .merge(lobby::routes(&state))
+        .merge(raw::routes(&live))
+        .merge(live.client_script())
+}
+
+/// Serves until SIGTERM or Ctrl-C, then closes live connections (1012) and drains.
+pub async fn run(args: Args, offset: time::UtcOffset) -> Result<(), Box<dyn std::error::Error>> {
+    let state = state(&args.data_dir, offset).await?;
+    let live = state.live.clone();
+    let listener = TcpListener::bind(args.addr).await?;
+    // Tests and scripts read this line to find the port.
+    println!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app(state)).with_graceful_shutdown(live.graceful_shutdown(shutdown_signal())).await?;
+    if !live.drain(Duration::from_secs(args.drain_secs)).await {
+        tracing::warn!(open = live.connection_count(), "drain timed out; dropping the rest");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

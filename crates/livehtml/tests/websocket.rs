@@ -1,0 +1,321 @@
+//! The WebSocket path end to end, over real sockets on 127.0.0.1:0.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use futures_util::{SinkExt, StreamExt};
+use livehtml::protocol::close;
+use livehtml::{Config, Context, Event, Fragment, Frame, Html, Inbound, Limits, Live, Origins, Session, SessionError};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Generous bound on any single wait, so a broken build fails instead of hanging.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A chat room: every message is broadcast to the room as an escaped fragment.
+struct Room;
+
+impl Session for Room {
+    async fn on_join(&mut self, ctx: &mut Context) -> Result<(), SessionError> {
+        ctx.subscribe("room");
+        Ok(())
+    }
+
+    async fn on_event(&mut self, ctx: &mut Context, event: Event) -> Result<(), SessionError> {
+        let text = event.value("message").unwrap_or_default();
+        ctx.broadcast("room", &[Fragment::append("log", Html::escape(text)).tag("ul")]);
+        Ok(())
+    }
+}
+
+/// Replies to the sender only.
+struct Reply;
+
+impl Session for Reply {
+    async fn on_event(&mut self, ctx: &mut Context, event: Event) -> Result<(), SessionError> {
+        ctx.push(Fragment::inner("out", Html::escape(event.value("message").unwrap_or_default())));
+        Ok(())
+    }
+}
+
+/// Echoes raw frames.
+struct RawEcho;
+
+impl Session for RawEcho {
+    async fn on_event(&mut self, _: &mut Context, _: Event) -> Result<(), SessionError> {
+        Ok(())
+    }
+
+    async fn on_message(&mut self, ctx: &mut Context, message: Inbound) -> Result<(), SessionError> {
+        ctx.push_frame(message.into_frame());
+        Ok(())
+    }
+}
+
+async fn serve(live: &Live, limits: Limits) -> SocketAddr {
+    let app: Router = Router::new()
+        .route("/room", live.endpoint_with(limits, |_| Room))
+        .route("/reply", live.endpoint_with(limits, |_| Reply))
+        .route("/raw", live.endpoint_with(limits, |_| RawEcho))
+        .merge(live.client_script());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let live = live.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, app).with_graceful_shutdown(live.graceful_shutdown(std::future::pending())).await.unwrap();
+    });
+    addr
+}
+
+async fn connect(addr: SocketAddr, path: &str) -> Client {
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}{path}")).await.expect("connect");
+    ws
+}
+
+/// Waits for the room to have `n` subscribers (joins are asynchronous to the handshake).
+async fn until_subscribed(live: &Live, n: usize) {
+    tokio::time::timeout(WAIT, async {
+        while live.pubsub().subscriber_count("room") != n {
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .expect("subscribers joined");
+}
+
+async fn next_text(ws: &mut Client) -> String {
+    loop {
+        match tokio::time::timeout(WAIT, ws.next()).await.expect("message in time") {
+            Some(Ok(Message::Text(t))) => return t.to_string(),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+}
+
+/// Reads until the server's close frame and returns its code.
+async fn close_code(ws: &mut Client) -> Option<u16> {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    })
+    .await
+    .expect("close in time")
+}
+
+fn htmx2(message: &str) -> Message {
+    let json = serde_json::json!({"message": message, "HEADERS": {"HX-Request": "true", "HX-Trigger": "chat"}});
+    Message::text(json.to_string())
+}
+
+#[tokio::test]
+async fn two_clients_in_a_room_both_receive_a_broadcast_escaped() {
+    let live = Live::default();
+    let addr = serve(&live, Limits::default()).await;
+    let mut a = connect(addr, "/room").await;
+    let mut b = connect(addr, "/room").await;
+    until_subscribed(&live, 2).await;
+
+    a.send(htmx2("<script>alert(1)</script>")).await.unwrap();
+    let want = r#"<ul id="log" hx-swap-oob="beforeend">&lt;script&gt;alert(1)&lt;/script&gt;</ul>"#;
+    assert_eq!(next_text(&mut a).await, want);
+    assert_eq!(next_text(&mut b).await, want);
+
+    // htmx 4's shape reaches the same handler.
+    let htmx4 = serde_json::json!({"message": "four", "headers": {"HX-Request": "true", "HX-Source": "form#chat"}});
+    b.send(Message::text(htmx4.to_string())).await.unwrap();
+    assert!(next_text(&mut a).await.contains(">four<"));
+    assert!(next_text(&mut b).await.contains(">four<"));
+}
+
+#[tokio::test]
+async fn a_reply_goes_to_the_sender_only() {
+    let live = Live::default();
+    let addr = serve(&live, Limits::default()).await;
+    let mut a = connect(addr, "/reply").await;
+    a.send(htmx2("a & b")).await.unwrap();
+    assert_eq!(next_text(&mut a).await, r#"<div id="out" hx-swap-oob="innerHTML">a &amp; b</div>"#);
+}
+
+#[tokio::test]
+async fn a_slow_subscriber_is_cut_off_while_a_fast_one_keeps_receiving() {
+    let live = Live::default();
+    let limits = Limits::default().outbound_queue(8).close_timeout(WAIT);
+    let addr = serve(&live, limits).await;
+    let mut fast = connect(addr, "/room").await;
+    let mut slow = connect(addr, "/room").await; // never reads until the end
+    until_subscribed(&live, 2).await;
+
+    // 2000 x 32 KiB = 64 MiB: far more than the slow client's socket buffers and queue can hold.
+    let payload = "x".repeat(32 * 1024);
+    let total = 2000;
+    for i in 0..total {
+        let frame = Frame::text(format!("{i}:{payload}"));
+        live.pubsub().publish("room", frame);
+        let got = next_text(&mut fast).await;
+        assert!(got.starts_with(&format!("{i}:")), "fast client got every message in order");
+    }
+    assert_eq!(live.pubsub().subscriber_count("room"), 1, "the slow client was unsubscribed");
+
+    let mut received = 0;
+    let code = tokio::time::timeout(WAIT, async {
+        loop {
+            match slow.next().await {
+                Some(Ok(Message::Text(_))) => received += 1,
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => panic!("slow client saw {e} instead of a close frame"),
+                None => return None,
+            }
+        }
+    })
+    .await
+    .expect("slow client closed in time");
+    assert_eq!(code, Some(close::SLOW_CONSUMER));
+    assert!(received < total, "slow client was cut off before the end ({received} of {total})");
+}
+
+#[tokio::test]
+async fn an_oversized_message_gets_1009_and_others_are_still_served() {
+    let live = Live::default();
+    let addr = serve(&live, Limits::default()).await;
+    let mut big = connect(addr, "/reply").await;
+    let mut other = connect(addr, "/reply").await;
+    big.send(htmx2(&"x".repeat(70 * 1024))).await.unwrap();
+    assert_eq!(close_code(&mut big).await, Some(close::TOO_BIG));
+    other.send(htmx2("still here")).await.unwrap();
+    assert!(next_text(&mut other).await.contains("still here"));
+    // A message just under the limit is fine.
+    other.send(htmx2(&"y".repeat(60 * 1024))).await.unwrap();
+    assert!(next_text(&mut other).await.len() > 60 * 1024);
+}
+
+#[tokio::test]
+async fn malformed_events_close_with_a_clear_reason_and_binary_with_1003() {
+    let live = Live::default();
+    let addr = serve(&live, Limits::default()).await;
+    for (msg, code) in [
+        (Message::text("not json"), close::POLICY),
+        (Message::text("[1,2]"), close::POLICY),
+        (Message::text(r#"{"a":{"b":"c"}}"#), close::POLICY),
+        (Message::binary(vec![1u8, 2, 3]), close::UNSUPPORTED),
+    ] {
+        let mut ws = connect(addr, "/reply").await;
+        ws.send(msg).await.unwrap();
+        assert_eq!(close_code(&mut ws).await, Some(code));
+    }
+    let mut ws = connect(addr, "/reply").await;
+    ws.send(htmx2("ok")).await.unwrap();
+    assert!(next_text(&mut ws).await.contains(">ok<"));
+}
+
+#[tokio::test]
+async fn raw_echo_returns_text_and_binary_verbatim() {
+    let live = Live::default();
+    let addr = serve(&live, Limits::default()).await;
+    let mut ws = connect(addr, "/raw").await;
+    ws.send(Message::text("héllo <b>")).await.unwrap();
+    assert_eq!(next_text(&mut ws).await, "héllo <b>");
+    ws.send(Message::binary(vec![0u8, 255, 7])).await.unwrap();
+    match tokio::time::timeout(WAIT, ws.next()).await.unwrap() {
+        Some(Ok(Message::Binary(b))) => assert_eq!(&b[..], &[0, 255, 7]),
+        other => panic!("expected binary, got {other:?}"),
+    }
+}
+
+async fn upgrade_status(addr: SocketAddr, origin: Option<&str>) -> Result<u16, u16> {
+    let mut req = format!("ws://{addr}/reply").into_client_request().unwrap();
+    if let Some(o) = origin {
+        req.headers_mut().insert("Origin", HeaderValue::from_str(o).unwrap());
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((_, resp)) => Ok(resp.status().as_u16()),
+        Err(tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+#[tokio::test]
+async fn origins_are_checked_at_upgrade() {
+    let live = Live::default();
+    let addr = serve(&live, Limits::default()).await;
+    assert_eq!(upgrade_status(addr, Some("http://evil.example")).await, Err(403));
+    assert_eq!(upgrade_status(addr, Some(&format!("http://{addr}"))).await, Ok(101));
+    assert_eq!(upgrade_status(addr, None).await, Ok(101));
+
+    let live = Live::new(Config::default().origins(Origins::Allow(vec!["https://app.example".into()])));
+    let addr = serve(&live, Limits::default()).await;
+    assert_eq!(upgrade_status(addr, Some("https://app.example")).await, Ok(101));
+    assert_eq!(upgrade_status(addr, Some("https://other.example")).await, Err(403));
+}
+
+#[tokio::test]
+async fn a_client_that_stops_answering_pings_is_closed() {
+    let live = Live::default();
+    let addr = serve(&live, Limits::default().ping_interval(Duration::from_millis(50))).await;
+    // This client answers pings only while it reads: it does not read until the server gave up.
+    let mut silent = connect(addr, "/reply").await;
+    let mut alive = connect(addr, "/reply").await;
+    // The live client keeps reading (and so answering pings) for several intervals.
+    let keep_alive = tokio::spawn(async move {
+        let mut pings = 0;
+        while pings < 5 {
+            match tokio::time::timeout(WAIT, alive.next()).await.unwrap() {
+                Some(Ok(Message::Ping(_))) => pings += 1,
+                other => panic!("live client got {other:?}"),
+            }
+        }
+        alive.send(htmx2("still alive")).await.unwrap();
+        next_text(&mut alive).await
+    });
+    tokio::time::timeout(WAIT, async {
+        while live.connection_count() != 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("silent client dropped");
+    assert_eq!(close_code(&mut silent).await, Some(close::HEARTBEAT_TIMEOUT));
+    assert!(keep_alive.await.unwrap().contains("still alive"));
+}
+
+#[tokio::test]
+async fn shutdown_closes_live_connections_with_1012_and_drains() {
+    let live = Live::default();
+    let addr = serve(&live, Limits::default()).await;
+    let mut a = connect(addr, "/room").await;
+    let mut b = connect(addr, "/reply").await;
+    until_subscribed(&live, 1).await;
+    live.shutdown();
+    assert_eq!(close_code(&mut a).await, Some(close::RESTART));
+    assert_eq!(close_code(&mut b).await, Some(close::RESTART));
+    assert!(live.drain(WAIT).await, "all connections closed within the drain time");
+    assert_eq!(live.connection_count(), 0);
+}
+
+#[tokio::test]
+async fn the_client_script_is_served() {
+    let live = Live::default();
+    let addr = serve(&live, Limits::default()).await;
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let req = format!("GET {} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n", livehtml::SCRIPT_PATH);
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut resp = String::new();
+    tcp.read_to_string(&mut resp).await.unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200"));
+    assert!(resp.contains("text/javascript"));
+    assert!(resp.ends_with(livehtml::SCRIPT));
+}

@@ -76,6 +76,10 @@ impl Store {
     }
 }
 
+fn online_fragment(online: usize) -> Fragment {
+    Fragment::inner("online", html! { (online) " online" }).tag("span")
+}
+
 fn render_message(m: &Message) -> Markup {
     html! { li { "[" (m.time) "] " strong { (m.name) } ": " (m.body) } }
 }
@@ -87,7 +91,15 @@ struct ChatSession {
 impl Session for ChatSession {
     async fn on_join(&mut self, ctx: &mut Context) -> Result<(), SessionError> {
         ctx.subscribe(TOPIC);
+        let online = ctx.pubsub().subscriber_count(TOPIC);
+        ctx.broadcast(TOPIC, &[online_fragment(online)]);
         Ok(())
+    }
+
+    async fn on_leave(&mut self, ctx: &mut Context) {
+        // This page is still subscribed while on_leave runs.
+        let online = ctx.pubsub().subscriber_count(TOPIC).saturating_sub(1);
+        ctx.broadcast(TOPIC, &[online_fragment(online)]);
     }
 
     async fn on_event(&mut self, ctx: &mut Context, event: Event) -> Result<(), SessionError> {
@@ -119,7 +131,7 @@ async fn chat_page(State(state): State<AppState>) -> Result<Markup, (axum::http:
         html! {
             h1 { "Chatting with WebSockets" }
             div lh-connect="/ws/chat" {
-                p.status { "Status: " }
+                p.status { span #online { "" } " · " }
                 form #chat-form lh-send lh-reset="message" {
                     input #name name="name" type="text" placeholder="Your name" value="Anonymous";
                     br;

@@ -1,1 +1,117 @@
-fn main() {}
+//! A livehtml endpoint driven by plain htmx: the same room served to an htmx 2 page
+//! (`htmx-ext-ws`: `ws-connect`, `ws-send`) and an htmx 4 page (`hx-ws:connect`, `hx-ws:send`).
+//! Both pages get the same bytes: fragments with an explicit `hx-swap-oob`.
+//!
+//! htmx itself is not committed: install it from npm first, then
+//! run with: `cargo run -p example-htmx -- --vendor e2e/node_modules`
+//! and open <http://127.0.0.1:3001/htmx2> and <http://127.0.0.1:3001/htmx4>.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use axum::Router;
+use axum::routing::get;
+use clap::Parser;
+use livehtml::{Context, Event, Fragment, Live, Session, SessionError};
+use maud::{DOCTYPE, Markup, html};
+use tower_http::services::ServeDir;
+
+#[derive(Parser)]
+struct Args {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:3001")]
+    addr: SocketAddr,
+    /// A node_modules folder holding `htmx2` (htmx.org@2), `htmx4` (htmx.org@4) and `htmx-ext-ws`.
+    #[arg(long, default_value = "e2e/node_modules")]
+    vendor: PathBuf,
+}
+
+/// One room: every message is broadcast, escaped, to every page in it.
+struct Room;
+
+impl Session for Room {
+    async fn on_join(&mut self, ctx: &mut Context) -> Result<(), SessionError> {
+        ctx.subscribe("room");
+        // Tells the page it is in the room: from here on it receives every broadcast.
+        ctx.push(Fragment::inner("status", html! { "joined" }));
+        Ok(())
+    }
+
+    async fn on_event(&mut self, ctx: &mut Context, event: Event) -> Result<(), SessionError> {
+        let text = event.value("message").unwrap_or_default();
+        let from = format!("{:?}", event.dialect);
+        ctx.broadcast(
+            "room",
+            &[
+                Fragment::append("log", html! { li { (text) } }).tag("ul"),
+                Fragment::inner("last-dialect", html! { (from) }),
+            ],
+        );
+        Ok(())
+    }
+}
+
+fn page(title: &str, scripts: &[&str], body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { (title) }
+                @for src in scripts { script src=(src) {} }
+            }
+            body { h1 { (title) } (body) }
+        }
+    }
+}
+
+async fn htmx2() -> Markup {
+    page(
+        "htmx 2 + htmx-ext-ws",
+        &["/vendor/htmx2/dist/htmx.min.js", "/vendor/htmx-ext-ws/dist/ws.js"],
+        html! {
+            div hx-ext="ws" ws-connect="/ws/room" {
+                form #room-form ws-send {
+                    input name="message" autocomplete="off";
+                    button type="submit" { "Send" }
+                }
+                p { "Status: " span #status { "connecting" } " · last sent by: " span #last-dialect {} }
+                ul #log {}
+            }
+        },
+    )
+}
+
+async fn htmx4() -> Markup {
+    page(
+        "htmx 4 + hx-ws",
+        &["/vendor/htmx4/dist/htmx.min.js", "/vendor/htmx4/dist/ext/hx-ws.js"],
+        html! {
+            div "hx-ws:connect"="/ws/room" {
+                form #room-form "hx-ws:send" {
+                    input name="message" autocomplete="off";
+                    button type="submit" { "Send" }
+                }
+                p { "Status: " span #status { "connecting" } " · last sent by: " span #last-dialect {} }
+                ul #log {}
+            }
+        },
+    )
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt::init();
+    let args = Args::parse();
+    let live = Live::default();
+    let app = Router::new()
+        .route("/htmx2", get(htmx2))
+        .route("/htmx4", get(htmx4))
+        .route("/ws/room", live.endpoint(|_| Room))
+        .nest_service("/vendor", ServeDir::new(&args.vendor));
+    let listener = tokio::net::TcpListener::bind(args.addr).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app).with_graceful_shutdown(live.graceful_shutdown(livehtml::shutdown_signal())).await?;
+    live.drain(std::time::Duration::from_secs(5)).await;
+    Ok(())
+}

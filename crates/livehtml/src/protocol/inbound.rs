@@ -242,7 +242,9 @@ fn header_map(value: Value, field: &str) -> Result<Vec<(String, String)>, ParseE
     let Value::Object(map) = value else {
         return Err(ParseError::WrongType { field: field.into(), found: type_name(&value) });
     };
+    // htmx 2 sends `"HX-Trigger-Name": null` for an element without a name: null means absent.
     map.into_iter()
+        .filter(|(_, v)| !v.is_null())
         .map(|(k, v)| match scalar(&v) {
             Some(s) => Ok((k, s)),
             None => Err(ParseError::WrongType { field: format!("{field}.{k}"), found: type_name(&v) }),
@@ -337,11 +339,18 @@ mod tests {
 
     #[test]
     fn htmx2_without_trigger_name_uses_the_id() {
-        let e = parse(r#"{"HEADERS":{"HX-Trigger":"chat","HX-Trigger-Name":null}}"#);
-        assert!(matches!(e, Err(ParseError::WrongType { .. })), "null header is not a string");
-        let e = parse(r#"{"HEADERS":{"HX-Trigger":"chat","HX-Trigger-Name":""}}"#).unwrap();
-        assert_eq!(e.name.as_deref(), Some("chat"));
+        // Exactly what htmx 2.0.11 + htmx-ext-ws 2.0.4 send for `<form id="room-form" ws-send>`.
+        let e = parse(
+            r#"{"message":"hi","HEADERS":{"HX-Request":"true","HX-Trigger":"room-form","HX-Trigger-Name":null,
+                "HX-Target":"room-form","HX-Current-URL":"http://127.0.0.1:45437/htmx2"}}"#,
+        )
+        .unwrap();
+        assert_eq!(e.dialect, Dialect::Htmx2);
+        assert_eq!(e.name.as_deref(), Some("room-form"));
         assert_eq!(e.trigger_name, None);
+        let e = parse(r#"{"HEADERS":{"HX-Trigger":"chat","HX-Trigger-Name":""}}"#).unwrap();
+        assert_eq!(e.trigger_name, None);
+        assert!(matches!(parse(r#"{"HEADERS":{"HX-Trigger":["a"]}}"#), Err(ParseError::WrongType { .. })));
     }
 
     #[test]

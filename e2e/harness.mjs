@@ -1,0 +1,80 @@
+// Shared set-up of the browser tests: start a server binary on port 0, launch Debian's Chromium.
+import { spawn } from "node:child_process";
+import { existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const targetDir = process.env.CARGO_TARGET_DIR || path.join(root, "target");
+
+/** Path of a workspace binary built by `cargo build` (the test script builds them first). */
+export function binary(name) {
+  return path.join(targetDir, "debug", name);
+}
+
+export function tempDir(prefix) {
+  return mkdtempSync(path.join(tmpdir(), prefix));
+}
+
+/**
+ * Starts `bin` with `args`, resolves once it prints "listening on http://…".
+ * @returns {Promise<{url: string, addr: string, proc: import("node:child_process").ChildProcess, stop: (signal?: string) => Promise<number|null>}>}
+ */
+export function startServer(bin, args = []) {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(bin, args, { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, RUST_LOG: "warn" } });
+    let out = "";
+    const timer = setTimeout(() => reject(new Error(`${bin} did not start: ${out}`)), 30_000);
+    proc.on("error", reject);
+    proc.on("exit", (code) => reject(new Error(`${bin} exited early with ${code}: ${out}`)));
+    proc.stdout.on("data", (chunk) => {
+      out += chunk;
+      const m = out.match(/listening on (http:\/\/([\d.:]+))/);
+      if (m) {
+        clearTimeout(timer);
+        proc.removeAllListeners("exit");
+        const exited = new Promise((r) => proc.once("exit", (code) => r(code)));
+        resolve({
+          url: m[1],
+          addr: m[2],
+          proc,
+          stop: async (signal = "SIGTERM") => {
+            if (proc.exitCode === null) proc.kill(signal);
+            return exited;
+          },
+        });
+      }
+    });
+  });
+}
+
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+
+/**
+ * Launches headless Chromium, or returns null (test skipped) when it is missing, unless
+ * LIVEHTML_REQUIRE_ALL=1 makes a missing browser a failure.
+ */
+export async function launch(t) {
+  if (!existsSync(CHROMIUM)) {
+    if (process.env.LIVEHTML_REQUIRE_ALL === "1") throw new Error(`Chromium not found at ${CHROMIUM}`);
+    t.skip(`Chromium not found at ${CHROMIUM} (apt-get install chromium)`);
+    return null;
+  }
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync"],
+  });
+}
+
+/** A new page that fails the test on any uncaught page error, and records WebSocket frames. */
+export async function newPage(browser) {
+  const page = await browser.newPage();
+  page.errors = [];
+  page.frames = [];
+  page.on("pageerror", (e) => page.errors.push(e));
+  page.on("websocket", (ws) => ws.on("framereceived", (f) => page.frames.push(String(f.payload))));
+  return page;
+}

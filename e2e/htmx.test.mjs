@@ -1,0 +1,62 @@
+// Plain htmx pages (real htmx 2 + htmx-ext-ws, real htmx 4 + hx-ws, from npm) against a
+// livehtml endpoint: ws-send form in, out-of-band fragment out, in two pages.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import path from "node:path";
+import { binary, launch, newPage, root, startServer } from "./harness.mjs";
+
+async function room(t) {
+  const browser = await launch(t);
+  if (!browser) return {};
+  t.after(() => browser.close());
+  const server = await startServer(binary("example-htmx"),
+    ["--addr", "127.0.0.1:0", "--vendor", path.join(root, "e2e", "node_modules")]);
+  t.after(() => server.stop("SIGKILL"));
+  return { browser, server };
+}
+
+async function open(browser, url) {
+  const page = await newPage(browser);
+  await page.goto(url);
+  // The server pushes "joined" once the page is subscribed to the room.
+  await page.locator("#status", { hasText: "joined" }).waitFor();
+  return page;
+}
+
+async function sendAndSeeInBoth(sender, other, text, dialect) {
+  await sender.fill("input[name=message]", text);
+  await sender.click("button[type=submit]");
+  for (const page of [sender, other]) {
+    await page.locator("#log li", { hasText: text }).waitFor();
+    assert.equal(await page.locator("#log li b").count(), 0, "escaped");
+    assert.equal(await page.textContent("#last-dialect"), dialect);
+    assert.deepEqual(page.errors, []);
+  }
+}
+
+for (const [version, dialect] of [["htmx2", "Htmx2"], ["htmx4", "Htmx4"]]) {
+  test(`${version}: ws-send form in, out-of-band fragment out, in two pages`, async (t) => {
+    const { browser, server } = await room(t);
+    if (!browser) return;
+    const a = await open(browser, `${server.url}/${version}`);
+    const b = await open(browser, `${server.url}/${version}`);
+    assert.equal(await a.evaluate(() => window.htmx.version.split(".")[0]), version.slice(-1));
+    await sendAndSeeInBoth(a, b, "<b>hello</b> from a", dialect);
+    await sendAndSeeInBoth(b, a, "and back from b", dialect);
+    // The fragment's wrapper was applied out of band, not inserted as an element.
+    assert.equal(await a.locator("#log").count(), 1);
+    assert.equal(await a.locator("[hx-swap-oob]").count(), 0);
+    assert.ok(a.frames.some((f) => f.startsWith('<ul id="log" hx-swap-oob="beforeend">')));
+  });
+}
+
+test("an htmx 2 page and an htmx 4 page share one room and the same bytes", async (t) => {
+  const { browser, server } = await room(t);
+  if (!browser) return;
+  const two = await open(browser, `${server.url}/htmx2`);
+  const four = await open(browser, `${server.url}/htmx4`);
+  await sendAndSeeInBoth(two, four, "from two", "Htmx2");
+  await sendAndSeeInBoth(four, two, "from four", "Htmx4");
+  const last = (page) => page.frames.filter((f) => f.includes("from four")).at(-1);
+  assert.equal(last(two), last(four));
+});

@@ -41,13 +41,13 @@ test("a message sent in one page appears in both, escaped; a restart keeps histo
 
   // SIGTERM: the pages are told to reconnect (1012) and the server exits by itself.
   await alice.evaluate(() => {
-    window.closed = new Promise((resolve) => {
+    window.lhClosed = new Promise((resolve) => {
       document.querySelector("[lh-connect]").addEventListener("lh:close", (e) => resolve(e.detail), { once: true });
     });
   });
   const exitCode = await server.stop("SIGTERM");
   assert.equal(exitCode, 0);
-  assert.deepEqual(await alice.evaluate(() => window.closed), { code: 1012, reason: "server shutting down", reconnect: true });
+  assert.deepEqual(await alice.evaluate(() => window.lhClosed), { code: 1012, reason: "server shutting down", reconnect: true });
   await alice.locator('[lh-state="reconnecting"]').waitFor();
 
   // Same address again: livehtml.js reconnects by itself, and the history is still there.

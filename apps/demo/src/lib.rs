@@ -45,7 +45,10 @@ pub struct AppState {
 }
 
 /// Opens the data directory and builds the app.
-pub async fn state(data_dir: &std::path::Path, offset: time::UtcOffset) -> Result<AppState, Box<dyn std::error::Error>> {
+pub async fn state(
+    data_dir: &std::path::Path,
+    offset: time::UtcOffset,
+) -> Result<AppState, Box<dyn std::error::Error>> {
     std::fs::create_dir_all(data_dir)?;
     let chat = chat::Store::open(&data_dir.join("livehtml-demo.db")).await?;
     Ok(AppState { live: Live::default(), chat, lobby: Arc::default(), offset })

@@ -92,9 +92,12 @@ impl Session for LobbySession {
                 self.state.lobby.with(|p| p.push(Player { conn, name: name.clone(), ready: false }));
                 self.joined = true;
                 // The join form turns into the ready toggle for this page only.
-                ctx.push(Fragment::inner("controls", html! {
-                    button #ready type="button" lh-send="ready" { "Toggle ready" }
-                }));
+                ctx.push(Fragment::inner(
+                    "controls",
+                    html! {
+                        button #ready type="button" lh-send="ready" { "Toggle ready" }
+                    },
+                ));
                 self.broadcast(ctx, &format!("{name} has joined the lobby."));
             }
             Some("ready") if self.joined => {

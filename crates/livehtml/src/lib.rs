@@ -27,3 +27,8 @@ pub use protocol::{Event, Fragment, Html, Swap};
 pub use pubsub::PubSub;
 pub use session::{Connect, Context, Session, SessionError};
 pub use transport::{Frame, Inbound, Limits};
+
+/// The README's example, compiled as a doc test so it keeps working.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

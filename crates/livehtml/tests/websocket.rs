@@ -68,7 +68,10 @@ async fn serve(live: &Live, limits: Limits) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     let live = live.clone();
     tokio::spawn(async move {
-        axum::serve(listener, app).with_graceful_shutdown(live.graceful_shutdown(std::future::pending())).await.unwrap();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(live.graceful_shutdown(std::future::pending()))
+            .await
+            .unwrap();
     });
     addr
 }

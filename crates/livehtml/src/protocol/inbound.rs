@@ -204,14 +204,12 @@ pub fn parse_event(text: &str, limits: &ParseLimits) -> Result<Event, ParseError
     };
 
     let mut values = Values::default();
-    if dialect == Dialect::Htmx4 {
-        if let Some(body) = top.remove("body") {
-            match body {
-                Value::Object(body) => collect_values(body, &mut values, limits)?,
-                other => {
-                    return Err(ParseError::WrongType { field: "body".into(), found: type_name(&other) });
-                }
-            }
+    if dialect == Dialect::Htmx4
+        && let Some(body) = top.remove("body")
+    {
+        match body {
+            Value::Object(body) => collect_values(body, &mut values, limits)?,
+            other => return Err(ParseError::WrongType { field: "body".into(), found: type_name(&other) }),
         }
     }
     collect_values(top, &mut values, limits)?;

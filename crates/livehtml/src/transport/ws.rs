@@ -94,7 +94,7 @@ async fn drive<S: Session>(
             () = shutdown.cancelled() => return interrupted(Interrupted::Shutdown),
             frame = rx.recv() => {
                 // The context holds a sender, so the queue cannot close while we run.
-                let Some(frame) = frame else { return None };
+                let frame = frame?;
                 let write = write_batch(sink, frame, rx);
                 if let Err(i) = guarded(write, kill, shutdown).await {
                     return interrupted(i);
@@ -114,8 +114,11 @@ async fn drive<S: Session>(
                     Some(Ok(Message::Text(t))) => Inbound::Text(t.as_str().to_owned()),
                     Some(Ok(Message::Binary(b))) => Inbound::Binary(b),
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    // tungstenite answers the close handshake itself.
-                    Some(Ok(Message::Close(_))) => return None,
+                    Some(Ok(Message::Close(_))) => {
+                        // tungstenite queued the close reply; flushing sends it, completing the handshake.
+                        let _ = tokio::time::timeout(limits.close_timeout, sink.flush()).await;
+                        return None;
+                    }
                 };
                 if let Err(e) = session.on_message(ctx, inbound).await {
                     // What the handler pushed before failing still goes out first.

@@ -1,0 +1,71 @@
+//! Autobahn conformance of the raw echo endpoint: the kosoku runner (PyPI) drives every case of
+//! sections 1–10, and the results must match `tests/autobahn/expected.json` (all OK,
+//! NON-STRICT or INFORMATIONAL).
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{Server, require_tool, workspace_root};
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autobahn_sections_1_to_10() {
+    let root = workspace_root();
+    let mut candidates = vec![root.join(".venv/bin/kosoku")];
+    if let Ok(p) = std::env::var("LIVEHTML_KOSOKU") {
+        candidates.insert(0, p.into());
+    }
+    let Some(kosoku) = require_tool("kosoku (pip install kosoku)", &candidates) else { return };
+
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path()).await;
+    let out = tempfile::tempdir().unwrap();
+    let mut cmd = tokio::process::Command::new(kosoku);
+    // kosoku has no 8.x cases; naming them is an error.
+    for section in ["1", "2", "3", "4", "5", "6", "7", "9", "10"] {
+        cmd.arg("-i").arg(format!("{section}.*"));
+    }
+    let status = cmd
+        .args(["-p", "2", "-o"])
+        .arg(out.path())
+        .arg(format!("ws://{}/ws/raw", server.addr))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .await
+        .expect("run kosoku");
+
+    let index: Value = serde_json::from_slice(&std::fs::read(out.path().join("index.json")).unwrap()).unwrap();
+    let (_, cases) = index.as_object().unwrap().iter().next().expect("one agent");
+    let actual: BTreeMap<String, (String, String)> = cases
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(id, r)| {
+            (id.clone(), (r["behavior"].as_str().unwrap().into(), r["behaviorClose"].as_str().unwrap().into()))
+        })
+        .collect();
+    let expected: Value =
+        serde_json::from_str(include_str!("autobahn/expected.json")).expect("expected.json is valid JSON");
+    let expected: BTreeMap<String, (String, String)> = expected
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(id, r)| {
+            (id.clone(), (r["behavior"].as_str().unwrap().into(), r["behaviorClose"].as_str().unwrap().into()))
+        })
+        .collect();
+
+    let differences: Vec<_> = expected
+        .keys()
+        .chain(actual.keys().filter(|k| !expected.contains_key(*k)))
+        .filter(|id| expected.get(*id) != actual.get(*id))
+        .map(|id| format!("{id}: expected {:?}, got {:?}", expected.get(id), actual.get(id)))
+        .collect();
+    assert!(differences.is_empty(), "Autobahn results changed:\n{}", differences.join("\n"));
+    assert!(status.success(), "kosoku reported failed cases");
+    for (behavior, close) in expected.values() {
+        assert!(["OK", "NON-STRICT", "INFORMATIONAL"].contains(&behavior.as_str()));
+        assert!(["OK", "INFORMATIONAL"].contains(&close.as_str()));
+    }
+}

@@ -1,0 +1,92 @@
+//! The demo's live endpoints over real sockets.
+
+mod common;
+
+use common::{Server, htmx2, livehtml_js, next_text, until_text};
+use futures_util::SinkExt;
+use serde_json::json;
+
+#[tokio::test]
+async fn chat_history_survives_a_restart_and_is_rendered_escaped_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let mut a = server.connect("/ws/chat").await;
+    let mut b = server.connect("/ws/chat").await;
+    // Each join broadcasts the head count; "2 online" means both are in the room.
+    until_text(&mut a, "2 online").await;
+    a.send(htmx2(json!({"name": "Ann", "message": "<b>hi</b> & bye"}), "chat-form")).await.unwrap();
+    for ws in [&mut a, &mut b] {
+        let msg = until_text(ws, "Ann").await;
+        assert!(msg.starts_with(r#"<ul id="messages" hx-swap-oob="beforeend"><li>["#), "{msg}");
+        assert!(msg.contains("<strong>Ann</strong>: &lt;b&gt;hi&lt;/b&gt; &amp; bye</li>"), "{msg}");
+    }
+    // Empty messages are not stored or sent; the default name is Anonymous.
+    a.send(htmx2(json!({"name": "", "message": "   "}), "chat-form")).await.unwrap();
+    a.send(htmx2(json!({"name": "", "message": "second"}), "chat-form")).await.unwrap();
+    assert!(until_text(&mut b, "second").await.contains("<strong>Anonymous</strong>: second"));
+    drop((a, b));
+    server.stop().await;
+
+    let server = Server::start(dir.path()).await;
+    let page = server.get("/chat").await;
+    let first = page.find("&lt;b&gt;hi&lt;/b&gt; &amp; bye").expect("first message in the first render");
+    let second = page.find("Anonymous</strong>: second").expect("second message in the first render");
+    assert!(first < second, "oldest first");
+    assert!(!page.contains("<b>hi</b>"));
+    assert!(page.contains(r#"lh-connect="/ws/chat""#));
+}
+
+#[tokio::test]
+async fn echo_returns_the_message_to_the_sender() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let mut ws = server.connect("/ws/echo").await;
+    ws.send(htmx2(json!({"message": "<hello>"}), "conversation")).await.unwrap();
+    assert_eq!(
+        next_text(&mut ws).await,
+        r#"<div id="chatbox" hx-swap-oob="beforeend"><p class="sent">You sent: &lt;hello&gt;</p><p class="echoed">Server echoed: &lt;hello&gt;</p></div>"#
+    );
+}
+
+#[tokio::test]
+async fn lobby_updates_three_regions_in_one_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let mut alice = server.connect("/ws/lobby").await;
+    let mut bob = server.connect("/ws/lobby").await;
+    alice.send(livehtml_js("join", json!({"name": "Alice"}))).await.unwrap();
+    // Alice's own page gets the ready toggle, and everyone gets the three-region update.
+    until_text(&mut alice, r#"id="ready""#).await;
+    until_text(&mut alice, "Alice has joined").await;
+    bob.send(livehtml_js("join", json!({"name": "Bob"}))).await.unwrap();
+    until_text(&mut alice, "Bob has joined").await;
+
+    alice.send(livehtml_js("ready", json!({}))).await.unwrap();
+    let update = until_text(&mut bob, "Alice is ready.").await;
+    assert!(update.starts_with(r#"<div id="player-list" hx-swap-oob="innerHTML">"#), "{update}");
+    assert!(
+        update.contains(r#"<div class="player ready">Alice (Ready)</div><div class="player">Bob (Not Ready)</div>"#)
+    );
+    assert!(update.contains(
+        r#"<div id="game-status" hx-swap-oob="innerHTML">2 players connected — waiting for all to be ready</div>"#
+    ));
+    assert!(update.contains(r#"<div id="chat-log" hx-swap-oob="beforeend"><p><em>Alice is ready.</em></p></div>"#));
+
+    drop(bob);
+    let left = until_text(&mut alice, "Bob has left").await;
+    assert!(left.contains("1 player connected"));
+}
+
+#[tokio::test]
+async fn pages_render_over_plain_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let home = server.get("/").await;
+    for link in ["/chat", "/echo", "/lobby"] {
+        assert!(home.contains(&format!(r#"href="{link}""#)));
+    }
+    for (path, marker) in [("/echo", "/ws/echo"), ("/lobby", "/ws/lobby")] {
+        let page = server.get(path).await;
+        assert!(page.contains(marker) && page.contains(livehtml::SCRIPT_PATH), "{path}");
+    }
+}

@@ -183,7 +183,7 @@
     if (!names.trim()) return form.reset();
     for (const n of names.split(/[\s,]+/)) {
       const field = form.elements.namedItem(n);
-      if (field && "value" in field) /** @type {HTMLInputElement} */ (field).value = "";
+      if (field instanceof HTMLInputElement || field instanceof HTMLTextAreaElement) field.value = "";
     }
   }
 

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Runs every benchmark mode against every peer with the same generator, on this machine, and
+# prints the tables of BENCHMARKS.md (medians over RUNS runs).
+#
+#   bench/compare.sh                      # everything, 3 runs each
+#   RUNS=1 PEERS="livehtml bun" MODES="burst" bench/compare.sh
+#
+# Installs what the peers need: Debian's Go and gorilla/websocket and libuv1 (apt-get), the
+# JavaScript peers from bench/peers/package-lock.json (npm), the Python peers into
+# bench/.venv (PyPI). Loopback only; every run is bounded by lhbench's timeouts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+RUNS=${RUNS:-3}
+PEERS=${PEERS:-"livehtml bare-rust uws bun node-ws socketio go fastapi tornado socketify"}
+MODES=${MODES:-"closed-1000 closed-5000 burst-1000 idle-10000 capacity-19900"}
+OUT=${OUT:-bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT"
+
+# --- install and build
+if ! command -v go >/dev/null || [ ! -d /usr/share/gocode/src/github.com/gorilla/websocket ] || ! ldconfig -p | grep -q libuv.so.1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go golang-github-gorilla-websocket-dev libuv1 >/dev/null
+fi
+(cd bench/peers && npm ci --no-audit --no-fund --loglevel=error)
+[ -x bench/.venv/bin/pip ] || python3 -m venv bench/.venv
+bench/.venv/bin/pip install --quiet --disable-pip-version-check -r bench/peers/requirements.txt
+cargo build --release -p livehtml-bench -p peer-livehtml -p peer-rust-bare
+(cd bench/peers/go && GO111MODULE=off GOPATH=/usr/share/gocode go build -o "$root/target/release/peer-go" .)
+
+# Up to the hard limit of open files (20,000 here): for the server and the workers.
+ulimit -n "$(ulimit -Hn)"
+
+py=$root/bench/.venv/bin/python
+peers=$root/bench/peers
+peer_cmd() {
+  case $1 in
+    livehtml) echo "htmx $root/target/release/peer-livehtml" ;;
+    bare-rust) echo "htmx $root/target/release/peer-rust-bare" ;;
+    uws) echo "json node $peers/uws/server.mjs" ;;
+    bun) echo "json $peers/node_modules/.bin/bun $peers/bun/server.mjs" ;;
+    node-ws) echo "json node $peers/node-ws/server.mjs" ;;
+    socketio) echo "socketio node $peers/socketio/server.mjs" ;;
+    go) echo "json $root/target/release/peer-go" ;;
+    fastapi) echo "json $py $peers/fastapi/app.py" ;;
+    tornado) echo "json $py $peers/tornado/server.py" ;;
+    socketify) echo "json $py $peers/socketify/server.py" ;;
+    *) echo "unknown peer $1" >&2; exit 2 ;;
+  esac
+}
+
+for run in $(seq 1 "$RUNS"); do
+  for mode in $MODES; do
+    kind=${mode%-*}
+    clients=${mode#*-}
+    case $kind in
+      closed) extra=(--messages $([ "$clients" -gt 1000 ] && echo 100 || echo 200)) ;;
+      burst) extra=(--messages 1000) ;;
+      *) extra=() ;;
+    esac
+    for peer in $PEERS; do
+      read -r dialect cmd <<<"$(peer_cmd "$peer")"
+      echo "== run $run: $peer $mode" >&2
+      # shellcheck disable=SC2086
+      target/release/lhbench run --mode "$kind" --name "$peer" --dialect "$dialect" --clients "$clients" \
+        "${extra[@]}" --timeout 120 --out "$OUT/$peer-$mode-$run.json" -- $cmd >/dev/null \
+        || echo "!! $peer $mode run $run failed" >&2
+    done
+  done
+done
+
+target/release/lhbench table "$OUT"/*.json | tee "$OUT/tables.md"

@@ -1,0 +1,179 @@
+//! Results: one JSON object per run, and a table over many runs (median per peer).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::dialect::Dialect;
+use crate::run::Mode;
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct Latency {
+    pub(crate) p50: u64,
+    pub(crate) p99: u64,
+    pub(crate) max: u64,
+}
+
+/// One run of one mode against one peer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Report {
+    pub(crate) peer: String,
+    pub(crate) mode: Mode,
+    pub(crate) dialect: Dialect,
+    pub(crate) clients: u32,
+    pub(crate) messages: Option<u64>,
+    pub(crate) deliveries: Option<u64>,
+    pub(crate) seconds: Option<f64>,
+    pub(crate) deliveries_per_sec: Option<f64>,
+    /// Send-to-receipt latency, microseconds.
+    pub(crate) latency_us: Option<Latency>,
+    pub(crate) server_cpu_seconds: Option<f64>,
+    pub(crate) server_cpu_us_per_delivery: Option<f64>,
+    pub(crate) bytes_per_message: Option<f64>,
+    pub(crate) rss_kb_per_conn: Option<f64>,
+    /// Kernel TCP memory per connection, both ends (loopback).
+    pub(crate) kernel_kb_per_conn: Option<f64>,
+    pub(crate) held: Option<u64>,
+    pub(crate) failed: Option<u64>,
+    pub(crate) dropped: Option<u64>,
+}
+
+impl Report {
+    pub(crate) fn new(peer: &str, mode: Mode, dialect: Dialect, clients: u32) -> Self {
+        Self {
+            peer: peer.to_owned(),
+            mode,
+            dialect,
+            clients,
+            messages: None,
+            deliveries: None,
+            seconds: None,
+            deliveries_per_sec: None,
+            latency_us: None,
+            server_cpu_seconds: None,
+            server_cpu_us_per_delivery: None,
+            bytes_per_message: None,
+            rss_kb_per_conn: None,
+            kernel_kb_per_conn: None,
+            held: None,
+            failed: None,
+            dropped: None,
+        }
+    }
+
+    /// One human-readable line.
+    pub(crate) fn summary(&self) -> String {
+        let mut s = format!("{} {:?} clients={}", self.peer, self.mode, self.clients);
+        if let Some(d) = self.deliveries_per_sec {
+            s += &format!(" deliveries/s={d:.0}");
+        }
+        if let Some(l) = self.latency_us {
+            s += &format!(" p50={}us p99={}us max={}us", l.p50, l.p99, l.max);
+        }
+        if let Some(c) = self.server_cpu_us_per_delivery {
+            s += &format!(" server-cpu/delivery={c:.2}us");
+        }
+        if let Some(b) = self.bytes_per_message {
+            s += &format!(" bytes/msg={b:.0}");
+        }
+        if let Some(r) = self.rss_kb_per_conn {
+            s += &format!(" rss/conn={r:.2}KB");
+        }
+        if let Some(k) = self.kernel_kb_per_conn {
+            s += &format!(" kernel/conn={k:.2}KB");
+        }
+        if let Some(h) = self.held {
+            s += &format!(" held={h}");
+        }
+        if let Some(f) = self.failed {
+            s += &format!(" failed={f}");
+        }
+        s
+    }
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+}
+
+fn cell(v: Option<f64>, digits: usize) -> String {
+    v.map_or("–".into(), |v| format!("{v:.digits$}"))
+}
+
+/// Markdown tables, one per mode and client count, medians over runs, with ratios against
+/// the best peer (livehtml and the bare baseline excluded from "best peer").
+pub(crate) fn table(files: &[PathBuf]) -> Result<String, Box<dyn std::error::Error>> {
+    let mut groups: BTreeMap<(String, u32), BTreeMap<String, Vec<Report>>> = BTreeMap::new();
+    for f in files {
+        let r: Report = serde_json::from_slice(&std::fs::read(f)?)?;
+        let mode = format!("{:?}", r.mode).to_lowercase();
+        groups.entry((mode, r.clients)).or_default().entry(r.peer.clone()).or_default().push(r);
+    }
+    let ours = |p: &str| p == "livehtml" || p.starts_with("bare");
+    let mut out = String::new();
+    for ((mode, clients), peers) in groups {
+        let m = |rs: &[Report], f: fn(&Report) -> Option<f64>| median(rs.iter().filter_map(f).collect());
+        out += &format!("\n### {mode}, {clients} clients\n\n");
+        match mode.as_str() {
+            "closed" | "burst" => {
+                let best = peers
+                    .iter()
+                    .filter(|(p, _)| !ours(p))
+                    .filter_map(|(p, rs)| m(rs, |r| r.deliveries_per_sec).map(|d| (p.clone(), d)))
+                    .max_by(|a, b| a.1.total_cmp(&b.1));
+                out += "| peer | runs | deliveries/s | vs best peer | p50 ms | p99 ms | max ms | server CPU µs/delivery | bytes/msg |\n";
+                out += "|---|---|---|---|---|---|---|---|---|\n";
+                for (p, rs) in &peers {
+                    let d = m(rs, |r| r.deliveries_per_sec);
+                    let ratio = match (&best, d) {
+                        (Some((bp, bd)), Some(d)) => format!("{:.2}× {bp}", d / bd),
+                        _ => "–".into(),
+                    };
+                    let lat = |f: fn(&Latency) -> u64| {
+                        median(rs.iter().filter_map(|r| r.latency_us.map(|l| f(&l) as f64 / 1000.0)).collect())
+                    };
+                    out += &format!(
+                        "| {p} | {} | {} | {ratio} | {} | {} | {} | {} | {} |\n",
+                        rs.len(),
+                        cell(d, 0),
+                        cell(lat(|l| l.p50), 2),
+                        cell(lat(|l| l.p99), 2),
+                        cell(lat(|l| l.max), 2),
+                        cell(m(rs, |r| r.server_cpu_us_per_delivery), 2),
+                        cell(m(rs, |r| r.bytes_per_message), 0),
+                    );
+                }
+            }
+            "idle" => {
+                out += "| peer | runs | RSS KB/conn | kernel TCP KB/conn (both ends) |\n|---|---|---|---|\n";
+                for (p, rs) in &peers {
+                    out += &format!(
+                        "| {p} | {} | {} | {} |\n",
+                        rs.len(),
+                        cell(m(rs, |r| r.rss_kb_per_conn), 2),
+                        cell(m(rs, |r| r.kernel_kb_per_conn), 2)
+                    );
+                }
+            }
+            _ => {
+                out += "| peer | runs | held (answering pings) | failed to connect | RSS KB/conn |\n|---|---|---|---|---|\n";
+                for (p, rs) in &peers {
+                    out += &format!(
+                        "| {p} | {} | {} | {} | {} |\n",
+                        rs.len(),
+                        cell(m(rs, |r| r.held.map(|h| h as f64)), 0),
+                        cell(m(rs, |r| r.failed.map(|h| h as f64)), 0),
+                        cell(m(rs, |r| r.rss_kb_per_conn), 2)
+                    );
+                }
+            }
+        }
+    }
+    Ok(out)
+}

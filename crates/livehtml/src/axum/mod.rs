@@ -26,7 +26,7 @@ use crate::protocol::close;
 use crate::pubsub::PubSub;
 use crate::session::{Connect, Context, Session};
 use crate::transport::Limits;
-use crate::transport::outbox::Outbox;
+use crate::transport::outbox;
 use crate::transport::ws::Connection;
 
 /// Process-wide settings of a [`Live`].
@@ -178,23 +178,27 @@ impl Live {
         let live = self.clone();
         // Counted from the upgrade on, so a drain also waits for sockets still being set up.
         let token = self.inner.connections.token();
-        upgrade.max_message_size(limits.max_message_bytes).max_frame_size(limits.max_message_bytes).on_upgrade(
-            move |socket| async move {
+        upgrade
+            .max_message_size(limits.max_message_bytes)
+            .max_frame_size(limits.max_message_bytes)
+            .read_buffer_size(limits.read_buffer)
+            .on_upgrade(move |socket| async move {
                 let _token = token;
                 let session = factory(&connect);
-                let (outbox, rx, kill) = Outbox::new(limits.outbound_queue);
+                // The header values are slices of hyper's request buffer (16 KB): holding them
+                // for the life of the socket would pin that buffer per idle connection.
+                drop(connect);
+                let (outbox, inbox) = outbox::outbox(limits.outbound_queue);
                 let ctx = Context::new(id, outbox, live.inner.pubsub.clone(), limits.parse());
                 let connection = Connection {
                     socket,
-                    rx,
-                    kill,
+                    inbox,
                     limits,
                     shutdown: live.inner.shutdown.clone(),
                     shutdown_code: live.inner.config.shutdown_code,
                 };
                 connection.run(session, ctx).await;
-            },
-        )
+            })
     }
 
     /// A router serving livehtml.js at [`SCRIPT_PATH`]; merge it into your app.

@@ -112,38 +112,39 @@ impl Drop for Subscription {
 mod tests {
     use super::*;
     use crate::protocol::close;
+    use crate::transport::outbox::outbox;
 
     #[tokio::test]
     async fn publish_reaches_every_subscriber_with_shared_bytes() {
         let pubsub = PubSub::default();
-        let (a, mut ra, _) = Outbox::new(4);
-        let (b, mut rb, _) = Outbox::new(4);
+        let (a, ra) = outbox(4);
+        let (b, rb) = outbox(4);
         let _sa = pubsub.subscribe("room", a);
         let _sb = pubsub.subscribe("room", b);
         assert_eq!(pubsub.publish("room", Frame::text("hi")), 2);
-        assert_eq!(ra.recv().await.unwrap().as_text(), Some("hi"));
-        assert_eq!(rb.recv().await.unwrap().as_text(), Some("hi"));
+        assert_eq!(ra.pop().unwrap().as_text(), Some("hi"));
+        assert_eq!(rb.pop().unwrap().as_text(), Some("hi"));
         assert_eq!(pubsub.publish("other", Frame::text("x")), 0);
     }
 
     #[tokio::test]
     async fn a_full_subscriber_is_cut_off_and_the_rest_still_receive() {
         let pubsub = PubSub::default();
-        let (slow, _slow_rx, slow_kill) = Outbox::new(1);
-        let (fast, mut fast_rx, _) = Outbox::new(8);
+        let (slow, slow_rx) = outbox(1);
+        let (fast, fast_rx) = outbox(8);
         let _s1 = pubsub.subscribe("room", slow);
         let _s2 = pubsub.subscribe("room", fast);
         assert_eq!(pubsub.publish("room", Frame::text("1")), 2);
         assert_eq!(pubsub.publish("room", Frame::text("2")), 1);
-        assert_eq!(slow_kill.requested().await, close::SLOW_CONSUMER);
-        assert_eq!(fast_rx.recv().await.unwrap().as_text(), Some("1"));
-        assert_eq!(fast_rx.recv().await.unwrap().as_text(), Some("2"));
+        assert_eq!(slow_rx.close_requested(), Some(close::SLOW_CONSUMER));
+        assert_eq!(fast_rx.pop().unwrap().as_text(), Some("1"));
+        assert_eq!(fast_rx.pop().unwrap().as_text(), Some("2"));
     }
 
     #[test]
     fn dropping_the_last_subscription_forgets_the_topic() {
         let pubsub = PubSub::default();
-        let (a, _rx, _) = Outbox::new(1);
+        let (a, _rx) = outbox(1);
         let sub = pubsub.subscribe("room", a);
         assert_eq!(pubsub.subscriber_count("room"), 1);
         drop(sub);

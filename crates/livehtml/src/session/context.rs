@@ -8,6 +8,9 @@ use crate::transport::Frame;
 use crate::transport::outbox::Outbox;
 
 /// What the upgrade request said: given to an endpoint's session factory.
+///
+/// It is dropped as soon as the factory returns: copy what the session needs (a user id, a
+/// cookie's value) into the session itself rather than keeping the whole request around.
 #[derive(Debug, Clone)]
 pub struct Connect {
     pub(crate) id: u64,
@@ -81,6 +84,8 @@ impl Context {
     /// to the same topic is a no-op.
     pub fn subscribe(&mut self, topic: &str) {
         if !self.subscriptions.iter().any(|s| s.topic() == topic) {
+            // Most pages join one topic or two: no spare capacity per idle connection.
+            self.subscriptions.reserve_exact(1);
             self.subscriptions.push(self.pubsub.subscribe(topic, self.outbox.clone()));
         }
     }

@@ -22,6 +22,7 @@ pub struct Limits {
     pub(crate) close_timeout: Duration,
     pub(crate) max_depth: usize,
     pub(crate) max_fields: usize,
+    pub(crate) read_buffer: usize,
 }
 
 impl Default for Limits {
@@ -34,6 +35,7 @@ impl Default for Limits {
             close_timeout: Duration::from_secs(5),
             max_depth: parse.max_depth,
             max_fields: parse.max_fields,
+            read_buffer: 512,
         }
     }
 }
@@ -75,6 +77,14 @@ impl Limits {
     /// Deepest JSON nesting accepted in an event (default 4).
     pub fn max_depth(mut self, depth: usize) -> Self {
         self.max_depth = depth;
+        self
+    }
+
+    /// Size of each connection's read buffer (default 512 bytes). It is held for the life of
+    /// the connection, so it dominates the memory of idle sockets; a larger message is still
+    /// read whole (the buffer grows to the frame's announced length while reading it).
+    pub fn read_buffer(mut self, bytes: usize) -> Self {
+        self.read_buffer = bytes.max(64);
         self
     }
 

@@ -14,7 +14,8 @@ use maud::html;
 use tokio::sync::broadcast;
 
 async fn upgrade(State(tx): State<broadcast::Sender<Utf8Bytes>>, ws: WebSocketUpgrade) -> Response {
-    ws.on_upgrade(move |socket| serve(socket, tx))
+    // The same read buffer as livehtml's default, so the comparison isolates the framework.
+    ws.read_buffer_size(512).on_upgrade(move |socket| serve(socket, tx))
 }
 
 async fn serve(socket: WebSocket, tx: broadcast::Sender<Utf8Bytes>) {

@@ -95,9 +95,14 @@ impl Outbox {
             self.shared.request_close(close::SLOW_CONSUMER);
             return Offer::Overflowed;
         }
+        let was_empty = queue.frames.is_empty();
         queue.frames.push_back(frame);
         drop(queue);
-        self.shared.waker.wake();
+        // The task drains the queue before it waits again, so only the first frame of a batch
+        // needs to wake it: a wake per frame was the most expensive line of a broadcast.
+        if was_empty {
+            self.shared.waker.wake();
+        }
         Offer::Queued
     }
 

@@ -7,6 +7,11 @@
 //   <button lh-send="toggle">                 send a click, named "toggle" (LH-Event)
 //   lh-value-NAME="v"                         add NAME=v to what the element sends
 //   lh-reset="message"                        after sending, clear these fields (empty: the form)
+//   lh-click="e" / lh-submit="e"              send event e on click / on submit (form values)
+//   lh-change="e" / lh-keyup="e"              send event e on change / key up (the field's value)
+//   lh-debounce="300" / lh-throttle="300"     ...at most once per quiet period / per interval, ms
+//   <a href="/x" lh-nav>                      switch to the live view at /x over the socket
+//                                             (push-state; back and forward work)
 //
 // Messages go out in the htmx 2 `ws-send` shape ({...values, HEADERS: {...}}), so a server
 // needs one parser for htmx and for livehtml.js.
@@ -64,6 +69,8 @@
     const path = element.getAttribute("lh-connect") || "";
     const url = new URL(path, location.href);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    // Tells the server this client morphs (plain htmx pages get plain swaps).
+    url.searchParams.set("client", "lh");
     conn = { socket: null, url: url.href, element, attempt: 0, queue: [], timer: undefined, closed: false };
     connections.set(element, conn);
     open(conn);
@@ -90,7 +97,9 @@
     socket.addEventListener("message", (event) => {
       if (typeof event.data !== "string") return;
       fire(conn.element, "lh:message", { data: event.data });
-      swap(event.data);
+      // Fragments are HTML and start with "<"; control envelopes are JSON objects.
+      if (event.data.startsWith("{")) control(conn, JSON.parse(event.data));
+      else swap(event.data);
     });
     socket.addEventListener("close", (event) => {
       if (conn.socket !== socket) return;
@@ -132,8 +141,10 @@
   /**
    * @param {Element} element  the element that fired (form, button, input)
    * @param {SubmitEvent | Event | null} [event]
+   * @param {string | null} [eventName]  overrides the element's lh-send value
+   * @param {Record<string, string>} [extra]  more values to send
    */
-  function send(element, event) {
+  function send(element, event, eventName, extra) {
     const owner = element.closest("[lh-connect]");
     if (!owner) return;
     const conn = connect(owner);
@@ -153,6 +164,7 @@
     for (const attr of Array.from(element.attributes)) {
       if (attr.name.startsWith("lh-value-")) add(attr.name.slice(9), attr.value);
     }
+    for (const [k, v] of Object.entries(extra || {})) add(k, v);
     /** @type {Record<string, string>} */
     const headers = {
       "HX-Request": "true",
@@ -162,8 +174,8 @@
     if (element.id) headers["HX-Trigger"] = element.id;
     const name = element.getAttribute("name");
     if (name) headers["HX-Trigger-Name"] = name;
-    const eventName = element.getAttribute("lh-send");
-    if (eventName) headers["LH-Event"] = eventName;
+    const name_ = eventName ?? element.getAttribute("lh-send");
+    if (name_) headers["LH-Event"] = name_;
     const target = element.getAttribute("lh-target");
     if (target) headers["HX-Target"] = target;
     const data = JSON.stringify({ ...values, HEADERS: headers });
@@ -188,17 +200,109 @@
   }
 
   document.addEventListener("submit", (event) => {
-    const form = /** @type {Element} */ (event.target).closest("form[lh-send]");
+    const form = /** @type {Element} */ (event.target).closest("form[lh-send], form[lh-submit]");
     if (!form) return;
     event.preventDefault();
-    send(form, event);
+    send(form, event, form.getAttribute("lh-submit") ?? form.getAttribute("lh-send"));
   });
 
   document.addEventListener("click", (event) => {
-    const el = /** @type {Element} */ (event.target).closest("[lh-send]:not(form)");
-    if (!el || (el instanceof HTMLButtonElement && el.type === "submit" && el.form?.hasAttribute("lh-send"))) return;
+    const target = /** @type {Element} */ (event.target);
+    const link = target.closest("a[lh-nav]");
+    if (link instanceof HTMLAnchorElement && !(event instanceof MouseEvent && (event.metaKey || event.ctrlKey || event.shiftKey))) {
+      // Links in the layout (outside the view) navigate the page's view too.
+      const root = link.closest("[lh-connect]") || document.querySelector("#lh-view[lh-connect]");
+      if (root && link.origin === location.origin) {
+        event.preventDefault();
+        navigate(root, link.href, true);
+        return;
+      }
+    }
+    const el = target.closest("[lh-click], [lh-send]:not(form)");
+    if (!el || (el instanceof HTMLButtonElement && el.type === "submit" && el.form?.matches("[lh-send], [lh-submit]"))) return;
     event.preventDefault();
-    send(el, event);
+    send(el, event, el.getAttribute("lh-click") ?? el.getAttribute("lh-send"));
+  });
+
+  for (const [domEvent, attr] of [["change", "lh-change"], ["input", "lh-change"], ["keyup", "lh-keyup"]]) {
+    document.addEventListener(domEvent, (event) => {
+      const el = /** @type {Element} */ (event.target).closest(`[${attr}]`);
+      // lh-change fires on "input" only when debounced (typing), else on "change".
+      if (!el || (domEvent === "input" && !el.hasAttribute("lh-debounce"))) return;
+      if (domEvent === "change" && el.hasAttribute("lh-debounce")) return;
+      rateLimited(el, attr, () => send(el, event, el.getAttribute(attr)));
+    });
+  }
+
+  /** @type {WeakMap<Element, Map<string, {timer?: number, last: number}>>} */
+  const limits = new WeakMap();
+
+  /** Applies lh-debounce (wait for a quiet period) or lh-throttle (at most once per interval).
+   * @param {Element} el @param {string} key @param {() => void} fn */
+  function rateLimited(el, key, fn) {
+    const debounce = Number(el.getAttribute("lh-debounce") || 0);
+    const throttle = Number(el.getAttribute("lh-throttle") || 0);
+    if (!debounce && !throttle) return fn();
+    let byKey = limits.get(el);
+    if (!byKey) limits.set(el, (byKey = new Map()));
+    let state = byKey.get(key);
+    if (!state) byKey.set(key, (state = { timer: undefined, last: 0 }));
+    const s = state;
+    if (debounce) {
+      window.clearTimeout(s.timer);
+      s.timer = window.setTimeout(fn, debounce);
+      return;
+    }
+    const now = Date.now();
+    if (now - s.last >= throttle) {
+      s.last = now;
+      fn();
+    } else if (s.timer === undefined) {
+      // The last call within the interval still goes out, at its end.
+      s.timer = window.setTimeout(() => {
+        s.timer = undefined;
+        s.last = Date.now();
+        fn();
+      }, throttle - (now - s.last));
+    }
+  }
+
+  // ======================================================================
+  // Navigation: switch live views over the socket, with push-state
+  // ======================================================================
+
+  /** @param {Element} root @param {string} url @param {boolean} push */
+  function navigate(root, url, push) {
+    pendingPush.set(root, push);
+    send(root, null, "lh:nav", { url });
+  }
+
+  /** @type {WeakMap<Element, boolean>} */
+  const pendingPush = new WeakMap();
+
+  /** @param {Connection} conn @param {{lh: string, url?: string, title?: string, token?: string, html?: string}} msg */
+  function control(conn, msg) {
+    if (msg.lh === "redirect" && msg.url) {
+      location.assign(msg.url);
+    } else if (msg.lh === "nav" && msg.url && msg.html !== undefined) {
+      if (pendingPush.get(conn.element) !== false) history.pushState({ lh: true }, "", msg.url);
+      pendingPush.delete(conn.element);
+      if (msg.title) document.title = msg.title;
+      conn.element.innerHTML = msg.html;
+      // A reconnect must join the view now shown, not the one the page was loaded with.
+      if (msg.token) {
+        const url = new URL(conn.url);
+        url.searchParams.set("t", msg.token);
+        conn.url = url.href;
+      }
+      window.scrollTo(0, 0);
+      fire(conn.element, "lh:navigate", { url: msg.url });
+    }
+  }
+
+  window.addEventListener("popstate", () => {
+    const root = document.querySelector("[lh-connect]");
+    if (root) navigate(root, location.href, false);
   });
 
   // ======================================================================

@@ -28,7 +28,10 @@ pub(crate) fn page(title: &str, body: Markup) -> Markup {
                 script src=(livehtml::SCRIPT_PATH) defer {}
             }
             body {
-                nav { a href="/" { "livehtml" } a href="/chat" { "Chat" } a href="/echo" { "Echo" } a href="/lobby" { "Lobby" } }
+                nav {
+                    a href="/" { "livehtml" } a href="/chat" { "Chat" } a href="/echo" { "Echo" } a href="/lobby" { "Lobby" }
+                    a href="/blog" lh-nav { "Blog" } a href="/counter" lh-nav { "Counter" }
+                }
                 (body)
             }
         }
@@ -45,6 +48,8 @@ pub(crate) async fn home() -> Markup {
                 li { a href="/chat" { "Chat" } ": a room every open tab shares, kept in SQLite." }
                 li { a href="/echo" { "Echo" } ": what you type comes back from the server." }
                 li { a href="/lobby" { "Lobby" } ": one message updates three regions of the page." }
+                li { a href="/blog" { "Blog" } ": live views on SQLite, navigated over one socket like a SPA." }
+                li { a href="/counter" { "Counter" } ": state on the server, a shared counter and a server clock." }
             }
         },
     )

@@ -1,6 +1,8 @@
 //! The livehtml demo app as a library, so tests can start it in process.
 
+pub mod blog;
 mod chat;
+pub mod counter;
 mod echo;
 mod layout;
 mod lobby;
@@ -9,11 +11,12 @@ mod raw;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use livehtml::{Live, shutdown_signal};
+use livehtml::{Html, Live, LiveRoutes, Views, shutdown_signal};
 use tokio::net::TcpListener;
 
 /// Command-line flags.
@@ -26,6 +29,9 @@ pub struct Args {
     /// Directory for the SQLite database (created on first run).
     #[arg(long, env = "LIVEHTML_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
+    /// The blog's database; SQLite in the data directory when unset (`postgres://…` works).
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
     /// Longest time to wait for live connections to close on shutdown, in seconds.
     #[arg(long, default_value_t = 10)]
     pub drain_secs: u64,
@@ -42,16 +48,34 @@ pub struct AppState {
     pub lobby: Arc<lobby::Lobby>,
     /// The server's local offset, for message times.
     pub offset: time::UtcOffset,
+    /// Articles and comments.
+    pub blog: blog::Store,
+    /// The counter every tab shares.
+    pub counter: Arc<AtomicI64>,
 }
 
-/// Opens the data directory and builds the app.
+/// Opens the data directory (and the blog's database) and builds the app's state.
 pub async fn state(
     data_dir: &std::path::Path,
+    database_url: Option<&str>,
     offset: time::UtcOffset,
 ) -> Result<AppState, Box<dyn std::error::Error>> {
     std::fs::create_dir_all(data_dir)?;
-    let chat = chat::Store::open(&data_dir.join("livehtml-demo.db")).await?;
-    Ok(AppState { live: Live::default(), chat, lobby: Arc::default(), offset })
+    let file = data_dir.join("livehtml-demo.db");
+    let chat = chat::Store::open(&file).await?;
+    let sqlite = format!("sqlite://{}?mode=rwc", file.display());
+    let blog = blog::Store::open(database_url.unwrap_or(&sqlite)).await?;
+    Ok(AppState { live: Live::default(), chat, lobby: Arc::default(), offset, blog, counter: Arc::default() })
+}
+
+/// The live views: the blog and the counter.
+pub fn views(state: &AppState) -> Views<AppState> {
+    LiveRoutes::new(&state.live, state.clone())
+        .route::<blog::BlogIndex>("/blog")
+        .route::<blog::ArticleView>("/article/{id}")
+        .route::<counter::CounterView>("/counter")
+        .layout(|page| Html::from(layout::page(page.title(), maud::html! { (page.live_root()) })))
+        .build()
 }
 
 /// All routes of the demo.
@@ -63,12 +87,13 @@ pub fn app(state: AppState) -> Router {
         .merge(echo::routes(&live))
         .merge(lobby::routes(&state))
         .merge(raw::routes(&live))
+        .merge(views(&state).router())
         .merge(live.client_script())
 }
 
 /// Serves until SIGTERM or Ctrl-C, then closes live connections (1012) and drains.
 pub async fn run(args: Args, offset: time::UtcOffset) -> Result<(), Box<dyn std::error::Error>> {
-    let state = state(&args.data_dir, offset).await?;
+    let state = state(&args.data_dir, args.database_url.as_deref(), offset).await?;
     let live = state.live.clone();
     let listener = TcpListener::bind(args.addr).await?;
     // Tests and scripts read this line to find the port.

@@ -17,16 +17,19 @@
 
 pub mod protocol;
 pub mod pubsub;
+pub mod render;
 pub mod session;
 pub mod transport;
+pub mod view;
 
 mod axum;
 
-pub use crate::axum::{Config, Live, Origins, SCRIPT, SCRIPT_PATH, shutdown_signal};
+pub use crate::axum::{Config, Live, LiveRoutes, Origins, SCRIPT, SCRIPT_PATH, Views, shutdown_signal};
 pub use protocol::{Event, Fragment, Html, Swap};
-pub use pubsub::PubSub;
+pub use pubsub::{Info, PubSub};
 pub use session::{Connect, Context, Session, SessionError};
 pub use transport::{Frame, Inbound, Limits};
+pub use view::runtime::Page;
 
 /// The README's example, compiled as a doc test so it keeps working.
 #[cfg(doctest)]

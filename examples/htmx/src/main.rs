@@ -12,7 +12,8 @@ use std::path::PathBuf;
 use axum::Router;
 use axum::routing::get;
 use clap::Parser;
-use livehtml::{Context, Event, Fragment, Live, Session, SessionError};
+use livehtml::view::{LiveView, Mount, ViewError};
+use livehtml::{Context, Event, Fragment, Html, Live, LiveRoutes, Page, Session, SessionError};
 use maud::{DOCTYPE, Markup, html};
 use tower_http::services::ServeDir;
 
@@ -52,6 +53,10 @@ impl Session for Room {
 }
 
 fn page(title: &str, scripts: &[&str], body: Markup) -> Markup {
+    html_page(title, scripts, body)
+}
+
+fn html_page(title: &str, scripts: &[&str], body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -99,6 +104,55 @@ async fn htmx4() -> Markup {
     )
 }
 
+/// A live view driven by a plain htmx 2 page: `ws-send` buttons in, changed regions out.
+struct Clicks {
+    count: i64,
+}
+
+impl LiveView for Clicks {
+    type State = ();
+
+    async fn mount(_: &(), _: &Mount) -> Result<Self, ViewError> {
+        Ok(Self { count: 0 })
+    }
+
+    fn title(&self) -> String {
+        "htmx 2 live view".into()
+    }
+
+    fn render(&self) -> Html {
+        html! {
+            p { "Clicks: " output #clicks { (self.count) } }
+            // htmx 2 names the event by the button's name (HX-Trigger-Name).
+            button #inc name="inc" ws-send { "+1" }
+            button #reset name="reset" ws-send { "reset" }
+        }
+        .into()
+    }
+
+    async fn handle_event(&mut self, _: &mut Context, event: Event) -> Result<(), ViewError> {
+        match event.name.as_deref() {
+            Some("inc") => self.count += 1,
+            Some("reset") => self.count = 0,
+            _ => return Err(ViewError::unknown_event(&event)),
+        }
+        Ok(())
+    }
+}
+
+/// The page around the view: htmx 2 and its ws extension instead of livehtml.js.
+fn htmx2_layout(page: &Page) -> Html {
+    html_page(
+        page.title(),
+        &["/vendor/htmx2/dist/htmx.min.js", "/vendor/htmx-ext-ws/dist/ws.js"],
+        html! {
+            div #lh-flash role="alert" {}
+            div #lh-view hx-ext="ws" ws-connect=(page.connect_url()) { (page.content()) }
+        },
+    )
+    .into()
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt::init();
@@ -108,6 +162,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/htmx2", get(htmx2))
         .route("/htmx4", get(htmx4))
         .route("/ws/room", live.endpoint(|_| Room))
+        .merge(LiveRoutes::new(&live, ()).route::<Clicks>("/htmx2/live").layout(htmx2_layout).build().router())
         .nest_service("/vendor", ServeDir::new(&args.vendor));
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     println!("listening on http://{}", listener.local_addr()?);

@@ -4,6 +4,7 @@
 mod client;
 mod origin;
 mod shutdown;
+mod views;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use tokio_util::task::TaskTracker;
 pub use client::{SCRIPT, SCRIPT_PATH};
 pub use origin::Origins;
 pub use shutdown::shutdown_signal;
+pub use views::{LiveRoutes, Views};
 
 use crate::protocol::close;
 use crate::pubsub::PubSub;
@@ -28,6 +30,7 @@ use crate::session::{Connect, Context, Session};
 use crate::transport::Limits;
 use crate::transport::outbox;
 use crate::transport::ws::Connection;
+use crate::view::token::Signer;
 
 /// Process-wide settings of a [`Live`].
 #[derive(Debug, Clone)]
@@ -35,11 +38,12 @@ pub struct Config {
     limits: Limits,
     origins: Origins,
     shutdown_code: u16,
+    secret: Option<Vec<u8>>,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { limits: Limits::default(), origins: Origins::default(), shutdown_code: close::RESTART }
+        Self { limits: Limits::default(), origins: Origins::default(), shutdown_code: close::RESTART, secret: None }
     }
 }
 
@@ -53,6 +57,14 @@ impl Config {
     /// Which page origins may connect (default: the same origin only).
     pub fn origins(mut self, origins: Origins) -> Self {
         self.origins = origins;
+        self
+    }
+
+    /// The key that signs view tokens. Without one, a random key is made per process: pages
+    /// rendered by one process cannot join a live view on another, or after a restart (they
+    /// then get a fresh render). Give every process of a deployment the same secret.
+    pub fn secret(mut self, key: impl AsRef<[u8]>) -> Self {
+        self.secret = Some(key.as_ref().to_vec());
         self
     }
 
@@ -100,24 +112,41 @@ impl Config {
 /// live.drain(std::time::Duration::from_secs(10)).await;
 /// # };
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Live {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
     config: Config,
     pubsub: PubSub,
     shutdown: CancellationToken,
     connections: TaskTracker,
     next_id: AtomicU64,
+    signer: Signer,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Self::new(Config::default())
+    }
 }
 
 impl Live {
     /// A live runtime with these settings.
     pub fn new(config: Config) -> Self {
-        Self { inner: Arc::new(Inner { config, ..Inner::default() }) }
+        let signer = config.secret.as_deref().map_or_else(Signer::random, Signer::new);
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                pubsub: PubSub::default(),
+                shutdown: CancellationToken::new(),
+                connections: TaskTracker::new(),
+                next_id: AtomicU64::new(0),
+                signer,
+            }),
+        }
     }
 
     /// The process's pub/sub: publish to topics from anywhere in the app.

@@ -49,7 +49,8 @@ pub enum Dialect {
 /// One event sent by a page: which element fired it and the form values that came with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
-    /// The event's name: livehtml.js's `LH-Event`, else the trigger's `name`, else its `id`.
+    /// The event's name: livehtml.js's `LH-Event`, else a form field named `lh-event`, else the
+    /// trigger's `name`, else its `id`.
     pub name: Option<String>,
     /// `id` of the element that fired the event (`HX-Trigger`, or the id in htmx 4's `HX-Source`).
     pub trigger: Option<String>,
@@ -219,7 +220,12 @@ pub fn parse_event(text: &str, limits: &ParseLimits) -> Result<Event, ParseError
     };
     let trigger = header("HX-Trigger").or_else(|| header("HX-Source").and_then(|s| id_of(&s)));
     let trigger_name = header("HX-Trigger-Name");
-    let name = header("LH-Event").or_else(|| trigger_name.clone()).or_else(|| trigger.clone());
+    // The event's name: livehtml.js says it; a plain htmx form can name it in a field
+    // called `lh-event`; otherwise the element's name, then its id.
+    let name = header("LH-Event")
+        .or_else(|| values.get("lh-event").map(str::to_owned))
+        .or_else(|| trigger_name.clone())
+        .or_else(|| trigger.clone());
     Ok(Event {
         name,
         trigger,
@@ -378,6 +384,12 @@ mod tests {
         let e = parse(r#"{"HEADERS":{"HX-Trigger":"b1","LH-Event":"toggle"},"v":"1"}"#).unwrap();
         assert_eq!(e.dialect, Dialect::LiveHtml);
         assert_eq!(e.name.as_deref(), Some("toggle"));
+    }
+
+    #[test]
+    fn a_field_can_name_the_event_for_plain_htmx() {
+        let e = parse(r#"{"lh-event":"inc","HEADERS":{"HX-Trigger":"f","HX-Trigger-Name":"go"}}"#).unwrap();
+        assert_eq!(e.name.as_deref(), Some("inc"));
     }
 
     #[test]

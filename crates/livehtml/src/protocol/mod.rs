@@ -6,5 +6,6 @@ pub mod close;
 mod fragment;
 mod inbound;
 
+pub(crate) use fragment::escape_into as escape_attr;
 pub use fragment::{Fragment, Html, Swap};
 pub use inbound::{Dialect, Event, ParseError, ParseLimits, Values, parse_event};

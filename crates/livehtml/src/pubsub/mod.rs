@@ -15,12 +15,45 @@
 //!
 //! A subscription ends when its connection ends; a topic with no subscribers left is forgotten.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::transport::Frame;
 use crate::transport::outbox::{Offer, Outbox};
+
+/// A value delivered to a session's [`crate::Session::on_info`]: published to a topic with
+/// [`PubSub::publish_info`], or sent by a timer of the session itself
+/// ([`crate::Context::every`]). Cheap to clone: every subscriber shares one allocation.
+#[derive(Clone)]
+pub struct Info {
+    topic: Arc<str>,
+    payload: Arc<dyn Any + Send + Sync>,
+}
+
+impl Info {
+    /// A value, as from `topic` (empty for a session's own timers).
+    pub fn new(topic: &str, payload: impl Any + Send + Sync) -> Self {
+        Self { topic: topic.into(), payload: Arc::new(payload) }
+    }
+
+    /// The topic it was published to; empty for a session's own timers.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The value, if it is a `T`.
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        self.payload.downcast_ref()
+    }
+}
+
+impl std::fmt::Debug for Info {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Info").field("topic", &self.topic).finish_non_exhaustive()
+    }
+}
 
 /// The in-process topic registry. Cheap to clone; clones share the same topics.
 ///
@@ -54,6 +87,15 @@ impl PubSub {
         let Some(topic) = self.topic(topic) else { return 0 };
         let subscribers = topic.subscribers.read().unwrap_or_else(|e| e.into_inner());
         subscribers.iter().filter(|(_, outbox)| outbox.offer(frame.clone()) == Offer::Queued).count()
+    }
+
+    /// Delivers `payload` to the [`crate::Session::on_info`] of every subscriber of `topic`, and
+    /// returns how many took it. Slow subscribers are handled as for [`PubSub::publish`].
+    pub fn publish_info(&self, topic: &str, payload: impl Any + Send + Sync) -> usize {
+        let Some(t) = self.topic(topic) else { return 0 };
+        let info = Info::new(topic, payload);
+        let subscribers = t.subscribers.read().unwrap_or_else(|e| e.into_inner());
+        subscribers.iter().filter(|(_, outbox)| outbox.offer_info(info.clone()) == Offer::Queued).count()
     }
 
     /// How many connections are subscribed to `topic`.
@@ -112,7 +154,7 @@ impl Drop for Subscription {
 mod tests {
     use super::*;
     use crate::protocol::close;
-    use crate::transport::outbox::outbox;
+    use crate::transport::outbox::{Outbound, outbox};
 
     #[tokio::test]
     async fn publish_reaches_every_subscriber_with_shared_bytes() {
@@ -122,8 +164,14 @@ mod tests {
         let _sa = pubsub.subscribe("room", a);
         let _sb = pubsub.subscribe("room", b);
         assert_eq!(pubsub.publish("room", Frame::text("hi")), 2);
-        assert_eq!(ra.pop().unwrap().as_text(), Some("hi"));
-        assert_eq!(rb.pop().unwrap().as_text(), Some("hi"));
+        for r in [&ra, &rb] {
+            assert!(matches!(r.pop(), Some(Outbound::Frame(f)) if f.as_text() == Some("hi")));
+        }
+        assert_eq!(pubsub.publish_info("room", 42u32), 2);
+        for r in [&ra, &rb] {
+            let Some(Outbound::Info(info)) = r.pop() else { panic!("an info") };
+            assert_eq!((info.topic(), info.get::<u32>(), info.get::<i64>()), ("room", Some(&42), None));
+        }
         assert_eq!(pubsub.publish("other", Frame::text("x")), 0);
     }
 
@@ -137,8 +185,8 @@ mod tests {
         assert_eq!(pubsub.publish("room", Frame::text("1")), 2);
         assert_eq!(pubsub.publish("room", Frame::text("2")), 1);
         assert_eq!(slow_rx.close_requested(), Some(close::SLOW_CONSUMER));
-        assert_eq!(fast_rx.pop().unwrap().as_text(), Some("1"));
-        assert_eq!(fast_rx.pop().unwrap().as_text(), Some("2"));
+        assert!(matches!(fast_rx.pop(), Some(Outbound::Frame(f)) if f.as_text() == Some("1")));
+        assert!(matches!(fast_rx.pop(), Some(Outbound::Frame(f)) if f.as_text() == Some("2")));
     }
 
     #[test]

@@ -2,8 +2,11 @@ use std::borrow::Cow;
 
 use axum::http::{HeaderMap, Uri};
 
+use std::any::Any;
+use std::time::Duration;
+
 use crate::protocol::{Fragment, ParseLimits};
-use crate::pubsub::{PubSub, Subscription};
+use crate::pubsub::{Info, PubSub, Subscription};
 use crate::transport::Frame;
 use crate::transport::outbox::Outbox;
 
@@ -73,6 +76,12 @@ impl Context {
         fragment.encode_into(&mut self.pending);
     }
 
+    /// Queues markup that is already encoded with its `hx-swap-oob` attributes, in the same
+    /// message as pushed fragments.
+    pub(crate) fn push_encoded(&mut self, html: &str) {
+        self.pending.push_str(html);
+    }
+
     /// Queues an already encoded message for this page, after anything pushed before it.
     pub fn push_frame(&mut self, frame: Frame) {
         self.seal_pending();
@@ -93,6 +102,31 @@ impl Context {
     /// Stops receiving `topic`.
     pub fn unsubscribe(&mut self, topic: &str) {
         self.subscriptions.retain(|s| s.topic() != topic);
+    }
+
+    /// Stops receiving every topic.
+    pub fn unsubscribe_all(&mut self) {
+        self.subscriptions.clear();
+    }
+
+    /// Delivers `make()` to this session's [`crate::Session::on_info`] every `period`, from a
+    /// background task that ends by itself when the connection does (within one period).
+    pub fn every<T, F>(&self, period: Duration, make: F)
+    where
+        T: Any + Send + Sync,
+        F: Fn() -> T + Send + 'static,
+    {
+        let outbox = self.outbox.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                ticks.tick().await;
+                if outbox.offer_info(Info::new("", make())) != crate::transport::outbox::Offer::Queued {
+                    return;
+                }
+            }
+        });
     }
 
     /// Renders `fragments` once and publishes the bytes to every subscriber of `topic`, this

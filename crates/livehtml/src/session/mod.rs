@@ -28,6 +28,7 @@ pub use context::{Connect, Context};
 pub use error::SessionError;
 
 use crate::protocol::{Event, close, parse_event};
+use crate::pubsub::Info;
 use crate::transport::Inbound;
 
 /// The per-page handler of a live endpoint.
@@ -69,6 +70,13 @@ pub trait Session: Send + Sized + 'static {
                 Inbound::Binary(_) => Err(SessionError::close(close::UNSUPPORTED, "binary messages are not events")),
             }
         }
+    }
+
+    /// Called for each value published with [`crate::PubSub::publish_info`] to a topic this
+    /// session subscribed to, and for its own timers ([`Context::every`]). Ignored by default.
+    fn on_info(&mut self, ctx: &mut Context, info: Info) -> impl Future<Output = Result<(), SessionError>> + Send {
+        let _ = (ctx, info);
+        async { Ok(()) }
     }
 
     /// Called once when the connection has ended, for whatever reason. Subscriptions are

@@ -14,6 +14,14 @@ use futures_util::task::AtomicWaker;
 
 use super::Frame;
 use crate::protocol::close;
+use crate::pubsub::Info;
+
+/// One queued item: bytes for the socket, or a value for the session's `on_info`.
+#[derive(Debug, Clone)]
+pub(crate) enum Outbound {
+    Frame(Frame),
+    Info(Info),
+}
 
 /// The sending half, cloned into every topic the connection subscribes to.
 #[derive(Debug, Clone)]
@@ -36,7 +44,7 @@ struct Shared {
 
 #[derive(Debug)]
 struct Queue {
-    frames: VecDeque<Frame>,
+    frames: VecDeque<Outbound>,
     capacity: usize,
     closed: bool,
 }
@@ -86,6 +94,15 @@ impl Outbox {
     /// Queues `frame` without waiting. A full queue means the client reads slower than we write:
     /// it is closed with [`close::SLOW_CONSUMER`] instead of slowing the sender down.
     pub(crate) fn offer(&self, frame: Frame) -> Offer {
+        self.offer_item(Outbound::Frame(frame))
+    }
+
+    /// Queues a value for the session's `on_info`, with the same bound as frames.
+    pub(crate) fn offer_info(&self, info: Info) -> Offer {
+        self.offer_item(Outbound::Info(info))
+    }
+
+    fn offer_item(&self, item: Outbound) -> Offer {
         let mut queue = self.shared.queue();
         if queue.closed {
             return Offer::Closed;
@@ -96,7 +113,7 @@ impl Outbox {
             return Offer::Overflowed;
         }
         let was_empty = queue.frames.is_empty();
-        queue.frames.push_back(frame);
+        queue.frames.push_back(item);
         drop(queue);
         // The task drains the queue before it waits again, so only the first frame of a batch
         // needs to wake it: a wake per frame was the most expensive line of a broadcast.
@@ -149,7 +166,7 @@ impl Inbox {
 
     /// Takes the oldest queued frame. When that empties a queue that had grown (after a burst),
     /// its memory is given back.
-    pub(crate) fn pop(&self) -> Option<Frame> {
+    pub(crate) fn pop(&self) -> Option<Outbound> {
         let mut queue = self.shared.queue();
         let frame = queue.frames.pop_front();
         if queue.frames.is_empty() && queue.frames.capacity() > 16 {
@@ -178,7 +195,7 @@ mod tests {
         assert_eq!(outbox.offer(Frame::text("2")), Offer::Queued);
         assert_eq!(outbox.offer(Frame::text("3")), Offer::Overflowed);
         assert_eq!(inbox.ready().await, Ready::Close(close::SLOW_CONSUMER));
-        assert_eq!(inbox.pop(), Some(Frame::text("1")));
+        assert!(matches!(inbox.pop(), Some(Outbound::Frame(f)) if f == Frame::text("1")));
         drop(inbox);
         assert_eq!(outbox.offer(Frame::text("4")), Offer::Closed);
         assert!(outbox.is_closed());
@@ -201,7 +218,7 @@ mod tests {
         });
         tokio::task::yield_now().await;
         outbox.offer(Frame::text("x"));
-        assert_eq!(waiter.await.unwrap(), Some(Frame::text("x")));
+        assert!(matches!(waiter.await.unwrap(), Some(Outbound::Frame(f)) if f == Frame::text("x")));
     }
 
     #[test]

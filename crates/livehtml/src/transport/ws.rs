@@ -15,9 +15,10 @@ use futures_util::SinkExt;
 use tokio::time::{Instant, MissedTickBehavior, interval_at};
 use tokio_util::sync::CancellationToken;
 
-use super::outbox::{Inbox, Ready};
+use super::outbox::{Inbox, Outbound, Ready};
 use super::{Inbound, Limits};
 use crate::protocol::close;
+use crate::pubsub::Info;
 use crate::session::{Context, Session};
 
 /// Most queued frames written in one batch before the socket is flushed.
@@ -82,11 +83,19 @@ impl Connection {
                 () = self.shutdown.cancelled() => return self.interrupted(Interrupted::Shutdown),
                 ready = self.inbox.ready() => match ready {
                     Ready::Close(code) => return self.interrupted(Interrupted::Close(code)),
-                    Ready::Frames => {
-                        if let Err(i) = self.write_queued().await {
-                            return self.interrupted(i);
+                    Ready::Frames => match self.write_queued().await {
+                        Err(i) => return self.interrupted(i),
+                        Ok(None) => {}
+                        Ok(Some(info)) => {
+                            if let Err(e) = Box::pin(session.on_info(ctx, info)).await {
+                                let _ = self.send_pushed(ctx).await;
+                                return Some(failed(e));
+                            }
+                            if let Err(i) = self.send_pushed(ctx).await {
+                                return self.interrupted(i);
+                            }
                         }
-                    }
+                    },
                 },
                 message = self.socket.recv() => {
                     heard_since_ping = true;
@@ -132,15 +141,23 @@ impl Connection {
         }
     }
 
-    /// Writes what is queued, up to [`BATCH`] frames, with one flush.
-    async fn write_queued(&mut self) -> Result<(), Interrupted> {
+    /// Writes what is queued, up to [`BATCH`] frames, with one flush. Stops at a queued
+    /// [`Info`] and returns it, after flushing the frames before it, so order is kept.
+    async fn write_queued(&mut self) -> Result<Option<Info>, Interrupted> {
         let Self { socket, inbox, shutdown, .. } = self;
         let write = async {
+            let mut info = None;
             for _ in 0..BATCH {
-                let Some(frame) = inbox.pop() else { break };
-                socket.feed(frame.into_message()).await?;
+                match inbox.pop() {
+                    Some(Outbound::Frame(frame)) => socket.feed(frame.into_message()).await?,
+                    Some(Outbound::Info(i)) => {
+                        info = Some(i);
+                        break;
+                    }
+                    None => break,
+                }
             }
-            socket.flush().await
+            socket.flush().await.map(|()| info)
         };
         guarded(write, inbox, shutdown).await
     }
@@ -179,9 +196,9 @@ fn reason_for(code: u16) -> &'static str {
 
 /// Runs a write, giving up as soon as the connection is told to close: a write that blocks on a
 /// client that stopped reading must not keep the slow-consumer close from happening.
-async fn guarded<F>(write: F, inbox: &Inbox, shutdown: &CancellationToken) -> Result<(), Interrupted>
+async fn guarded<F, T>(write: F, inbox: &Inbox, shutdown: &CancellationToken) -> Result<T, Interrupted>
 where
-    F: std::future::Future<Output = Result<(), axum::Error>>,
+    F: std::future::Future<Output = Result<T, axum::Error>>,
 {
     tokio::select! {
         biased;

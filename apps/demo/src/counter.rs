@@ -1,0 +1,93 @@
+//! `/counter`: a counter per page (state on the server), a counter every tab shares, and a
+//! clock pushed by the server once a second (a message from a timer).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use livehtml::view::{LiveView, Mount, ViewError};
+use livehtml::{Context, Event, Html, Info};
+use maud::html;
+
+use crate::AppState;
+
+const TOPIC: &str = "counter";
+
+struct Tick;
+
+/// The counter page.
+pub struct CounterView {
+    mine: i64,
+    shared: Arc<AtomicI64>,
+    shared_seen: i64,
+    offset: time::UtcOffset,
+    now: String,
+}
+
+fn clock(offset: time::UtcOffset) -> String {
+    let now = time::OffsetDateTime::now_utc().to_offset(offset);
+    now.format(time::macros::format_description!("[hour]:[minute]:[second]")).unwrap_or_default()
+}
+
+impl LiveView for CounterView {
+    type State = AppState;
+
+    async fn mount(state: &AppState, _: &Mount) -> Result<Self, ViewError> {
+        let shared = state.counter.clone();
+        let shared_seen = shared.load(Ordering::Relaxed);
+        Ok(Self { mine: 0, shared, shared_seen, offset: state.offset, now: clock(state.offset) })
+    }
+
+    fn title(&self) -> String {
+        "Counter".into()
+    }
+
+    async fn connected(&mut self, ctx: &mut Context) -> Result<(), ViewError> {
+        ctx.subscribe(TOPIC);
+        ctx.every(Duration::from_secs(1), || Tick);
+        Ok(())
+    }
+
+    fn render(&self) -> Html {
+        html! {
+            h1 { "Counter" }
+            section {
+                h2 { "This page" }
+                p { "Count: " output #mine { (self.mine) } }
+                button #dec type="button" lh-click="dec" { "−1" }
+                " "
+                button #inc type="button" lh-click="inc" { "+1" }
+            }
+            section {
+                h2 { "Every tab" }
+                p { "Shared: " output #shared { (self.shared_seen) } }
+                button #shared-inc type="button" lh-click="shared-inc" { "+1 for everyone" }
+            }
+            p { "Server time: " time #clock { (self.now) } }
+        }
+        .into()
+    }
+
+    async fn handle_event(&mut self, ctx: &mut Context, event: Event) -> Result<(), ViewError> {
+        match event.name.as_deref() {
+            Some("inc") => self.mine += 1,
+            Some("dec") => self.mine -= 1,
+            Some("shared-inc") => {
+                self.shared_seen = self.shared.fetch_add(1, Ordering::Relaxed) + 1;
+                ctx.pubsub().publish_info(TOPIC, self.shared_seen);
+            }
+            _ => return Err(ViewError::unknown_event(&event)),
+        }
+        Ok(())
+    }
+
+    async fn handle_info(&mut self, _: &mut Context, info: Info) -> Result<(), ViewError> {
+        if info.get::<Tick>().is_some() {
+            self.now = clock(self.offset);
+        } else if let Some(&value) = info.get::<i64>() {
+            // Messages can cross: keep the newest value.
+            self.shared_seen = self.shared_seen.max(value);
+        }
+        Ok(())
+    }
+}

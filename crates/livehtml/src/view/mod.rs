@@ -1,0 +1,222 @@
+//! Live views: state on the server, events from the page, only changed regions sent back.
+//!
+//! A [`LiveView`] is a plain struct. It is mounted from a URL (first over plain HTTP, so the
+//! page is real HTML for `curl` and search engines; then again when the page's socket joins),
+//! renders to HTML, and changes with the events the page sends and the messages it receives.
+//! After each change the view is rendered again and only the regions (elements with an `id`)
+//! whose fingerprint changed travel back (see [`crate::render`]).
+//!
+//! Several views share one socket: links marked `lh-nav` switch views over it (push-state
+//! navigation), and a reload of any URL renders the same page over HTTP.
+//!
+//! ```
+//! use livehtml::view::{LiveView, Mount, ViewError};
+//! use livehtml::{Context, Event, Html};
+//! use maud::html;
+//!
+//! /// A counter whose state lives on the server.
+//! struct Counter {
+//!     count: i64,
+//! }
+//!
+//! impl LiveView for Counter {
+//!     type State = ();
+//!
+//!     async fn mount(_: &(), mount: &Mount) -> Result<Self, ViewError> {
+//!         let start = mount.query("start").and_then(|s| s.parse().ok()).unwrap_or(0);
+//!         Ok(Counter { count: start })
+//!     }
+//!
+//!     fn render(&self) -> Html {
+//!         html! {
+//!             p #count { (self.count) }
+//!             button lh-click="inc" { "+1" }
+//!         }
+//!         .into()
+//!     }
+//!
+//!     async fn handle_event(&mut self, _: &mut Context, event: Event) -> Result<(), ViewError> {
+//!         match event.name.as_deref() {
+//!             Some("inc") => self.count += 1,
+//!             _ => return Err(ViewError::unknown_event(&event)),
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//! ```
+
+pub(crate) mod runtime;
+mod testing;
+pub(crate) mod token;
+
+use std::future::Future;
+
+use axum::http::HeaderMap;
+use futures_util::future::BoxFuture;
+
+pub use testing::ViewTest;
+
+use crate::protocol::{Event, Html};
+use crate::pubsub::Info;
+use crate::session::Context;
+
+/// A live view. See the [module docs](self).
+///
+/// # Errors
+///
+/// A handler's error is shown to the page (in the element `lh-flash`) and the view goes on;
+/// an error from `mount` answers the HTTP request with its status (404, 400, 500), or closes
+/// a socket that tried to join with 1008.
+pub trait LiveView: Send + Sized + 'static {
+    /// What the app shares with its views (a database pool, counters): given to `mount`.
+    type State: Clone + Send + Sync + 'static;
+
+    /// Builds the view for a URL. Runs for the HTTP render and again when the socket joins;
+    /// [`Mount::connected`] tells which.
+    fn mount(state: &Self::State, mount: &Mount) -> impl Future<Output = Result<Self, ViewError>> + Send;
+
+    /// The view's HTML. Every element with an `id` is a region that is updated on its own.
+    fn render(&self) -> Html;
+
+    /// The page title (`<title>`), also set when navigating to this view.
+    fn title(&self) -> String {
+        String::new()
+    }
+
+    /// Called once the page's socket is connected: subscribe to topics, start timers here.
+    fn connected(&mut self, ctx: &mut Context) -> impl Future<Output = Result<(), ViewError>> + Send {
+        let _ = ctx;
+        async { Ok(()) }
+    }
+
+    /// An event from the page (`lh-click`, `lh-submit`, a `ws-send` form...). An event the view
+    /// does not know should return [`ViewError::unknown_event`].
+    fn handle_event(&mut self, ctx: &mut Context, event: Event) -> impl Future<Output = Result<(), ViewError>> + Send;
+
+    /// A message from a topic this view subscribed to, or from its own timer.
+    fn handle_info(&mut self, ctx: &mut Context, info: Info) -> impl Future<Output = Result<(), ViewError>> + Send {
+        let _ = (ctx, info);
+        async { Ok(()) }
+    }
+}
+
+/// The request a view is mounted for.
+#[derive(Debug, Clone)]
+pub struct Mount {
+    pub(crate) path: String,
+    pub(crate) params: Vec<(String, String)>,
+    pub(crate) query: Vec<(String, String)>,
+    pub(crate) headers: HeaderMap,
+    pub(crate) connected: bool,
+}
+
+impl Mount {
+    /// A path parameter of the route (`{id}` in `/article/{id}`).
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The first value of a query parameter, decoded.
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The URL's path.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The request's headers (cookies, for a session): those of the page's GET, then those of
+    /// the socket's upgrade request.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// Whether this mount is for a connected socket (`false` for the HTTP render).
+    pub fn connected(&self) -> bool {
+        self.connected
+    }
+}
+
+/// Why a view could not mount or handle something.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ViewError {
+    /// Nothing at this URL (HTTP 404).
+    NotFound,
+    /// The request or the event's values are not acceptable; the text is shown to the user.
+    BadRequest(String),
+    /// An event the view has no handler for.
+    UnknownEvent(String),
+    /// Something failed inside; logged, and shown to the user as a generic message.
+    Internal(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ViewError {
+    /// The error for an event the view does not handle.
+    pub fn unknown_event(event: &Event) -> Self {
+        Self::UnknownEvent(event.name.clone().unwrap_or_default())
+    }
+
+    /// A bad value, with a message for the user.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::BadRequest(message.into())
+    }
+
+    /// Wraps any error as internal.
+    pub fn internal(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Internal(Box::new(error))
+    }
+
+    /// What the user is shown.
+    pub fn user_message(&self) -> String {
+        match self {
+            Self::NotFound => "not found".into(),
+            Self::BadRequest(m) => m.clone(),
+            Self::UnknownEvent(name) => format!("unknown event {name:?}"),
+            Self::Internal(_) => "something went wrong".into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ViewError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Internal(e) => write!(f, "internal error: {e}"),
+            other => f.write_str(&other.user_message()),
+        }
+    }
+}
+
+impl std::error::Error for ViewError {}
+
+/// A mounted view of any type: what the runtime holds.
+pub(crate) trait DynView: Send {
+    fn render(&self) -> Html;
+    fn title(&self) -> String;
+    fn connected<'a>(&'a mut self, ctx: &'a mut Context) -> BoxFuture<'a, Result<(), ViewError>>;
+    fn handle_event<'a>(&'a mut self, ctx: &'a mut Context, event: Event) -> BoxFuture<'a, Result<(), ViewError>>;
+    fn handle_info<'a>(&'a mut self, ctx: &'a mut Context, info: Info) -> BoxFuture<'a, Result<(), ViewError>>;
+}
+
+impl<V: LiveView> DynView for V {
+    fn render(&self) -> Html {
+        LiveView::render(self)
+    }
+
+    fn title(&self) -> String {
+        LiveView::title(self)
+    }
+
+    fn connected<'a>(&'a mut self, ctx: &'a mut Context) -> BoxFuture<'a, Result<(), ViewError>> {
+        Box::pin(LiveView::connected(self, ctx))
+    }
+
+    fn handle_event<'a>(&'a mut self, ctx: &'a mut Context, event: Event) -> BoxFuture<'a, Result<(), ViewError>> {
+        Box::pin(LiveView::handle_event(self, ctx, event))
+    }
+
+    fn handle_info<'a>(&'a mut self, ctx: &'a mut Context, info: Info) -> BoxFuture<'a, Result<(), ViewError>> {
+        Box::pin(LiveView::handle_info(self, ctx, info))
+    }
+}

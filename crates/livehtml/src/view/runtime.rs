@@ -1,0 +1,352 @@
+//! The view runtime: routes from URLs to views, the first render over HTTP, and the session that
+//! runs a view on a socket.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::http::HeaderMap;
+use futures_util::future::BoxFuture;
+
+use super::token::{Claims, Signer};
+use super::{DynView, LiveView, Mount, ViewError};
+use crate::protocol::{Event, Fragment, Html, close};
+use crate::pubsub::{Info, PubSub};
+use crate::render::{Fingerprints, Patch, Rendered};
+use crate::session::{Context, Session, SessionError};
+use crate::transport::Frame;
+
+/// The event name livehtml.js sends to navigate; its `url` value is the target.
+pub(crate) const NAV_EVENT: &str = "lh:nav";
+
+type Mounter<St> = Box<dyn Fn(St, Mount) -> BoxFuture<'static, Result<Box<dyn DynView>, ViewError>> + Send + Sync>;
+
+/// What a layout gets to build a page around a view.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub(crate) title: String,
+    pub(crate) connect_url: String,
+    pub(crate) content: Html,
+}
+
+impl Page {
+    /// The view's title.
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+
+    /// Where the page's socket connects (it carries the signed view token).
+    pub fn connect_url(&self) -> &str {
+        &self.connect_url
+    }
+
+    /// The view's rendered HTML.
+    pub fn content(&self) -> &Html {
+        &self.content
+    }
+
+    /// The live root for livehtml.js: an `lh-flash` element for error messages and the
+    /// `lh-view` element that holds the view and connects the socket.
+    pub fn live_root(&self) -> Html {
+        let mut out = String::from(r#"<div id="lh-flash" role="alert"></div><div id="lh-view" lh-connect=""#);
+        crate::protocol::escape_attr(&mut out, &self.connect_url);
+        out.push_str("\">");
+        out.push_str(self.content.as_str());
+        out.push_str("</div>");
+        Html::trusted(out)
+    }
+}
+
+pub(crate) type Layout = Arc<dyn Fn(&Page) -> Html + Send + Sync>;
+
+/// The default page: a minimal document that loads livehtml.js around [`Page::live_root`].
+pub(crate) fn default_layout(page: &Page) -> Html {
+    let mut out = String::from("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>");
+    crate::protocol::escape_attr(&mut out, page.title());
+    out.push_str("</title><script src=\"");
+    out.push_str(crate::SCRIPT_PATH);
+    out.push_str("\" defer></script></head><body>");
+    out.push_str(page.live_root().as_str());
+    out.push_str("</body></html>");
+    Html::trusted(out)
+}
+
+pub(crate) struct Routes<St> {
+    pub(crate) state: St,
+    pub(crate) pubsub: PubSub,
+    pub(crate) signer: Signer,
+    pub(crate) socket_path: String,
+    pub(crate) token_max_age: u64,
+    pub(crate) layout: Layout,
+    pub(crate) paths: Vec<String>,
+    router: matchit::Router<usize>,
+    mounters: Vec<Mounter<St>>,
+}
+
+impl<St: Clone + Send + Sync + 'static> Routes<St> {
+    pub(crate) fn new(state: St, pubsub: PubSub, signer: Signer) -> Self {
+        Self {
+            state,
+            pubsub,
+            signer,
+            socket_path: "/_livehtml/live".into(),
+            token_max_age: 24 * 3600,
+            layout: Arc::new(default_layout),
+            paths: Vec::new(),
+            router: matchit::Router::new(),
+            mounters: Vec::new(),
+        }
+    }
+
+    /// Registers `V` at `path` (`/article/{id}`). Panics on an invalid or duplicate path, as
+    /// axum's router does: that is a programming error, found at start-up.
+    pub(crate) fn add<V: LiveView<State = St>>(&mut self, path: &str) {
+        self.router.insert(path, self.mounters.len()).unwrap_or_else(|e| panic!("invalid live route {path:?}: {e}"));
+        self.paths.push(path.to_owned());
+        self.mounters.push(Box::new(|state: St, mount: Mount| {
+            Box::pin(async move { V::mount(&state, &mount).await.map(|v| Box::new(v) as Box<dyn DynView>) })
+        }));
+    }
+
+    /// Mounts the view for `url` (a path with an optional query, or an absolute URL).
+    pub(crate) async fn mount(
+        &self,
+        url: &str,
+        headers: HeaderMap,
+        connected: bool,
+    ) -> Result<(Box<dyn DynView>, String), ViewError> {
+        let local = local_part(url);
+        let (path, query) = local.split_once('?').unwrap_or((local, ""));
+        let matched = self.router.at(path).map_err(|_| ViewError::NotFound)?;
+        let params = matched.params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        let query = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+        let mount = Mount { path: path.to_owned(), params, query, headers, connected };
+        let view = (self.mounters[*matched.value])(self.state.clone(), mount).await?;
+        Ok((view, local.to_owned()))
+    }
+
+    /// The complete page for `url`, rendered over HTTP, with a token for its socket.
+    pub(crate) async fn page(&self, url: &str, headers: HeaderMap) -> Result<String, ViewError> {
+        let (view, url) = self.mount(url, headers, false).await?;
+        let html = view.render().into_string();
+        let token = self.signer.sign(&Claims { url, render: fingerprint(&html), issued: now() });
+        let page = Page {
+            title: view.title(),
+            connect_url: format!("{}?t={token}", self.socket_path),
+            content: Html::trusted(html),
+        };
+        Ok((self.layout)(&page).into_string())
+    }
+
+    fn token_for(&self, url: &str, html: &str) -> String {
+        self.signer.sign(&Claims { url: url.to_owned(), render: fingerprint(html), issued: now() })
+    }
+}
+
+/// `https://host/a?b` → `/a?b`; `/a?b` stays.
+fn local_part(url: &str) -> &str {
+    match url.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => url,
+    }
+    .split('#')
+    .next()
+    .unwrap_or("/")
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+pub(crate) fn fingerprint(html: &str) -> u64 {
+    let mut h = DefaultHasher::new();
+    html.hash(&mut h);
+    h.finish()
+}
+
+/// Runs one view at a time on a socket; navigation swaps the view.
+pub(crate) struct ViewSession<St> {
+    routes: Arc<Routes<St>>,
+    token: Option<String>,
+    headers: HeaderMap,
+    /// livehtml.js morphs; plain htmx replaces.
+    morph: bool,
+    view: Option<Box<dyn DynView>>,
+    shown: Fingerprints,
+    url: String,
+    /// Bytes of the last update, and of the whole view it replaced: how much the diff saved.
+    pub(crate) last_update: (usize, usize),
+}
+
+impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
+    pub(crate) fn new(routes: Arc<Routes<St>>, token: Option<String>, headers: HeaderMap, morph: bool) -> Self {
+        Self {
+            routes,
+            token,
+            headers,
+            morph,
+            view: None,
+            shown: Fingerprints::default(),
+            url: String::new(),
+            last_update: (0, 0),
+        }
+    }
+
+    pub(crate) fn view(&self) -> Option<&dyn DynView> {
+        self.view.as_deref()
+    }
+
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Mounts `url` as a connected view without a token (the test client's way in).
+    pub(crate) async fn start(&mut self, ctx: &mut Context, url: &str) -> Result<(), ViewError> {
+        let (mut view, url) = self.routes.mount(url, self.headers.clone(), true).await?;
+        view.connected(ctx).await?;
+        self.shown = Rendered::new(view.render().into_string()).fingerprints();
+        self.view = Some(view);
+        self.url = url;
+        Ok(())
+    }
+
+    /// Runs an event; errors are returned (the socket session shows them in `lh-flash`).
+    pub(crate) async fn event(&mut self, ctx: &mut Context, event: Event) -> Result<(), ViewError> {
+        if event.name.as_deref() == Some(NAV_EVENT) {
+            let url = event.value("url").ok_or_else(|| ViewError::bad_request("navigation without a url"))?.to_owned();
+            return self.navigate(ctx, &url).await;
+        }
+        let view = self.view.as_mut().ok_or(ViewError::NotFound)?;
+        let result = view.handle_event(ctx, event).await;
+        self.refresh(ctx);
+        result
+    }
+
+    pub(crate) async fn info(&mut self, ctx: &mut Context, info: Info) -> Result<(), ViewError> {
+        let Some(view) = self.view.as_mut() else { return Ok(()) };
+        let result = view.handle_info(ctx, info).await;
+        self.refresh(ctx);
+        result
+    }
+
+    /// Renders again and pushes only the regions that changed.
+    fn refresh(&mut self, ctx: &mut Context) {
+        let Some(view) = &self.view else { return };
+        let rendered = Rendered::new(view.render().into_string());
+        let sent = match rendered.diff(&self.shown) {
+            Patch::None => String::new(),
+            Patch::Regions(ranges) => {
+                let style = if self.morph { "outerMorph" } else { "outerHTML" };
+                ranges.iter().map(|r| rendered.region_with_oob(r, style)).collect()
+            }
+            Patch::Whole => self.whole(rendered.html()),
+        };
+        if !sent.is_empty() {
+            ctx.push_encoded(&sent);
+        }
+        self.last_update = (sent.len(), rendered.html().len());
+        self.shown = rendered.fingerprints();
+    }
+
+    fn whole(&self, html: &str) -> String {
+        let style = if self.morph { "innerMorph" } else { "innerHTML" };
+        format!(r#"<div id="lh-view" hx-swap-oob="{style}">{html}</div>"#)
+    }
+
+    /// Switches to the view at `url` on the same socket.
+    pub(crate) async fn navigate(&mut self, ctx: &mut Context, url: &str) -> Result<(), ViewError> {
+        let (mut view, url) = match self.routes.mount(url, self.headers.clone(), true).await {
+            Ok(found) => found,
+            Err(ViewError::NotFound) => {
+                // Not a live route: the page loads it the ordinary way.
+                let msg = serde_json::json!({"lh": "redirect", "url": local_part(url)});
+                ctx.push_frame(Frame::text(msg.to_string()));
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        ctx.unsubscribe_all();
+        view.connected(ctx).await?;
+        let html = view.render().into_string();
+        let msg = serde_json::json!({
+            "lh": "nav",
+            "url": url,
+            "title": view.title(),
+            "token": self.routes.token_for(&url, &html),
+            "html": html,
+        });
+        ctx.push_frame(Frame::text(msg.to_string()));
+        self.shown = Rendered::new(html).fingerprints();
+        self.view = Some(view);
+        self.url = url;
+        Ok(())
+    }
+
+    fn flash(ctx: &mut Context, error: &ViewError) {
+        if let ViewError::Internal(e) = error {
+            tracing::error!(error = %e, "live view failed");
+        }
+        ctx.push(Fragment::inner("lh-flash", Html::escape(&error.user_message())));
+    }
+}
+
+impl<St: Clone + Send + Sync + 'static> Session for ViewSession<St> {
+    async fn on_join(&mut self, ctx: &mut Context) -> Result<(), SessionError> {
+        let Some(token) = self.token.take() else {
+            return Err(SessionError::close(close::POLICY, "missing view token"));
+        };
+        let claims = self
+            .routes
+            .signer
+            .verify(&token, now(), self.routes.token_max_age)
+            .map_err(|e| SessionError::close(close::POLICY, e.to_string()))?;
+        let (mut view, url) = match self.routes.mount(&claims.url, self.headers.clone(), true).await {
+            Ok(found) => found,
+            Err(ViewError::Internal(e)) => {
+                tracing::error!(error = %e, "mounting a live view failed");
+                return Err(SessionError::close(close::INTERNAL, "mount failed"));
+            }
+            Err(e) => return Err(SessionError::close(close::POLICY, e.user_message())),
+        };
+        if let Err(e) = view.connected(ctx).await {
+            Self::flash(ctx, &e);
+        }
+        let rendered = Rendered::new(view.render().into_string());
+        // The page shows the HTTP render. If the view renders differently now (new data since),
+        // the page gets the whole view: never a silent gap.
+        if fingerprint(rendered.html()) != claims.render {
+            let whole = self.whole(rendered.html());
+            ctx.push_encoded(&whole);
+        }
+        self.shown = rendered.fingerprints();
+        self.view = Some(view);
+        self.url = url;
+        Ok(())
+    }
+
+    async fn on_event(&mut self, ctx: &mut Context, event: Event) -> Result<(), SessionError> {
+        if let Err(e) = self.event(ctx, event).await {
+            Self::flash(ctx, &e);
+        }
+        Ok(())
+    }
+
+    async fn on_info(&mut self, ctx: &mut Context, info: Info) -> Result<(), SessionError> {
+        if let Err(e) = self.info(ctx, info).await {
+            Self::flash(ctx, &e);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_part;
+
+    #[test]
+    fn urls_are_reduced_to_path_and_query() {
+        assert_eq!(local_part("http://127.0.0.1:3000/article/1?x=1#c"), "/article/1?x=1");
+        assert_eq!(local_part("https://example.com"), "/");
+        assert_eq!(local_part("/blog"), "/blog");
+    }
+}

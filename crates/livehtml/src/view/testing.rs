@@ -1,0 +1,116 @@
+//! The test client: drive a live view in process, without a browser or a socket.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+
+use super::ViewError;
+use super::runtime::{Routes, ViewSession};
+use crate::protocol::{Dialect, Event, ParseLimits, Values};
+use crate::session::Context;
+use crate::transport::outbox::{Inbox, Outbound, outbox};
+
+/// A live view mounted in process, as a connected page would have it: send events, follow
+/// navigation, receive topic messages, and look at the HTML and at what would have been sent.
+///
+/// ```
+/// # use livehtml::view::{LiveView, Mount, ViewError};
+/// # use livehtml::{Context, Event, Html, Live, LiveRoutes};
+/// # struct Counter { count: i64 }
+/// # impl LiveView for Counter {
+/// #     type State = ();
+/// #     async fn mount(_: &(), _: &Mount) -> Result<Self, ViewError> { Ok(Counter { count: 0 }) }
+/// #     fn render(&self) -> Html { Html::trusted(format!(r#"<p id="count">{}</p>"#, self.count)) }
+/// #     async fn handle_event(&mut self, _: &mut Context, e: Event) -> Result<(), ViewError> {
+/// #         if e.name.as_deref() == Some("inc") { self.count += 1; Ok(()) } else { Err(ViewError::unknown_event(&e)) }
+/// #     }
+/// # }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let views = LiveRoutes::new(&Live::default(), ()).route::<Counter>("/counter").build();
+/// let mut page = views.test("/counter").await.unwrap();
+/// assert!(page.html().contains(">0<"));
+///
+/// let sent = page.event("inc", &[]).await.unwrap();
+/// assert_eq!(sent, r#"<p id="count" hx-swap-oob="outerMorph">1</p>"#);
+/// assert!(page.event("nope", &[]).await.is_err());
+/// # });
+/// ```
+pub struct ViewTest<St> {
+    session: ViewSession<St>,
+    ctx: Context,
+    inbox: Inbox,
+}
+
+impl<St: Clone + Send + Sync + 'static> ViewTest<St> {
+    pub(crate) async fn start(routes: Arc<Routes<St>>, url: &str) -> Result<Self, ViewError> {
+        let (out, inbox) = outbox(4096);
+        let mut ctx = Context::new(0, out, routes.pubsub.clone(), ParseLimits::default());
+        let mut session = ViewSession::new(routes, None, HeaderMap::new(), true);
+        session.start(&mut ctx, url).await?;
+        ctx.take_frames();
+        Ok(Self { session, ctx, inbox })
+    }
+
+    /// The view's current HTML.
+    pub fn html(&self) -> String {
+        self.session.view().map(|v| v.render().into_string()).unwrap_or_default()
+    }
+
+    /// The view's title.
+    pub fn title(&self) -> String {
+        self.session.view().map(|v| v.title()).unwrap_or_default()
+    }
+
+    /// The URL of the current view (it changes with navigation).
+    pub fn url(&self) -> &str {
+        self.session.url()
+    }
+
+    /// Sends the event `name` with `values` and returns what the page would have been sent
+    /// (the changed regions), or the view's error.
+    pub async fn event(&mut self, name: &str, values: &[(&str, &str)]) -> Result<String, ViewError> {
+        let event = Event {
+            name: Some(name.to_owned()),
+            trigger: None,
+            trigger_name: None,
+            target: None,
+            current_url: None,
+            values: values.iter().copied().collect::<Values>(),
+            dialect: Dialect::LiveHtml,
+        };
+        let result = self.session.event(&mut self.ctx, event).await;
+        let sent = self.take_sent();
+        result.map(|()| sent)
+    }
+
+    /// Follows a link to `url` over the socket, as an `lh-nav` link does.
+    pub async fn navigate(&mut self, url: &str) -> Result<(), ViewError> {
+        let result = self.session.navigate(&mut self.ctx, url).await;
+        self.take_sent();
+        result
+    }
+
+    /// Waits (at most `timeout`) for the next message from a topic or a timer, lets the view
+    /// handle it, and returns what the page would have been sent. Frames published to the
+    /// view's topics are returned as they are. `None` when nothing arrived in time.
+    pub async fn next_message(&mut self, timeout: Duration) -> Option<String> {
+        tokio::time::timeout(timeout, self.inbox.ready()).await.ok()?;
+        match self.inbox.pop()? {
+            Outbound::Frame(frame) => Some(frame.as_text().unwrap_or_default().to_owned()),
+            Outbound::Info(info) => {
+                let _ = self.session.info(&mut self.ctx, info).await;
+                Some(self.take_sent())
+            }
+        }
+    }
+
+    /// Bytes sent by the last update, and the size of the whole view it replaced.
+    pub fn last_update_bytes(&self) -> (usize, usize) {
+        self.session.last_update
+    }
+
+    fn take_sent(&mut self) -> String {
+        self.ctx.take_frames().iter().filter_map(|f| f.as_text().map(str::to_owned)).collect()
+    }
+}

@@ -1,0 +1,136 @@
+// Live views in real Chromium: SPA navigation over one socket, live comments, typed input that
+// survives updates, the counter and its clock, and a plain htmx page driving a live view.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import path from "node:path";
+import { binary, launch, newPage, root, startServer, tempDir } from "./harness.mjs";
+
+async function demo(t) {
+  const browser = await launch(t);
+  if (!browser) return {};
+  t.after(() => browser.close());
+  const server = await startServer(binary("livehtml-demo"), ["--addr", "127.0.0.1:0", "--data-dir", tempDir("livehtml-views-")]);
+  t.after(() => server.stop("SIGKILL"));
+  return { browser, server };
+}
+
+async function open(browser, url) {
+  const page = await newPage(browser);
+  await page.goto(url);
+  await page.locator('#lh-view[lh-state="open"]').waitFor();
+  return page;
+}
+
+test("blog: list → article → back without a page load; a reload renders the same page", async (t) => {
+  const { browser, server } = await demo(t);
+  if (!browser) return;
+  const page = await open(browser, `${server.url}/blog`);
+  let loads = 0;
+  page.on("load", () => loads++);
+  await page.evaluate(() => { window.marker = "still here"; });
+
+  await page.click('#articles a[href="/article/2"]');
+  await page.locator("#title", { hasText: "Why a live view keeps its state on the server" }).waitFor();
+  assert.equal(new URL(page.url()).pathname, "/article/2");
+  assert.equal(await page.title(), "Why a live view keeps its state on the server");
+
+  await page.click("#back");
+  await page.locator("#articles").waitFor();
+  assert.equal(new URL(page.url()).pathname, "/blog");
+  assert.equal(await page.title(), "Blog");
+
+  await page.goBack();
+  await page.locator("#title", { hasText: "Why a live view" }).waitFor();
+  assert.equal(new URL(page.url()).pathname, "/article/2");
+  await page.goForward();
+  await page.locator("#articles").waitFor();
+  assert.equal(new URL(page.url()).pathname, "/blog");
+
+  assert.equal(await page.evaluate(() => window.marker), "still here", "no page load while navigating");
+  assert.equal(loads, 0);
+  assert.deepEqual(page.errors, []);
+
+  // A full reload of an article URL renders it over HTTP.
+  await page.goto(`${server.url}/article/2`);
+  assert.equal(await page.evaluate(() => window.marker), undefined);
+  assert.equal(await page.textContent("#title"), "Why a live view keeps its state on the server");
+});
+
+test("blog: a comment posted in one page shows in a second page; typed text and focus stay", async (t) => {
+  const { browser, server } = await demo(t);
+  if (!browser) return;
+  const writer = await open(browser, `${server.url}/article/1`);
+  const reader = await open(browser, `${server.url}/article/1`);
+
+  // The reader is halfway through a comment of their own, caret in the middle.
+  await reader.fill("#author", "Rita");
+  await reader.fill("#comment-body", "half-typed thought");
+  await reader.focus("#comment-body");
+  await reader.evaluate(() => document.getElementById("comment-body").setSelectionRange(4, 4));
+
+  await writer.fill("#author", "Walt");
+  await writer.fill("#comment-body", "<i>first!</i>");
+  await writer.click("#post");
+
+  for (const page of [writer, reader]) {
+    await page.locator("#comments li", { hasText: "Walt: <i>first!</i>" }).waitFor();
+    assert.equal(await page.locator("#comments li i").count(), 0, "escaped");
+    await page.locator("#comment-count", { hasText: "(1)" }).waitFor();
+  }
+  assert.equal(await writer.inputValue("#comment-body"), "", "the writer's box is cleared");
+  assert.equal(await reader.inputValue("#comment-body"), "half-typed thought");
+  assert.equal(await reader.inputValue("#author"), "Rita");
+  assert.equal(await reader.evaluate(() => document.activeElement?.id), "comment-body");
+  assert.deepEqual(await reader.evaluate(() => {
+    const el = document.getElementById("comment-body");
+    return [el.selectionStart, el.selectionEnd];
+  }), [4, 4]);
+
+  // An empty comment is refused with a message, and nothing breaks.
+  await writer.click("#post");
+  await writer.locator("#lh-flash", { hasText: "Write a comment first." }).waitFor();
+  assert.deepEqual([...writer.errors, ...reader.errors], []);
+});
+
+test("counter: per-page and shared counters, and the server clock ticks", async (t) => {
+  const { browser, server } = await demo(t);
+  if (!browser) return;
+  const a = await open(browser, `${server.url}/counter`);
+  const b = await open(browser, `${server.url}/counter`);
+
+  await a.click("#inc");
+  await a.click("#inc");
+  await a.click("#dec");
+  await a.click("#inc");
+  await a.locator("#mine", { hasText: "2" }).waitFor();
+  assert.equal(await b.textContent("#mine"), "0", "the other page has its own count");
+
+  await b.click("#shared-inc");
+  await a.locator("#shared", { hasText: "1" }).waitFor();
+  await b.locator("#shared", { hasText: "1" }).waitFor();
+
+  const before = await a.textContent("#clock");
+  await a.waitForFunction((prev) => document.getElementById("clock").textContent !== prev, before, { timeout: 5000 });
+  assert.match(await a.textContent("#clock"), /^\d\d:\d\d:\d\d$/);
+  assert.deepEqual([...a.errors, ...b.errors], []);
+});
+
+test("a plain htmx 2 page drives a live view with ws-send", async (t) => {
+  const browser = await launch(t);
+  if (!browser) return;
+  t.after(() => browser.close());
+  const server = await startServer(binary("example-htmx"),
+    ["--addr", "127.0.0.1:0", "--vendor", path.join(root, "e2e", "node_modules")]);
+  t.after(() => server.stop("SIGKILL"));
+  const page = await newPage(browser);
+  await page.goto(`${server.url}/htmx2/live`);
+  assert.equal(await page.evaluate(() => window.htmx.version.split(".")[0]), "2");
+  await page.click("#inc");
+  await page.locator("#clicks", { hasText: "1" }).waitFor();
+  await page.click("#inc");
+  await page.locator("#clicks", { hasText: "2" }).waitFor();
+  await page.click("#reset");
+  await page.locator("#clicks", { hasText: "0" }).waitFor();
+  assert.ok(page.frames.some((f) => f.startsWith('<output id="clicks" hx-swap-oob="outerHTML">')), page.frames.join("\n"));
+  assert.deepEqual(page.errors, []);
+});

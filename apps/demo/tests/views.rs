@@ -145,3 +145,34 @@ async fn articles_render_over_plain_http_and_tampered_tokens_are_refused() {
     tcp.read_to_string(&mut resp).await.unwrap();
     assert!(resp.starts_with("HTTP/1.1 404"), "{resp}");
 }
+
+#[tokio::test]
+async fn the_blog_runs_on_postgresql_when_database_url_says_so() {
+    let url =
+        std::env::var("LIVEHTML_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    sqlx::any::install_default_drivers();
+    let pool = match sqlx::AnyPool::connect(&url).await {
+        Ok(pool) => pool,
+        Err(e) if std::env::var("LIVEHTML_REQUIRE_ALL").as_deref() == Ok("1") => panic!("PostgreSQL at {url}: {e}"),
+        Err(e) => {
+            eprintln!("SKIPPED: PostgreSQL at {url} is not reachable ({e})");
+            return;
+        }
+    };
+    // A clean slate in the test database: the store creates and seeds its tables.
+    for table in ["blog_comments", "blog_articles"] {
+        sqlx::query(&format!("DROP TABLE IF EXISTS {table}")).execute(&pool).await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state = livehtml_demo::state(dir.path(), Some(&url), time::UtcOffset::UTC).await.expect("state on PostgreSQL");
+    let views = livehtml_demo::views(&state);
+    let mut page = views.test("/blog").await.unwrap();
+    assert!(page.html().contains("HTML over WebSockets"), "seeded on first run");
+    page.navigate("/article/3").await.unwrap();
+    let sent = page.event("comment", &[("author", "Pg"), ("body", "stored in PostgreSQL")]).await.unwrap();
+    assert!(sent.contains("<strong>Pg</strong>: stored in PostgreSQL"));
+    let fresh = views.test("/article/3").await.unwrap();
+    assert!(fresh.html().contains("stored in PostgreSQL"), "read back from PostgreSQL");
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM blog_comments").fetch_one(&pool).await.unwrap();
+    assert_eq!(n, 1);
+}

@@ -211,8 +211,9 @@ impl Live {
             .max_message_size(limits.max_message_bytes)
             .max_frame_size(limits.max_message_bytes)
             .read_buffer_size(limits.read_buffer)
-            .on_upgrade(move |socket| async move {
-                let _token = token;
+            .on_upgrade(move |socket| {
+                // Set up synchronously and hand back the connection's future as is: the task
+                // then holds one copy of the connection, not one per layer of async code.
                 let session = factory(&connect);
                 // The header values are slices of hyper's request buffer (16 KB): holding them
                 // for the life of the socket would pin that buffer per idle connection.
@@ -226,7 +227,11 @@ impl Live {
                     shutdown: live.inner.shutdown.clone(),
                     shutdown_code: live.inner.config.shutdown_code,
                 };
-                connection.run(session, ctx).await;
+                let run = connection.run(session, ctx);
+                async move {
+                    let _token = token;
+                    run.await;
+                }
             })
     }
 

@@ -8,6 +8,7 @@
 //! idle connection stays small.
 
 use std::borrow::Cow;
+use std::future::Future;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -42,14 +43,25 @@ enum Interrupted {
 }
 
 impl Connection {
-    pub(crate) async fn run<S: Session>(mut self, mut session: S, mut ctx: Context) {
-        let closing = self.drive(&mut session, &mut ctx).await;
-        Box::pin(session.on_leave(&mut ctx)).await;
-        ctx.end();
+    /// Runs the connection to its end.
+    ///
+    /// Not an `async fn`: those store their by-value arguments twice in their state
+    /// (rust-lang/rust#62958), which costs every idle connection about 600 bytes. An
+    /// `async move` block uses what it captured in place.
+    pub(crate) fn run<S: Session>(mut self, mut session: S, mut ctx: Context) -> impl Future<Output = ()> + Send {
+        async move {
+            let closing = self.drive(&mut session, &mut ctx).await;
+            Box::pin(session.on_leave(&mut ctx)).await;
+            ctx.end();
+            Box::pin(self.close(closing)).await;
+        }
+    }
+
+    async fn close(self, closing: Closing) {
         let Connection { socket, inbox, limits, .. } = self;
         drop(inbox);
         if let Some((code, reason)) = closing {
-            Box::pin(close_gracefully(socket, code, reason, limits.close_timeout)).await;
+            close_gracefully(socket, code, reason, limits.close_timeout).await;
         }
     }
 
@@ -65,7 +77,7 @@ impl Connection {
         if let Err(e) = Box::pin(session.on_join(ctx)).await {
             return Some(failed(e));
         }
-        if let Err(i) = self.send_pushed(ctx).await {
+        if let Err(i) = Box::pin(self.send_pushed(ctx)).await {
             return self.interrupted(i);
         }
 
@@ -83,15 +95,15 @@ impl Connection {
                 () = self.shutdown.cancelled() => return self.interrupted(Interrupted::Shutdown),
                 ready = self.inbox.ready() => match ready {
                     Ready::Close(code) => return self.interrupted(Interrupted::Close(code)),
-                    Ready::Frames => match self.write_queued().await {
+                    Ready::Frames => match Box::pin(self.write_queued()).await {
                         Err(i) => return self.interrupted(i),
                         Ok(None) => {}
                         Ok(Some(info)) => {
                             if let Err(e) = Box::pin(session.on_info(ctx, info)).await {
-                                let _ = self.send_pushed(ctx).await;
+                                let _ = Box::pin(self.send_pushed(ctx)).await;
                                 return Some(failed(e));
                             }
-                            if let Err(i) = self.send_pushed(ctx).await {
+                            if let Err(i) = Box::pin(self.send_pushed(ctx)).await {
                                 return self.interrupted(i);
                             }
                         }
@@ -114,16 +126,16 @@ impl Connection {
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                         Some(Ok(Message::Close(_))) => {
                             // tungstenite queued the close reply; flushing sends it, completing the handshake.
-                            let _ = tokio::time::timeout(self.limits.close_timeout, self.socket.flush()).await;
+                            let _ = Box::pin(tokio::time::timeout(self.limits.close_timeout, self.socket.flush())).await;
                             return None;
                         }
                     };
                     if let Err(e) = Box::pin(session.on_message(ctx, inbound)).await {
                         // What the handler pushed before failing still goes out first.
-                        let _ = self.send_pushed(ctx).await;
+                        let _ = Box::pin(self.send_pushed(ctx)).await;
                         return Some(failed(e));
                     }
-                    if let Err(i) = self.send_pushed(ctx).await {
+                    if let Err(i) = Box::pin(self.send_pushed(ctx)).await {
                         return self.interrupted(i);
                     }
                 }
@@ -133,7 +145,7 @@ impl Connection {
                     }
                     heard_since_ping = false;
                     let Self { socket, inbox, shutdown, .. } = self;
-                    if let Err(i) = guarded(socket.send(Message::Ping(Default::default())), inbox, shutdown).await {
+                    if let Err(i) = Box::pin(guarded(socket.send(Message::Ping(Default::default())), inbox, shutdown)).await {
                         return self.interrupted(i);
                     }
                 }

@@ -48,6 +48,7 @@ impl Connection {
     /// Not an `async fn`: those store their by-value arguments twice in their state
     /// (rust-lang/rust#62958), which costs every idle connection about 600 bytes. An
     /// `async move` block uses what it captured in place.
+    #[allow(clippy::manual_async_fn)] // deliberate: see above
     pub(crate) fn run<S: Session>(mut self, mut session: S, mut ctx: Context) -> impl Future<Output = ()> + Send {
         async move {
             let closing = self.drive(&mut session, &mut ctx).await;

@@ -4,6 +4,7 @@
 mod client;
 mod origin;
 mod shutdown;
+pub(crate) mod upgrade;
 mod views;
 
 use std::future::Future;
@@ -12,10 +13,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::extract::Request;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
+use futures_util::FutureExt;
+use futures_util::future::Either;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -176,26 +179,23 @@ impl Live {
         T: Clone + Send + Sync + 'static,
     {
         let live = self.clone();
-        get(move |headers: HeaderMap, uri: Uri, upgrade: WebSocketUpgrade| {
+        get(move |req: Request| {
             let live = live.clone();
             let factory = factory.clone();
-            async move { live.upgrade(limits, headers, uri, upgrade, factory) }
+            async move { live.upgrade(limits, req, factory) }
         })
     }
 
-    fn upgrade<S, F>(
-        &self,
-        limits: Limits,
-        headers: HeaderMap,
-        uri: Uri,
-        upgrade: WebSocketUpgrade,
-        factory: F,
-    ) -> Response
+    fn upgrade<S, F>(&self, limits: Limits, mut req: Request, factory: F) -> Response
     where
         S: Session,
         F: Fn(&Connect) -> S + Send + 'static,
     {
-        if let Err(origin::ForeignOrigin(origin)) = self.inner.config.origins.check(&headers) {
+        let handshake = match upgrade::Handshake::from_request(&mut req) {
+            Ok(h) => h,
+            Err(rejection) => return rejection.into_response(),
+        };
+        if let Err(origin::ForeignOrigin(origin)) = self.inner.config.origins.check(req.headers()) {
             tracing::info!(%origin, "refused websocket from a foreign origin");
             return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
         }
@@ -203,36 +203,37 @@ impl Live {
             return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
         }
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let connect = Connect { id, uri, headers };
+        let (parts, _body) = req.into_parts();
+        let connect = Connect { id, uri: parts.uri, headers: parts.headers };
         let live = self.clone();
         // Counted from the upgrade on, so a drain also waits for sockets still being set up.
         let token = self.inner.connections.token();
-        upgrade
-            .max_message_size(limits.max_message_bytes)
-            .max_frame_size(limits.max_message_bytes)
-            .read_buffer_size(limits.read_buffer)
-            .on_upgrade(move |socket| {
-                // Set up synchronously and hand back the connection's future as is: the task
-                // then holds one copy of the connection, not one per layer of async code.
-                let session = factory(&connect);
-                // The header values are slices of hyper's request buffer (16 KB): holding them
-                // for the life of the socket would pin that buffer per idle connection.
-                drop(connect);
-                let (outbox, inbox) = outbox::outbox(limits.outbound_queue);
-                let ctx = Context::new(id, outbox, live.inner.pubsub.clone(), limits.parse());
-                let connection = Connection {
-                    socket,
-                    inbox,
-                    limits,
-                    shutdown: live.inner.shutdown.clone(),
-                    shutdown_code: live.inner.config.shutdown_code,
-                };
-                let run = connection.run(session, ctx);
-                async move {
-                    let _token = token;
-                    run.await;
-                }
-            })
+        let config = tungstenite::protocol::WebSocketConfig::default()
+            .max_message_size(Some(limits.max_message_bytes))
+            .max_frame_size(Some(limits.max_message_bytes))
+            .read_buffer_size(limits.read_buffer);
+        let (response, socket) = handshake.accept(config);
+        // Once upgraded, the task's state is the connection's future and nothing else.
+        let task = socket.then(move |socket| {
+            let Some(socket) = socket else { return Either::Left(std::future::ready(())) };
+            let session = factory(&connect);
+            // The header values are slices of hyper's request buffer (16 KB): holding them
+            // for the life of the socket would pin that buffer per idle connection.
+            drop(connect);
+            let (outbox, inbox) = outbox::outbox(limits.outbound_queue);
+            let ctx = Context::new(id, outbox, live.inner.pubsub.clone(), limits.parse());
+            let connection = Connection {
+                socket,
+                _token: token,
+                inbox,
+                limits,
+                shutdown: live.inner.shutdown.clone(),
+                shutdown_code: live.inner.config.shutdown_code,
+            };
+            Either::Right(connection.run(session, ctx))
+        });
+        tokio::spawn(task);
+        response
     }
 
     /// A router serving livehtml.js at [`SCRIPT_PATH`]; merge it into your app.

@@ -1,5 +1,5 @@
-use axum::extract::ws::{Message, Utf8Bytes};
 use bytes::Bytes;
+use tungstenite::{Message, Utf8Bytes};
 
 use crate::protocol::Fragment;
 

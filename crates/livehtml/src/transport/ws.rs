@@ -11,10 +11,11 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use tokio::time::{Instant, MissedTickBehavior, interval_at};
 use tokio_util::sync::CancellationToken;
+use tungstenite::Message;
+use tungstenite::protocol::CloseFrame;
 
 use super::outbox::{Inbox, Outbound, Ready};
 use super::{Inbound, Limits};
@@ -25,8 +26,12 @@ use crate::session::{Context, Session};
 /// Most queued frames written in one batch before the socket is flushed.
 const BATCH: usize = 64;
 
+type WebSocket = crate::axum::upgrade::Socket;
+
 pub(crate) struct Connection {
     pub(crate) socket: WebSocket,
+    /// Counts this connection in [`crate::Live::drain`] until it is dropped.
+    pub(crate) _token: tokio_util::task::task_tracker::TaskTrackerToken,
     pub(crate) inbox: Inbox,
     pub(crate) limits: Limits,
     pub(crate) shutdown: CancellationToken,
@@ -110,11 +115,11 @@ impl Connection {
                         }
                     },
                 },
-                message = self.socket.recv() => {
+                message = self.socket.next() => {
                     heard_since_ping = true;
                     let inbound = match message {
                         None => return None,
-                        Some(Err(e)) if is_too_long(&e) => {
+                        Some(Err(tungstenite::Error::Capacity(_))) => {
                             let reason = format!("message exceeds {} bytes", self.limits.max_message_bytes);
                             return Some((close::TOO_BIG, Cow::Owned(reason)));
                         }
@@ -124,7 +129,7 @@ impl Connection {
                         }
                         Some(Ok(Message::Text(t))) => Inbound::Text(t.as_str().to_owned()),
                         Some(Ok(Message::Binary(b))) => Inbound::Binary(b),
-                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                         Some(Ok(Message::Close(_))) => {
                             // tungstenite queued the close reply; flushing sends it, completing the handshake.
                             let _ = Box::pin(tokio::time::timeout(self.limits.close_timeout, self.socket.flush())).await;
@@ -146,7 +151,7 @@ impl Connection {
                     }
                     heard_since_ping = false;
                     let Self { socket, inbox, shutdown, .. } = self;
-                    if let Err(i) = Box::pin(guarded(socket.send(Message::Ping(Default::default())), inbox, shutdown)).await {
+                    if let Err(i) = Box::pin(guarded(socket.send(Message::Ping(bytes::Bytes::new())), inbox, shutdown)).await {
                         return self.interrupted(i);
                     }
                 }
@@ -211,7 +216,7 @@ fn reason_for(code: u16) -> &'static str {
 /// client that stopped reading must not keep the slow-consumer close from happening.
 async fn guarded<F, T>(write: F, inbox: &Inbox, shutdown: &CancellationToken) -> Result<T, Interrupted>
 where
-    F: std::future::Future<Output = Result<T, axum::Error>>,
+    F: std::future::Future<Output = Result<T, tungstenite::Error>>,
 {
     tokio::select! {
         biased;
@@ -221,26 +226,15 @@ where
     }
 }
 
-fn is_too_long(e: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = source {
-        if let Some(tungstenite::Error::Capacity(_)) = err.downcast_ref::<tungstenite::Error>() {
-            return true;
-        }
-        source = err.source();
-    }
-    false
-}
-
 /// Sends the close frame and waits, within `timeout`, for the client's reply; then drops TCP.
 async fn close_gracefully(mut socket: WebSocket, code: u16, reason: Cow<'static, str>, timeout: Duration) {
     let reason = truncate(&reason, 123);
-    let frame = CloseFrame { code, reason: reason.into() };
+    let frame = CloseFrame { code: code.into(), reason: reason.into() };
     let _ = tokio::time::timeout(timeout, async {
         if socket.send(Message::Close(Some(frame))).await.is_err() {
             return;
         }
-        while let Some(Ok(message)) = socket.recv().await {
+        while let Some(Ok(message)) = socket.next().await {
             if matches!(message, Message::Close(_)) {
                 break;
             }

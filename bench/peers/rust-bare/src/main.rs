@@ -1,24 +1,20 @@
 //! Benchmark baseline: the chat of `peer-livehtml`, byte for byte the same on the wire, written
-//! directly on axum's WebSocket (tungstenite) with a tokio broadcast channel: what the
-//! framework itself costs is the difference between the two.
+//! directly on tokio-tungstenite (the WebSocket crate livehtml uses) with a tokio broadcast
+//! channel, and no HTTP framework at all: what livehtml costs is the difference between the two.
 //!
 //! Run with: `PORT=8080 cargo run --release -p peer-rust-bare`
 
-use axum::Router;
-use axum::extract::State;
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::response::Response;
-use axum::routing::get;
 use futures_util::{SinkExt, StreamExt};
 use maud::html;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-async fn upgrade(State(tx): State<broadcast::Sender<Utf8Bytes>>, ws: WebSocketUpgrade) -> Response {
+async fn serve(stream: TcpStream, tx: broadcast::Sender<Utf8Bytes>) {
     // The same read buffer as livehtml's default, so the comparison isolates the framework.
-    ws.read_buffer_size(512).on_upgrade(move |socket| serve(socket, tx))
-}
-
-async fn serve(socket: WebSocket, tx: broadcast::Sender<Utf8Bytes>) {
+    let config = WebSocketConfig::default().read_buffer_size(512);
+    let Ok(socket) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await else { return };
     let mut rx = tx.subscribe();
     let (mut sink, mut stream) = socket.split();
     loop {
@@ -51,7 +47,10 @@ async fn serve(socket: WebSocket, tx: broadcast::Sender<Utf8Bytes>) {
 async fn main() -> std::io::Result<()> {
     let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(8080);
     let (tx, _) = broadcast::channel(2048);
-    let app = Router::new().route("/ws", get(upgrade)).with_state(tx);
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    axum::serve(listener, app).await
+    let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(serve(stream, tx.clone()));
+    }
 }

@@ -203,7 +203,7 @@
     const form = /** @type {Element} */ (event.target).closest("form[lh-send], form[lh-submit]");
     if (!form) return;
     event.preventDefault();
-    send(form, event, form.getAttribute("lh-submit") ?? form.getAttribute("lh-send"));
+    rateLimited(form, "submit", () => send(form, event, form.getAttribute("lh-submit") ?? form.getAttribute("lh-send")));
   });
 
   document.addEventListener("click", (event) => {
@@ -221,7 +221,7 @@
     const el = target.closest("[lh-click], [lh-send]:not(form)");
     if (!el || (el instanceof HTMLButtonElement && el.type === "submit" && el.form?.matches("[lh-send], [lh-submit]"))) return;
     event.preventDefault();
-    send(el, event, el.getAttribute("lh-click") ?? el.getAttribute("lh-send"));
+    rateLimited(el, "click", () => send(el, event, el.getAttribute("lh-click") ?? el.getAttribute("lh-send")));
   });
 
   for (const [domEvent, attr] of [["change", "lh-change"], ["input", "lh-change"], ["keyup", "lh-keyup"]]) {

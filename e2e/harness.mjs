@@ -74,7 +74,11 @@ export async function newPage(browser) {
   const page = await browser.newPage();
   page.errors = [];
   page.frames = [];
+  page.sentFrames = [];
   page.on("pageerror", (e) => page.errors.push(e));
-  page.on("websocket", (ws) => ws.on("framereceived", (f) => page.frames.push(String(f.payload))));
+  page.on("websocket", (ws) => {
+    ws.on("framereceived", (f) => page.frames.push(String(f.payload)));
+    ws.on("framesent", (f) => page.sentFrames.push(String(f.payload)));
+  });
   return page;
 }

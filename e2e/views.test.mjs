@@ -77,6 +77,10 @@ test("blog: a comment posted in one page shows in a second page; typed text and 
     assert.equal(await page.locator("#comments li i").count(), 0, "escaped");
     await page.locator("#comment-count", { hasText: "(1)" }).waitFor();
   }
+  // The reader's form was re-sent (its button counts comments) and morphed, not replaced.
+  await reader.locator("#comment-form .hint", { hasText: "comment #2" }).waitFor();
+  assert.ok(reader.frames.some((f) => f.includes('<form id="comment-form"') && f.includes('hx-swap-oob="outerMorph"')),
+    "the form region travelled");
   assert.equal(await writer.inputValue("#comment-body"), "", "the writer's box is cleared");
   assert.equal(await reader.inputValue("#comment-body"), "half-typed thought");
   assert.equal(await reader.inputValue("#author"), "Rita");
@@ -92,6 +96,27 @@ test("blog: a comment posted in one page shows in a second page; typed text and 
   assert.deepEqual([...writer.errors, ...reader.errors], []);
 });
 
+test("blog: lh-keyup with lh-debounce searches once typing pauses; lh-change reorders", async (t) => {
+  const { browser, server } = await demo(t);
+  if (!browser) return;
+  const page = await open(browser, `${server.url}/blog`);
+  await page.type("#search", "reconn", { delay: 20 });
+  await page.locator("#articles li").first().waitFor();
+  await page.waitForFunction(() => document.querySelectorAll("#articles li").length === 1);
+  assert.equal(await page.textContent("#articles li a"), "Reconnecting without a silent gap");
+  // Six key-ups within the debounce window made one search event.
+  const searches = page.sentFrames.filter((f) => f.includes('"LH-Event":"search"'));
+  assert.equal(searches.length, 1, searches.join("\n"));
+  assert.ok(searches[0].includes('"q":"reconn"'));
+
+  await page.fill("#search", "");
+  await page.press("#search", "Backspace");
+  await page.waitForFunction(() => document.querySelectorAll("#articles li").length === 3);
+  await page.selectOption("#order", "newest");
+  await page.waitForFunction(() => document.querySelector("#articles li a").textContent === "Reconnecting without a silent gap");
+  assert.deepEqual(page.errors, []);
+});
+
 test("counter: per-page and shared counters, and the server clock ticks", async (t) => {
   const { browser, server } = await demo(t);
   if (!browser) return;
@@ -104,6 +129,16 @@ test("counter: per-page and shared counters, and the server clock ticks", async 
   await a.click("#inc");
   await a.locator("#mine", { hasText: "2" }).waitFor();
   assert.equal(await b.textContent("#mine"), "0", "the other page has its own count");
+
+  // lh-value-by: the button sends by=5 with its event.
+  await a.click("#add5");
+  await a.locator("#mine", { hasText: "7" }).waitFor();
+  // lh-throttle="1000": five quick clicks send the first at once and one more at the end.
+  const sentBefore = a.sentFrames.length;
+  for (let i = 0; i < 5; i++) await a.click("#slow");
+  await a.locator("#mine", { hasText: "9" }).waitFor();
+  const throttled = a.sentFrames.slice(sentBefore).filter((f) => f.includes('"LH-Event":"inc"'));
+  assert.equal(throttled.length, 2, throttled.join("\n"));
 
   await b.click("#shared-inc");
   await a.locator("#shared", { hasText: "1" }).waitFor();

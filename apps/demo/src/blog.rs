@@ -124,16 +124,22 @@ impl Store {
     }
 }
 
-/// `/blog`: the list of articles.
+/// `/blog`: the list of articles, searchable as you type.
 pub struct BlogIndex {
     articles: Vec<(Article, i64)>,
+    query: String,
+    newest_first: bool,
 }
 
 impl LiveView for BlogIndex {
     type State = AppState;
 
     async fn mount(state: &AppState, _: &Mount) -> Result<Self, ViewError> {
-        Ok(Self { articles: state.blog.articles().await.map_err(ViewError::internal)? })
+        Ok(Self {
+            articles: state.blog.articles().await.map_err(ViewError::internal)?,
+            query: String::new(),
+            newest_first: false,
+        })
     }
 
     fn title(&self) -> String {
@@ -141,10 +147,24 @@ impl LiveView for BlogIndex {
     }
 
     fn render(&self) -> Html {
+        let query = self.query.to_lowercase();
+        let mut shown: Vec<_> = self.articles.iter().filter(|(a, _)| a.title.to_lowercase().contains(&query)).collect();
+        if self.newest_first {
+            shown.reverse();
+        }
         html! {
             h1 { "Blog" }
+            p {
+                input #search type="search" name="q" placeholder="Search titles" autocomplete="off"
+                    lh-keyup="search" lh-debounce="200";
+                " "
+                select #order name="order" lh-change="order" {
+                    option value="oldest" { "Oldest first" }
+                    option value="newest" { "Newest first" }
+                }
+            }
             ul #articles {
-                @for (a, comments) in &self.articles {
+                @for (a, comments) in shown {
                     li id=(format!("article-{}", a.id)) {
                         a href=(format!("/article/{}", a.id)) lh-nav { (a.title) }
                         " · " span.count { (comments) " comments" }
@@ -156,7 +176,18 @@ impl LiveView for BlogIndex {
     }
 
     async fn handle_event(&mut self, _: &mut Context, event: Event) -> Result<(), ViewError> {
-        Err(ViewError::unknown_event(&event))
+        match event.name.as_deref() {
+            Some("search") => self.query = event.value("q").unwrap_or_default().chars().take(100).collect(),
+            Some("order") => {
+                self.newest_first = match event.value("order") {
+                    Some("newest") => true,
+                    Some("oldest") => false,
+                    _ => return Err(ViewError::bad_request("order is newest or oldest")),
+                }
+            }
+            _ => return Err(ViewError::unknown_event(&event)),
+        }
+        Ok(())
     }
 }
 
@@ -208,6 +239,9 @@ impl LiveView for ArticleView {
                 br;
                 textarea #comment-body name="body" rows="3" placeholder="Your comment" {}
                 br;
+                // This line makes the form's own markup change when anyone comments: the whole
+                // form is re-sent, and morphing keeps what the reader was typing in it.
+                small.hint { "Yours will be comment #" (self.comments.len() + 1) " " }
                 button #post type="submit" { "Post comment" }
             }
         }

@@ -57,6 +57,11 @@ impl LiveView for CounterView {
                 button #dec type="button" lh-click="dec" { "−1" }
                 " "
                 button #inc type="button" lh-click="inc" { "+1" }
+                " "
+                button #add5 type="button" lh-click="add" lh-value-by="5" { "+5" }
+                " "
+                // At most one click a second reaches the server.
+                button #slow type="button" lh-click="inc" lh-throttle="1000" { "+1 (throttled)" }
             }
             section {
                 h2 { "Every tab" }
@@ -72,6 +77,13 @@ impl LiveView for CounterView {
         match event.name.as_deref() {
             Some("inc") => self.mine += 1,
             Some("dec") => self.mine -= 1,
+            Some("add") => {
+                let by: i64 = event
+                    .value("by")
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| ViewError::bad_request("by must be a number"))?;
+                self.mine += by.clamp(-1000, 1000);
+            }
             Some("shared-inc") => {
                 self.shared_seen = self.shared.fetch_add(1, Ordering::Relaxed) + 1;
                 ctx.pubsub().publish_info(TOPIC, self.shared_seen);

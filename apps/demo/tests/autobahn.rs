@@ -9,6 +9,13 @@ use std::collections::BTreeMap;
 use common::{Server, require_tool, workspace_root};
 use serde_json::Value;
 
+/// Case id → (behavior, close behavior), from a report's cases or the expected file.
+fn behaviors(cases: &Value) -> BTreeMap<String, (String, String)> {
+    let field = |r: &Value, k: &str| r[k].as_str().unwrap_or_default().to_owned();
+    let cases = cases.as_object().expect("an object of cases");
+    cases.iter().map(|(id, r)| (id.clone(), (field(r, "behavior"), field(r, "behaviorClose")))).collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn autobahn_sections_1_to_10() {
     let root = workspace_root();
@@ -37,24 +44,9 @@ async fn autobahn_sections_1_to_10() {
 
     let index: Value = serde_json::from_slice(&std::fs::read(out.path().join("index.json")).unwrap()).unwrap();
     let (_, cases) = index.as_object().unwrap().iter().next().expect("one agent");
-    let actual: BTreeMap<String, (String, String)> = cases
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(id, r)| {
-            (id.clone(), (r["behavior"].as_str().unwrap().into(), r["behaviorClose"].as_str().unwrap().into()))
-        })
-        .collect();
-    let expected: Value =
-        serde_json::from_str(include_str!("autobahn/expected.json")).expect("expected.json is valid JSON");
-    let expected: BTreeMap<String, (String, String)> = expected
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(id, r)| {
-            (id.clone(), (r["behavior"].as_str().unwrap().into(), r["behaviorClose"].as_str().unwrap().into()))
-        })
-        .collect();
+    let actual = behaviors(cases);
+    let expected =
+        behaviors(&serde_json::from_str(include_str!("autobahn/expected.json")).expect("expected.json is valid JSON"));
 
     let differences: Vec<_> = expected
         .keys()

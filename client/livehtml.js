@@ -54,6 +54,9 @@
 
   // Close codes after which reconnecting would only repeat the failure.
   const FINAL_CODES = [1000, 1003, 1008, 1009];
+  // The live view's token was not accepted (a restart with a new key, an expired page): only a
+  // fresh render over HTTP helps.
+  const STALE_VIEW = 4002;
 
   // ======================================================================
   // Connections
@@ -104,11 +107,24 @@
     socket.addEventListener("close", (event) => {
       if (conn.socket !== socket) return;
       conn.socket = null;
-      const reconnect = !conn.closed && conn.element.isConnected && !FINAL_CODES.includes(event.code);
+      if (event.code === STALE_VIEW && reloadOnce()) return;
+      const reconnect = !conn.closed && conn.element.isConnected && !FINAL_CODES.includes(event.code) &&
+        event.code !== STALE_VIEW;
       fire(conn.element, "lh:close", { code: event.code, reason: event.reason, reconnect });
       if (reconnect) scheduleReconnect(conn);
       else setState(conn, "closed");
     });
+  }
+
+  /** Reloads the page, unless it already did so in the last 10 s (a server that refuses every
+   * fresh token must not cause a reload loop). @returns {boolean} whether it reloads */
+  function reloadOnce() {
+    const key = "livehtml:reloaded-at";
+    const last = Number(sessionStorage.getItem(key) || 0);
+    if (Date.now() - last < 10000) return false;
+    sessionStorage.setItem(key, String(Date.now()));
+    location.reload();
+    return true;
   }
 
   /** Full-jitter exponential backoff: a uniform delay in [0, min(max, base * 2^attempt)).

@@ -2,6 +2,7 @@
 // survives updates, the counter and its clock, and a plain htmx page driving a live view.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import fs from "node:fs";
 import path from "node:path";
 import { binary, launch, newPage, root, startServer, tempDir } from "./harness.mjs";
 
@@ -167,5 +168,37 @@ test("a plain htmx 2 page drives a live view with ws-send", async (t) => {
   await page.click("#reset");
   await page.locator("#clicks", { hasText: "0" }).waitFor();
   assert.ok(page.frames.some((f) => f.startsWith('<output id="clicks" hx-swap-oob="outerHTML">')), page.frames.join("\n"));
+  assert.deepEqual(page.errors, []);
+});
+
+test("live views survive a restart: same key → reconnect; new key → the page reloads itself", async (t) => {
+  const browser = await launch(t);
+  if (!browser) return;
+  t.after(() => browser.close());
+  const dataDir = tempDir("livehtml-restart-");
+  let server = await startServer(binary("livehtml-demo"), ["--addr", "127.0.0.1:0", "--data-dir", dataDir]);
+  t.after(() => server.stop("SIGKILL"));
+  const page = await open(browser, `${server.url}/counter`);
+  let loads = 0;
+  page.on("load", () => loads++);
+
+  // Restart with the same data directory: the signing key persists, the page rejoins its view.
+  assert.equal(await server.stop("SIGTERM"), 0);
+  await page.locator('#lh-view[lh-state="reconnecting"]').waitFor();
+  server = await startServer(binary("livehtml-demo"), ["--addr", server.addr, "--data-dir", dataDir]);
+  await page.locator('#lh-view[lh-state="open"]').waitFor({ timeout: 20_000 });
+  await page.click("#inc");
+  await page.locator("#mine", { hasText: "1" }).waitFor();
+  assert.equal(loads, 0, "no reload needed");
+
+  // Restart with a new key: the old token is refused (4002), the page reloads and is live again.
+  assert.equal(await server.stop("SIGTERM"), 0);
+  fs.rmSync(path.join(dataDir, "secret.key"));
+  server = await startServer(binary("livehtml-demo"), ["--addr", server.addr, "--data-dir", dataDir]);
+  await page.waitForEvent("load", { timeout: 20_000 });
+  await page.locator('#lh-view[lh-state="open"]').waitFor();
+  await page.click("#inc");
+  await page.locator("#mine", { hasText: "1" }).waitFor();
+  assert.equal(loads, 1, "one reload, a fresh render over HTTP");
   assert.deepEqual(page.errors, []);
 });

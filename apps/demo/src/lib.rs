@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use livehtml::{Html, Live, LiveRoutes, Views, shutdown_signal};
+use livehtml::{Config, Html, Live, LiveRoutes, Views, shutdown_signal};
 use tokio::net::TcpListener;
 
 /// Command-line flags.
@@ -65,7 +65,27 @@ pub async fn state(
     let chat = chat::Store::open(&file).await?;
     let sqlite = format!("sqlite://{}?mode=rwc", file.display());
     let blog = blog::Store::open(database_url.unwrap_or(&sqlite)).await?;
-    Ok(AppState { live: Live::default(), chat, lobby: Arc::default(), offset, blog, counter: Arc::default() })
+    let live = Live::new(Config::default().secret(secret(data_dir)?));
+    Ok(AppState { live, chat, lobby: Arc::default(), offset, blog, counter: Arc::default() })
+}
+
+/// The key that signs live-view tokens, kept in the data directory so that pages rendered
+/// before a restart can rejoin after it.
+fn secret(data_dir: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    let path = data_dir.join("secret.key");
+    match std::fs::read(&path) {
+        Ok(key) if key.len() >= 32 => Ok(key),
+        _ => {
+            let mut key = vec![0u8; 32];
+            getrandom::fill(&mut key).map_err(std::io::Error::other)?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            std::io::Write::write_all(&mut options.open(&path)?, &key)?;
+            Ok(key)
+        }
+    }
 }
 
 /// The live views: the blog and the counter.

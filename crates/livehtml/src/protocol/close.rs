@@ -11,6 +11,7 @@
 //! | 1012 | [`RESTART`]: the server is shutting down or restarting | yes, with jitter |
 //! | 4000 | [`SLOW_CONSUMER`]: the outbound queue overflowed | yes, with backoff |
 //! | 4001 | [`HEARTBEAT_TIMEOUT`]: pings went unanswered | yes, with backoff |
+//! | 4002 | [`STALE_VIEW`]: the page's live-view token was not accepted | reload the page |
 
 /// Normal closure; the client should not reconnect.
 pub const NORMAL: u16 = 1000;
@@ -31,6 +32,11 @@ pub const RESTART: u16 = 1012;
 pub const SLOW_CONSUMER: u16 = 4000;
 /// The client stopped answering pings.
 pub const HEARTBEAT_TIMEOUT: u16 = 4001;
+
+/// The page's live-view token was not accepted: expired, signed with another key (a restart
+/// without [`crate::Config::secret`]), altered, or for a view that no longer exists. A socket
+/// cannot recover from that; the page should reload, which renders the view afresh over HTTP.
+pub const STALE_VIEW: u16 = 4002;
 
 /// Whether a client that saw `code` should try to reconnect.
 pub const fn should_reconnect(code: u16) -> bool {

@@ -66,7 +66,7 @@ use crate::session::Context;
 ///
 /// A handler's error is shown to the page (in the element `lh-flash`) and the view goes on;
 /// an error from `mount` answers the HTTP request with its status (404, 400, 500), or closes
-/// a socket that tried to join with 1008.
+/// a socket that tried to join with 4002 ([`crate::protocol::close::STALE_VIEW`]: reload).
 pub trait LiveView: Send + Sized + 'static {
     /// What the app shares with its views (a database pool, counters): given to `mount`.
     type State: Clone + Send + Sync + 'static;

@@ -293,20 +293,20 @@ impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
 impl<St: Clone + Send + Sync + 'static> Session for ViewSession<St> {
     async fn on_join(&mut self, ctx: &mut Context) -> Result<(), SessionError> {
         let Some(token) = self.token.take() else {
-            return Err(SessionError::close(close::POLICY, "missing view token"));
+            return Err(SessionError::close(close::STALE_VIEW, "missing view token"));
         };
         let claims = self
             .routes
             .signer
             .verify(&token, now(), self.routes.token_max_age)
-            .map_err(|e| SessionError::close(close::POLICY, e.to_string()))?;
+            .map_err(|e| SessionError::close(close::STALE_VIEW, e.to_string()))?;
         let (mut view, url) = match self.routes.mount(&claims.url, self.headers.clone(), true).await {
             Ok(found) => found,
             Err(ViewError::Internal(e)) => {
                 tracing::error!(error = %e, "mounting a live view failed");
                 return Err(SessionError::close(close::INTERNAL, "mount failed"));
             }
-            Err(e) => return Err(SessionError::close(close::POLICY, e.user_message())),
+            Err(e) => return Err(SessionError::close(close::STALE_VIEW, e.user_message())),
         };
         if let Err(e) = view.connected(ctx).await {
             Self::flash(ctx, &e);

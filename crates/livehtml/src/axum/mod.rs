@@ -161,7 +161,7 @@ impl Live {
     /// for each connection, with the default [`Limits`].
     ///
     /// A foreign `Origin` gets 403 Forbidden; a request during shutdown gets 503; a request that
-    /// is not a WebSocket upgrade gets axum's rejection (400 or 426).
+    /// is not a valid WebSocket upgrade gets 400, 405 or 426 with the reason in the body.
     pub fn endpoint<S, F, T>(&self, factory: F) -> MethodRouter<T>
     where
         S: Session,

@@ -138,15 +138,7 @@ async fn articles_render_over_plain_http_and_tampered_tokens_are_refused() {
     }
 
     // Unknown articles are 404s.
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    tcp.write_all(
-        format!("GET /article/999 HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", server.addr).as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut resp = String::new();
-    tcp.read_to_string(&mut resp).await.unwrap();
+    let resp = server.request("/article/999").await;
     assert!(resp.starts_with("HTTP/1.1 404"), "{resp}");
 }
 

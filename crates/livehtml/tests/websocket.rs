@@ -312,44 +312,41 @@ async fn shutdown_closes_live_connections_with_1012_and_drains() {
 async fn the_client_script_is_served() {
     let live = Live::default();
     let addr = serve(&live, Limits::default()).await;
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let req = format!("GET {} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n", livehtml::SCRIPT_PATH);
-    tcp.write_all(req.as_bytes()).await.unwrap();
-    let mut resp = String::new();
-    tcp.read_to_string(&mut resp).await.unwrap();
-    assert!(resp.starts_with("HTTP/1.1 200"));
-    assert!(resp.contains("text/javascript"));
-    assert!(resp.ends_with(livehtml::SCRIPT));
+    let request = format!("GET {} HTTP/1.1\r\nHost: {{addr}}\r\nConnection: close\r\n\r\n", livehtml::SCRIPT_PATH);
+    let (status, head, body) = raw_http(addr, &request).await;
+    assert!(status.starts_with("HTTP/1.1 200"));
+    assert!(head.contains("text/javascript"));
+    assert_eq!(body, livehtml::SCRIPT);
 }
 
-/// Sends a raw HTTP request and returns the status line and the body.
-async fn raw_http(addr: SocketAddr, request: &str) -> (String, String) {
+/// Sends a raw HTTP request (`{addr}` is replaced) and returns the status line, the head and
+/// the body; the request must ask the server to close the connection.
+async fn raw_http(addr: SocketAddr, request: &str) -> (String, String, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tcp = TcpStream::connect(addr).await.unwrap();
     tcp.write_all(request.replace("{addr}", &addr.to_string()).as_bytes()).await.unwrap();
     let mut resp = String::new();
     tcp.read_to_string(&mut resp).await.unwrap();
-    let status = resp.lines().next().unwrap_or_default().to_owned();
-    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    (status, body)
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((resp.as_str(), ""));
+    let status = head.lines().next().unwrap_or_default().to_owned();
+    (status, head.to_owned(), body.to_owned())
 }
 
 #[tokio::test]
 async fn requests_that_are_not_websocket_upgrades_are_refused_with_a_reason() {
     let live = Live::default();
     let addr = serve(&live, Limits::default()).await;
-    let (status, body) = raw_http(addr, "GET /reply HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").await;
+    let (status, _, body) = raw_http(addr, "GET /reply HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").await;
     assert_eq!(status, "HTTP/1.1 400 Bad Request");
     assert!(body.contains("upgrade"), "{body}");
     let old_version = "GET /reply HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade, close\r\nUpgrade: websocket\r\n\
                        Sec-WebSocket-Version: 8\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
-    let (status, body) = raw_http(addr, old_version).await;
+    let (status, _, body) = raw_http(addr, old_version).await;
     assert_eq!(status, "HTTP/1.1 400 Bad Request");
     assert!(body.contains("13"), "{body}");
     let no_key = "GET /reply HTTP/1.1\r\nHost: {addr}\r\nConnection: close, Upgrade\r\nUpgrade: websocket\r\n\
                   Sec-WebSocket-Version: 13\r\n\r\n";
-    let (status, _) = raw_http(addr, no_key).await;
+    let (status, _, _) = raw_http(addr, no_key).await;
     assert_eq!(status, "HTTP/1.1 400 Bad Request");
     // The RFC 6455 example key gets the RFC's accept value.
     let good = "GET /reply HTTP/1.1\r\nHost: {addr}\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\

@@ -43,13 +43,20 @@ impl Server {
         let _ = self.task.await;
     }
 
-    pub async fn get(&self, path: &str) -> String {
+    /// GETs `path` and returns the whole response (status line, headers, body).
+    pub async fn request(&self, path: &str) -> String {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut tcp = tokio::net::TcpStream::connect(self.addr).await.unwrap();
         let req = format!("GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr);
         tcp.write_all(req.as_bytes()).await.unwrap();
         let mut resp = String::new();
         tcp.read_to_string(&mut resp).await.unwrap();
+        resp
+    }
+
+    /// GETs `path`, which must answer 200.
+    pub async fn get(&self, path: &str) -> String {
+        let resp = self.request(path).await;
         assert!(resp.starts_with("HTTP/1.1 200"), "GET {path}: {resp}");
         resp
     }

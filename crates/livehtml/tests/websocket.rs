@@ -191,6 +191,25 @@ async fn a_slow_subscriber_is_cut_off_while_a_fast_one_keeps_receiving() {
 }
 
 #[tokio::test]
+async fn a_client_that_reads_late_still_gets_every_message_in_order() {
+    let live = Live::default();
+    let addr = serve(&live, Limits::default().outbound_queue(1024)).await;
+    let mut late = connect(addr, "/room").await;
+    until_subscribed(&live, 1).await;
+
+    // 300 x 32 KiB: the socket's buffers fill long before the end, so most of it is written by
+    // the connection's task as the client drains it, after the publisher gave up.
+    let payload = "y".repeat(32 * 1024);
+    for i in 0..300 {
+        assert_eq!(live.pubsub().publish("room", Frame::text(format!("{i}:{payload}"))), 1);
+    }
+    for i in 0..300 {
+        let got = next_text(&mut late).await;
+        assert!(got.starts_with(&format!("{i}:")) && got.len() == payload.len() + format!("{i}:").len());
+    }
+}
+
+#[tokio::test]
 async fn an_oversized_message_gets_1009_and_others_are_still_served() {
     let live = Live::default();
     let addr = serve(&live, Limits::default()).await;

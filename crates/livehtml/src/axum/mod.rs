@@ -19,8 +19,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use futures_util::FutureExt;
 use futures_util::future::Either;
+use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tungstenite::protocol::Role;
 
 pub use client::{SCRIPT, SCRIPT_PATH};
 pub use origin::Origins;
@@ -212,27 +214,30 @@ impl Live {
             .max_message_size(Some(limits.max_message_bytes))
             .max_frame_size(Some(limits.max_message_bytes))
             .read_buffer_size(limits.read_buffer);
-        let (response, socket) = handshake.accept(config);
+        let (response, wire) = handshake.accept();
         // Once upgraded, the task's state is the connection's future and nothing else.
-        let task = socket.then(move |socket| {
-            let Some(socket) = socket else { return Either::Left(std::future::ready(())) };
+        let task = wire.then(move |wire| {
+            let Some(wire) = wire else { return Either::Left(std::future::ready(())) };
             let session = factory(&connect);
             // The header values are slices of hyper's request buffer (16 KB): holding them
             // for the life of the socket would pin that buffer per idle connection.
             drop(connect);
-            let (outbox, inbox) = outbox::outbox(limits.outbound_queue);
+            let (outbox, inbox, io) = outbox::attach(limits.outbound_queue, Some(wire));
             let ctx = Context::new(id, outbox, live.inner.pubsub.clone(), limits.parse());
-            let connection = Connection {
-                socket,
-                _token: token,
-                inbox,
-                limits,
-                shutdown: live.inner.shutdown.clone(),
-                shutdown_code: live.inner.config.shutdown_code,
-            };
-            Either::Right(connection.run(session, ctx))
+            let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config));
+            Either::Right(socket.then(move |socket| {
+                let connection = Connection {
+                    socket,
+                    _token: token,
+                    inbox,
+                    limits,
+                    shutdown: live.inner.shutdown.clone(),
+                    shutdown_code: live.inner.config.shutdown_code,
+                };
+                connection.run(session, ctx)
+            }))
         });
-        tokio::spawn(task);
+        tokio::spawn(outbox::Corked::new(task));
         response
     }
 

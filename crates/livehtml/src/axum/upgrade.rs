@@ -11,11 +11,9 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version, header};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio_tungstenite::WebSocketStream;
 use tungstenite::handshake::derive_accept_key;
-use tungstenite::protocol::{Role, WebSocketConfig};
 
-pub(crate) type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+use crate::transport::outbox::Wire;
 
 /// A request that asked for a WebSocket: answer it with [`Handshake::accept`].
 pub(crate) struct Handshake {
@@ -75,10 +73,7 @@ impl Handshake {
 
     /// The 101 response, and the future of the upgraded socket (it resolves after the response
     /// has been sent; `None` if the client went away first).
-    pub(crate) fn accept(
-        self,
-        config: WebSocketConfig,
-    ) -> (Response<Body>, impl Future<Output = Option<Socket>> + Send + 'static) {
+    pub(crate) fn accept(self) -> (Response<Body>, impl Future<Output = Option<Wire>> + Send + 'static) {
         let mut response = Response::new(Body::empty());
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let h = response.headers_mut();
@@ -87,7 +82,7 @@ impl Handshake {
         h.insert(header::SEC_WEBSOCKET_ACCEPT, HeaderValue::from_str(&self.accept).expect("base64 is a valid header"));
         let socket = async move {
             let upgraded = self.on_upgrade.await.ok()?;
-            Some(WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await)
+            Some(TokioIo::new(upgraded))
         };
         (response, socket)
     }

@@ -131,6 +131,9 @@ impl Context {
 
     /// Renders `fragments` once and publishes the bytes to every subscriber of `topic`, this
     /// page included if it is subscribed. Returns how many connections took it.
+    ///
+    /// A broadcast goes out as it is made, while what the method [`Context::push`]es goes out
+    /// when it returns: a page that broadcasts to its own topic gets the broadcast first.
     pub fn broadcast<'a>(&self, topic: &str, fragments: impl IntoIterator<Item = &'a Fragment>) -> usize {
         self.pubsub.publish(topic, Frame::fragments(fragments))
     }
@@ -160,6 +163,15 @@ impl Context {
     pub(crate) fn take_frames(&mut self) -> Vec<Frame> {
         self.seal_pending();
         std::mem::take(&mut self.frames)
+    }
+
+    /// Sends what was pushed since the last call to this page, in order.
+    pub(crate) fn send_pushed(&mut self) {
+        for frame in self.take_frames() {
+            if self.outbox.offer(frame) != crate::transport::outbox::Offer::Queued {
+                break;
+            }
+        }
     }
 
     pub(crate) fn take_close(&mut self) -> Option<(u16, Cow<'static, str>)> {

@@ -1,28 +1,41 @@
-use bytes::Bytes;
-use tungstenite::{Message, Utf8Bytes};
+use bytes::{BufMut, Bytes, BytesMut};
+use tungstenite::protocol::frame::FrameHeader;
+use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 
 use crate::protocol::Fragment;
 
-/// One encoded WebSocket message, cheap to clone: a broadcast is encoded once and the same bytes
-/// are shared by every subscriber's queue.
+/// One WebSocket message, encoded for the wire once and cheap to clone: a broadcast is framed
+/// once and every subscriber's socket is written from the same bytes.
+///
+/// A server's frames are not masked (RFC 6455 section 5.1), so the bytes on the wire are the
+/// same for every client: the header is written here, in front of the payload, and no
+/// per-connection framing or copy happens when the frame is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame(Kind);
+pub struct Frame {
+    /// Header and payload, exactly as written to the socket.
+    wire: Bytes,
+    /// Where the payload starts in `wire`.
+    header: u8,
+    kind: Kind,
+}
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
-    Text(Utf8Bytes),
-    Binary(Bytes),
+    Text,
+    Binary,
+    /// Bytes already framed elsewhere (tungstenite's control frames), passed through.
+    Raw,
 }
 
 impl Frame {
     /// A text message.
     pub fn text(text: impl Into<String>) -> Self {
-        Self(Kind::Text(Utf8Bytes::from(text.into())))
+        Self::encode(OpCode::Data(Data::Text), Kind::Text, text.into().as_bytes())
     }
 
     /// A binary message.
     pub fn binary(bytes: impl Into<Bytes>) -> Self {
-        Self(Kind::Binary(bytes.into()))
+        Self::encode(OpCode::Data(Data::Binary), Kind::Binary, &bytes.into())
     }
 
     /// One text message carrying every fragment, each with its explicit `hx-swap-oob`.
@@ -37,20 +50,43 @@ impl Frame {
         Self::text(Fragment::encode_all(fragments))
     }
 
+    /// An empty ping (the server's heartbeat).
+    pub(crate) fn ping() -> Self {
+        Self::encode(OpCode::Control(Control::Ping), Kind::Raw, b"")
+    }
+
+    /// Bytes that are already one or more whole frames.
+    pub(crate) fn raw(wire: Bytes) -> Self {
+        Self { wire, header: 0, kind: Kind::Raw }
+    }
+
+    fn encode(opcode: OpCode, kind: Kind, payload: &[u8]) -> Self {
+        let header = FrameHeader { opcode, ..FrameHeader::default() };
+        let length = payload.len() as u64;
+        let header_len = header.len(length);
+        let mut wire = BytesMut::with_capacity(header_len + payload.len()).writer();
+        header.format(length, &mut wire).expect("writing to memory cannot fail");
+        let mut wire = wire.into_inner();
+        wire.put_slice(payload);
+        Self { wire: wire.freeze(), header: header_len as u8, kind }
+    }
+
     /// The text, for a text message.
     pub fn as_text(&self) -> Option<&str> {
-        match &self.0 {
-            Kind::Text(t) => Some(t.as_str()),
-            Kind::Binary(_) => None,
+        match self.kind {
+            // Built from a `String`: always valid UTF-8.
+            Kind::Text => std::str::from_utf8(self.payload()).ok(),
+            Kind::Binary | Kind::Raw => None,
         }
+    }
+
+    fn payload(&self) -> &[u8] {
+        &self.wire[usize::from(self.header)..]
     }
 
     /// The payload's size in bytes.
     pub fn len(&self) -> usize {
-        match &self.0 {
-            Kind::Text(t) => t.len(),
-            Kind::Binary(b) => b.len(),
-        }
+        self.wire.len() - usize::from(self.header)
     }
 
     /// Whether the payload is empty.
@@ -58,11 +94,9 @@ impl Frame {
         self.len() == 0
     }
 
-    pub(crate) fn into_message(self) -> Message {
-        match self.0 {
-            Kind::Text(t) => Message::Text(t),
-            Kind::Binary(b) => Message::Binary(b),
-        }
+    /// The bytes to write to the socket: header and payload.
+    pub(crate) fn wire(&self) -> &[u8] {
+        &self.wire
     }
 }
 
@@ -89,5 +123,27 @@ impl Inbound {
             Self::Text(t) => Frame::text(t),
             Self::Binary(b) => Frame::binary(b),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Frame;
+
+    #[test]
+    fn frames_carry_their_header() {
+        let short = Frame::text("hi");
+        assert_eq!(short.wire(), b"\x81\x02hi");
+        assert_eq!((short.as_text(), short.len()), (Some("hi"), 2));
+
+        let medium = Frame::binary(vec![7u8; 300]);
+        assert_eq!(&medium.wire()[..4], &[0x82, 126, 1, 44]);
+        assert_eq!((medium.as_text(), medium.len()), (None, 300));
+
+        let long = Frame::text("x".repeat(70_000));
+        assert_eq!(&long.wire()[..10], &[0x81, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]);
+        assert_eq!(long.len(), 70_000);
+
+        assert_eq!(Frame::ping().wire(), b"\x89\x00");
     }
 }

@@ -1,22 +1,51 @@
-//! The bounded outbound queue of one connection, and the switch that closes it.
+//! The outbound side of one connection: its bounded queue, the socket it writes to, and the
+//! switch that closes it.
 //!
-//! Hand-written rather than a tokio `mpsc` channel because an idle connection must cost almost
-//! nothing: `mpsc` allocates a 32-slot block per channel up front (1.3 KB with our frames),
-//! where an empty `VecDeque` allocates nothing. One `Arc` holds the queue, the waker of the
-//! connection's task and the close request, so each connection makes one allocation here.
+//! # Writing from the publisher
+//!
+//! A broadcast does not wake a task per subscriber. The publisher writes the frame to each
+//! subscriber's socket itself (a non-blocking write of bytes framed once for everybody), the way
+//! uWebSockets and Bun write from their event loop. Only what the socket does not take is left in
+//! the queue, and only then is the connection's task woken to finish the write when the socket
+//! drains. While a connection task is being polled (a pass over what its client sent), its
+//! publishes are *corked*: frames are queued, and at the end of the pass each subscriber gets one
+//! vectored write of everything queued for it, so a burst of messages costs a syscall per
+//! subscriber per pass rather than per message.
+//!
+//! # Why hand-written
+//!
+//! A tokio `mpsc` channel allocates a 32-slot block per channel up front and needs a task to
+//! drain it, and tungstenite frames and copies every message for every socket. Here the queue is
+//! an empty `VecDeque` while idle (no allocation), the socket is shared by the publisher and the
+//! connection's task under one lock, and frames are written from their shared bytes.
+//!
+//! The socket's write readiness has one waker slot. A non-blocking write from a publisher
+//! registers a no-op waker, so a publisher that leaves bytes behind hands the queue to the task
+//! (`task_owns`) and wakes it; until the queue is empty again only the task writes.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 
 use futures_util::task::AtomicWaker;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::Frame;
 use crate::protocol::close;
 use crate::pubsub::Info;
 
-/// One queued item: bytes for the socket, or a value for the session's `on_info`.
+/// The socket under the WebSocket protocol.
+pub(crate) type Wire = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
+
+/// Most frames gathered into one vectored write.
+const BATCH: usize = 64;
+
+/// One queued item, as [`Inbox::pop`] returns it.
 #[derive(Debug, Clone)]
 pub(crate) enum Outbound {
     Frame(Frame),
@@ -29,24 +58,44 @@ pub(crate) struct Outbox {
     shared: Arc<Shared>,
 }
 
-/// The receiving half, owned by the connection's task. Dropping it closes the queue.
+/// The connection task's half. Dropping it closes the queue to publishers.
 #[derive(Debug)]
 pub(crate) struct Inbox {
     shared: Arc<Shared>,
 }
 
+/// The stream tungstenite reads from and writes its control frames to. Its writes join the
+/// same queue as everything else, so frames never interleave on the wire.
+#[derive(Debug)]
+pub(crate) struct Io {
+    shared: Arc<Shared>,
+}
+
 #[derive(Debug)]
 struct Shared {
-    queue: Mutex<Queue>,
+    out: Mutex<Out>,
     waker: AtomicWaker,
     close_code: AtomicU16,
 }
 
-#[derive(Debug)]
-struct Queue {
-    frames: VecDeque<Outbound>,
+struct Out {
+    frames: VecDeque<Frame>,
+    /// Bytes of the first frame already on the wire.
+    written: usize,
+    infos: VecDeque<Info>,
     capacity: usize,
     closed: bool,
+    /// In the current thread's cork list.
+    corked: bool,
+    /// The task has been told to finish writing; nobody else writes until the queue is empty.
+    task_owns: bool,
+    wire: Option<Wire>,
+}
+
+impl std::fmt::Debug for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Out").field("frames", &self.frames.len()).field("infos", &self.infos.len()).finish()
+    }
 }
 
 /// What happened to an offered frame.
@@ -60,26 +109,152 @@ pub(crate) enum Offer {
 }
 
 /// What the connection's task should do next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) enum Ready {
-    /// Frames are waiting.
+    /// Run the session's `on_info`.
+    Info(Info),
+    /// Frames are waiting and there is no socket to write them to (tests).
     Frames,
     /// Close with this code.
     Close(u16),
+    /// Writing failed: the peer is gone.
+    Gone,
 }
 
+/// A queue with no socket behind it: frames stay queued until [`Inbox::pop`] takes them.
 pub(crate) fn outbox(capacity: usize) -> (Outbox, Inbox) {
+    let (outbox, inbox, _) = attach(capacity, None);
+    (outbox, inbox)
+}
+
+/// A queue writing to `wire`.
+pub(crate) fn attach(capacity: usize, wire: Option<Wire>) -> (Outbox, Inbox, Io) {
     let shared = Arc::new(Shared {
-        queue: Mutex::new(Queue { frames: VecDeque::new(), capacity: capacity.max(1), closed: false }),
+        out: Mutex::new(Out {
+            frames: VecDeque::new(),
+            written: 0,
+            infos: VecDeque::new(),
+            capacity: capacity.max(1),
+            closed: false,
+            corked: false,
+            task_owns: false,
+            wire,
+        }),
         waker: AtomicWaker::new(),
         close_code: AtomicU16::new(0),
     });
-    (Outbox { shared: shared.clone() }, Inbox { shared })
+    (Outbox { shared: shared.clone() }, Inbox { shared: shared.clone() }, Io { shared })
+}
+
+impl Out {
+    fn queued(&self) -> usize {
+        self.frames.len() + self.infos.len()
+    }
+
+    /// Writes queued frames, up to [`BATCH`] a syscall, until the queue is empty (`Ready(Ok)`)
+    /// or the socket is full (`Pending`, with `cx` registered). Without a socket, `Pending`.
+    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Out { frames, written, wire, .. } = self;
+        let Some(wire) = wire.as_mut() else {
+            return if frames.is_empty() { Poll::Ready(Ok(())) } else { Poll::Pending };
+        };
+        while !frames.is_empty() {
+            let mut slices = [IoSlice::new(&[]); BATCH];
+            let mut count = 0;
+            for (slot, frame) in slices.iter_mut().zip(frames.iter()) {
+                let bytes = frame.wire();
+                *slot = IoSlice::new(if count == 0 { &bytes[*written..] } else { bytes });
+                count += 1;
+            }
+            // One frame is the common case (a closed-loop broadcast): `write` costs the kernel
+            // less than a one-element `writev`.
+            let wrote = if count == 1 {
+                Pin::new(&mut *wire).poll_write(cx, &slices[0])
+            } else {
+                Pin::new(&mut *wire).poll_write_vectored(cx, &slices[..count])
+            };
+            let mut n = match wrote {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => n,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            };
+            while n > 0 {
+                let left = frames[0].wire().len() - *written;
+                if n < left {
+                    *written += n;
+                    break;
+                }
+                n -= left;
+                *written = 0;
+                frames.pop_front();
+            }
+        }
+        // An idle connection keeps no buffer: a burst's queue is given back once written.
+        *frames = VecDeque::new();
+        self.task_owns = false;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Writes what it can without waiting, as someone other than the connection's task.
+    /// Returns whether the task must be woken to finish.
+    fn write_now(&mut self) -> bool {
+        if self.task_owns || self.frames.is_empty() {
+            return false;
+        }
+        match outside_budget(|cx| self.poll_write_out(cx)) {
+            Poll::Ready(Ok(())) => false,
+            Poll::Ready(Err(e)) => {
+                self.gone(&e);
+                true
+            }
+            Poll::Pending => {
+                // The no-op waker now sits in the socket's write slot: the task takes over.
+                self.task_owns = true;
+                true
+            }
+        }
+    }
+
+    /// The peer is gone: drop the socket (the reader sees the end of the stream) and the queue.
+    fn gone(&mut self, e: &io::Error) {
+        tracing::debug!(error = %e, "websocket write failed");
+        self.wire = None;
+        self.frames.clear();
+        self.written = 0;
+    }
+
+    /// Drops queued frames no byte of which was written (a partly written one is kept so the
+    /// stream stays well-formed), before a close that should not wait for them.
+    fn discard_unsent(&mut self) {
+        let keep = usize::from(self.written > 0);
+        self.frames.truncate(keep);
+        self.infos.clear();
+    }
+}
+
+/// Runs `write` with a no-op waker, outside tokio's cooperative budget.
+///
+/// A publisher writes to a thousand sockets in one go. Inside a task, tokio allows 128 I/O
+/// operations per poll and then answers `Pending` to force a yield; here that would push every
+/// later subscriber's write to its own task, the very wake-ups this module avoids. The budget is
+/// for fairness between tasks: a publisher's writes are bounded by its subscribers.
+fn outside_budget<T>(write: impl FnOnce(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
+    let mut write = Some(write);
+    let mut cx = Context::from_waker(Waker::noop());
+    let unconstrained = tokio::task::coop::unconstrained(std::future::poll_fn(|cx| {
+        let write = write.take().expect("polled once");
+        Poll::Ready(write(cx))
+    }));
+    match std::pin::pin!(unconstrained).poll(&mut cx) {
+        Poll::Ready(result) => result,
+        Poll::Pending => unreachable!("the closure is always ready"),
+    }
 }
 
 impl Shared {
-    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    fn out(&self) -> MutexGuard<'_, Out> {
+        self.out.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn request_close(&self, code: u16) {
@@ -91,32 +266,61 @@ impl Shared {
 }
 
 impl Outbox {
-    /// Queues `frame` without waiting. A full queue means the client reads slower than we write:
-    /// it is closed with [`close::SLOW_CONSUMER`] instead of slowing the sender down.
+    /// Sends `frame` without waiting: written to the socket at once (or at the end of the
+    /// current corked pass), queued only where the socket is full. A full queue means the client
+    /// reads slower than we write: it is closed with [`close::SLOW_CONSUMER`] instead of slowing
+    /// the sender down.
     pub(crate) fn offer(&self, frame: Frame) -> Offer {
-        self.offer_item(Outbound::Frame(frame))
+        self.offer_corked(frame, cork::active())
+    }
+
+    /// [`Outbox::offer`], for a publisher that looked up [`corked`] once for all its subscribers.
+    pub(crate) fn offer_corked(&self, frame: Frame, corked: bool) -> Offer {
+        let mut out = self.shared.out();
+        if out.closed {
+            return Offer::Closed;
+        }
+        if out.queued() >= out.capacity {
+            drop(out);
+            self.shared.request_close(close::SLOW_CONSUMER);
+            return Offer::Overflowed;
+        }
+        let wake = if corked {
+            if out.frames.capacity() == 0 {
+                // A corked pass is likely to queue more: one allocation instead of five.
+                out.frames.reserve_exact(BATCH);
+            }
+            out.frames.push_back(frame);
+            if !out.corked {
+                out.corked = true;
+                cork::add(self.shared.clone());
+            }
+            out.frames.len() >= BATCH && out.write_now()
+        } else {
+            out.frames.push_back(frame);
+            out.write_now()
+        };
+        drop(out);
+        if wake {
+            self.shared.waker.wake();
+        }
+        Offer::Queued
     }
 
     /// Queues a value for the session's `on_info`, with the same bound as frames.
     pub(crate) fn offer_info(&self, info: Info) -> Offer {
-        self.offer_item(Outbound::Info(info))
-    }
-
-    fn offer_item(&self, item: Outbound) -> Offer {
-        let mut queue = self.shared.queue();
-        if queue.closed {
+        let mut out = self.shared.out();
+        if out.closed {
             return Offer::Closed;
         }
-        if queue.frames.len() >= queue.capacity {
-            drop(queue);
+        if out.queued() >= out.capacity {
+            drop(out);
             self.shared.request_close(close::SLOW_CONSUMER);
             return Offer::Overflowed;
         }
-        let was_empty = queue.frames.is_empty();
-        queue.frames.push_back(item);
-        drop(queue);
-        // The task drains the queue before it waits again, so only the first frame of a batch
-        // needs to wake it: a wake per frame was the most expensive line of a broadcast.
+        let was_empty = out.infos.is_empty();
+        out.infos.push_back(info);
+        drop(out);
         if was_empty {
             self.shared.waker.wake();
         }
@@ -130,31 +334,40 @@ impl Outbox {
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.shared.queue().closed
+        self.shared.out().closed
     }
 }
 
 impl Inbox {
-    /// Ready when frames are queued or a close was requested (a close request wins).
+    /// Writes what is queued as the socket allows, and is ready when the task has something to
+    /// do: a close request (which wins), an info for the session, a failed socket.
     pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Ready> {
         self.shared.waker.register(cx.waker());
         if let Some(code) = self.close_requested() {
             return Poll::Ready(Ready::Close(code));
         }
-        if self.shared.queue().frames.is_empty() { Poll::Pending } else { Poll::Ready(Ready::Frames) }
+        let mut out = self.shared.out();
+        if !out.frames.is_empty() {
+            if out.wire.is_none() {
+                return Poll::Ready(Ready::Frames);
+            }
+            match out.poll_write_out(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => {
+                    out.gone(&e);
+                    return Poll::Ready(Ready::Gone);
+                }
+                Poll::Pending => out.task_owns = true,
+            }
+        }
+        match out.infos.pop_front() {
+            Some(info) => Poll::Ready(Ready::Info(info)),
+            None => Poll::Pending,
+        }
     }
 
     pub(crate) async fn ready(&self) -> Ready {
         std::future::poll_fn(|cx| self.poll_ready(cx)).await
-    }
-
-    /// Resolves once a close is requested.
-    pub(crate) async fn close_requested_wait(&self) -> u16 {
-        std::future::poll_fn(|cx| {
-            self.shared.waker.register(cx.waker());
-            self.close_requested().map_or(Poll::Pending, Poll::Ready)
-        })
-        .await
     }
 
     pub(crate) fn close_requested(&self) -> Option<u16> {
@@ -164,23 +377,179 @@ impl Inbox {
         }
     }
 
-    /// Takes the oldest queued frame. When that empties a queue that had grown (after a burst),
-    /// its memory is given back.
+    /// Queues a control frame of the server's own (a ping): outside the bound, written by the
+    /// task's next [`Inbox::poll_ready`].
+    pub(crate) fn push_control(&self, frame: Frame) {
+        self.shared.out().frames.push_back(frame);
+    }
+
+    /// See [`Out::discard_unsent`].
+    pub(crate) fn discard_unsent(&self) {
+        self.shared.out().discard_unsent();
+    }
+
+    /// Takes the oldest queued frame, else the oldest info (for tests and [`crate::view`]'s
+    /// test client, which have no socket).
     pub(crate) fn pop(&self) -> Option<Outbound> {
-        let mut queue = self.shared.queue();
-        let frame = queue.frames.pop_front();
-        if queue.frames.is_empty() && queue.frames.capacity() > 16 {
-            queue.frames = VecDeque::new();
+        let mut out = self.shared.out();
+        if let Some(frame) = out.frames.pop_front() {
+            return Some(Outbound::Frame(frame));
         }
-        frame
+        out.infos.pop_front().map(Outbound::Info)
     }
 }
 
 impl Drop for Inbox {
     fn drop(&mut self) {
-        let mut queue = self.shared.queue();
-        queue.closed = true;
-        queue.frames = VecDeque::new();
+        let mut out = self.shared.out();
+        out.closed = true;
+        out.infos = VecDeque::new();
+    }
+}
+
+impl Drop for Io {
+    fn drop(&mut self) {
+        // Closes the TCP connection now, even while a topic or a timer still holds the queue.
+        let mut out = self.shared.out();
+        out.wire = None;
+        out.frames = VecDeque::new();
+    }
+}
+
+impl AsyncRead for Io {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let mut out = self.shared.out();
+        // Reading also moves the queue along (the close handshake reads while it writes).
+        if !out.frames.is_empty() && out.poll_write_out(cx).is_pending() {
+            out.task_owns = true;
+        }
+        match out.wire.as_mut() {
+            Some(wire) => Pin::new(wire).poll_read(cx, buf),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    /// tungstenite's own frames (pongs, close frames) join the queue whole.
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let mut out = self.shared.out();
+        if out.wire.is_none() {
+            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
+        }
+        out.frames.push_back(Frame::raw(bytes::Bytes::copy_from_slice(buf)));
+        if out.poll_write_out(cx).is_pending() {
+            out.task_owns = true;
+        }
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut out = self.shared.out();
+        let result = out.poll_write_out(cx);
+        if result.is_pending() {
+            out.task_owns = true;
+        }
+        result
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let mut out = self.shared.out();
+        if out.poll_write_out(cx)?.is_pending() {
+            out.task_owns = true;
+            return Poll::Pending;
+        }
+        match out.wire.as_mut() {
+            Some(wire) => Pin::new(wire).poll_shutdown(cx),
+            None => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A connection's future, corked: what it publishes while being polled is written to each
+    /// subscriber once, when the poll ends.
+    pub(crate) struct Corked<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F> Corked<F> {
+    pub(crate) fn new(inner: F) -> Self {
+        Self { inner }
+    }
+}
+
+impl<F: Future> Future for Corked<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let _cork = cork::Guard::new();
+        self.project().inner.poll(cx)
+    }
+}
+
+/// The current thread's cork: the queues that got frames during the pass, to write when it ends.
+/// Thread-local because a pass is one poll of one task, which never leaves its thread.
+pub(crate) use cork::active as corked;
+
+mod cork {
+    use super::*;
+
+    #[derive(Default)]
+    struct Cork {
+        depth: u32,
+        dirty: Vec<Arc<Shared>>,
+    }
+
+    thread_local! {
+        static CORK: RefCell<Cork> = RefCell::default();
+    }
+
+    pub(crate) fn active() -> bool {
+        CORK.with(|c| c.borrow().depth > 0)
+    }
+
+    pub(super) fn add(shared: Arc<Shared>) {
+        CORK.with(|c| c.borrow_mut().dirty.push(shared));
+    }
+
+    /// Corks the thread until dropped; the outermost guard writes everything out, even when
+    /// the poll panicked.
+    pub(super) struct Guard(());
+
+    impl Guard {
+        pub(super) fn new() -> Self {
+            CORK.with(|c| c.borrow_mut().depth += 1);
+            Self(())
+        }
+    }
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let mut dirty = CORK.with(|c| {
+                let mut c = c.borrow_mut();
+                c.depth -= 1;
+                if c.depth == 0 { std::mem::take(&mut c.dirty) } else { Vec::new() }
+            });
+            for shared in dirty.drain(..) {
+                let mut out = shared.out();
+                out.corked = false;
+                let wake = out.write_now();
+                drop(out);
+                if wake {
+                    shared.waker.wake();
+                }
+            }
+            // Keep the list's allocation for the next pass.
+            CORK.with(|c| {
+                let mut c = c.borrow_mut();
+                if c.dirty.capacity() < dirty.capacity() {
+                    c.dirty = dirty;
+                }
+            });
+        }
     }
 }
 
@@ -194,7 +563,7 @@ mod tests {
         assert_eq!(outbox.offer(Frame::text("1")), Offer::Queued);
         assert_eq!(outbox.offer(Frame::text("2")), Offer::Queued);
         assert_eq!(outbox.offer(Frame::text("3")), Offer::Overflowed);
-        assert_eq!(inbox.ready().await, Ready::Close(close::SLOW_CONSUMER));
+        assert!(matches!(inbox.ready().await, Ready::Close(close::SLOW_CONSUMER)));
         assert!(matches!(inbox.pop(), Some(Outbound::Frame(f)) if f == Frame::text("1")));
         drop(inbox);
         assert_eq!(outbox.offer(Frame::text("4")), Offer::Closed);
@@ -206,28 +575,44 @@ mod tests {
         let (outbox, inbox) = outbox(1);
         outbox.close(close::RESTART);
         outbox.close(close::SLOW_CONSUMER);
-        assert_eq!(inbox.close_requested_wait().await, close::RESTART);
+        assert!(matches!(inbox.ready().await, Ready::Close(close::RESTART)));
     }
 
     #[tokio::test]
-    async fn a_queued_frame_wakes_the_waiting_task() {
+    async fn a_queued_info_wakes_the_waiting_task() {
         let (outbox, inbox) = outbox(4);
-        let waiter = tokio::spawn(async move {
-            assert_eq!(inbox.ready().await, Ready::Frames);
-            inbox.pop()
-        });
+        let waiter = tokio::spawn(async move { inbox.ready().await });
         tokio::task::yield_now().await;
-        outbox.offer(Frame::text("x"));
-        assert!(matches!(waiter.await.unwrap(), Some(Outbound::Frame(f)) if f == Frame::text("x")));
+        outbox.offer_info(Info::new("t", 7u8));
+        let Ready::Info(info) = waiter.await.unwrap() else { panic!("an info") };
+        assert_eq!(info.get::<u8>(), Some(&7));
+    }
+
+    #[tokio::test]
+    async fn corked_frames_are_held_until_the_pass_ends() {
+        let (outbox, inbox) = outbox(8);
+        let during = Corked::new(async {
+            outbox.offer(Frame::text("a"));
+            outbox.offer(Frame::text("b"));
+            cork::active()
+        })
+        .await;
+        assert!(during && !cork::active());
+        assert!(!inbox.shared.out().corked);
+        assert!(matches!(inbox.pop(), Some(Outbound::Frame(f)) if f.as_text() == Some("a")));
+        assert!(matches!(inbox.pop(), Some(Outbound::Frame(f)) if f.as_text() == Some("b")));
     }
 
     #[test]
-    fn an_empty_queue_holds_no_buffer() {
-        let (outbox, inbox) = outbox(1024);
-        for i in 0..100 {
-            outbox.offer(Frame::text(i.to_string()));
-        }
-        while inbox.pop().is_some() {}
-        assert_eq!(inbox.shared.queue().frames.capacity(), 0);
+    fn discarding_keeps_a_partly_written_frame() {
+        let (outbox, inbox) = outbox(8);
+        outbox.offer(Frame::text("a"));
+        outbox.offer(Frame::text("b"));
+        inbox.shared.out().written = 1;
+        inbox.discard_unsent();
+        assert_eq!(inbox.shared.out().frames.len(), 1);
+        inbox.shared.out().written = 0;
+        inbox.discard_unsent();
+        assert!(inbox.pop().is_none());
     }
 }

@@ -1,11 +1,12 @@
 //! The WebSocket connection loop: one task per connection that reads events, runs the session,
-//! writes its queue, pings, and closes with the right code.
+//! pings, and closes with the right code.
 //!
-//! The socket is not split: only the read branch of the loop's `select!` borrows it, and writes
-//! happen in the branches' bodies, after the pending read was dropped (reads are cancel-safe).
-//! That saves the lock and the allocation of a split pair per connection. Await points that are
-//! rare or of unknown size (the app's handlers, the close handshake) are boxed, so the task of an
-//! idle connection stays small.
+//! Writing is not this task's job in the common case: frames go out from whoever sends them
+//! (see [`super::outbox`]), and the task only finishes writes that found the socket full. It
+//! never waits on a write, so a client that stops reading cannot stall its own session: its
+//! queue fills and it is closed as a slow consumer. Await points that are rare or of unknown
+//! size (the app's handlers, the close handshake) are boxed, so the task of an idle connection
+//! stays small.
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -17,16 +18,12 @@ use tokio_util::sync::CancellationToken;
 use tungstenite::Message;
 use tungstenite::protocol::CloseFrame;
 
-use super::outbox::{Inbox, Outbound, Ready};
-use super::{Inbound, Limits};
+use super::outbox::{Inbox, Io, Ready};
+use super::{Frame, Inbound, Limits};
 use crate::protocol::close;
-use crate::pubsub::Info;
 use crate::session::{Context, Session};
 
-/// Most queued frames written in one batch before the socket is flushed.
-const BATCH: usize = 64;
-
-type WebSocket = crate::axum::upgrade::Socket;
+type WebSocket = tokio_tungstenite::WebSocketStream<Io>;
 
 pub(crate) struct Connection {
     pub(crate) socket: WebSocket,
@@ -38,13 +35,22 @@ pub(crate) struct Connection {
     pub(crate) shutdown_code: u16,
 }
 
-type Closing = Option<(u16, Cow<'static, str>)>;
+/// How a connection ends: the close frame to send, and whether what is still queued goes out
+/// first (the session's own last words) or is dropped (a slow consumer, a shutdown).
+struct Closing {
+    code: u16,
+    reason: Cow<'static, str>,
+    flush: bool,
+}
 
-/// Why a write stopped early.
-enum Interrupted {
-    Close(u16),
-    Shutdown,
-    Gone,
+impl Closing {
+    fn flushed((code, reason): (u16, Cow<'static, str>)) -> Option<Self> {
+        Some(Self { code, reason, flush: true })
+    }
+
+    fn dropping(code: u16) -> Option<Self> {
+        Some(Self { code, reason: Cow::Borrowed(reason_for(code)), flush: false })
+    }
 }
 
 impl Connection {
@@ -63,29 +69,23 @@ impl Connection {
         }
     }
 
-    async fn close(self, closing: Closing) {
+    async fn close(self, closing: Option<Closing>) {
         let Connection { socket, inbox, limits, .. } = self;
-        drop(inbox);
-        if let Some((code, reason)) = closing {
+        if let Some(Closing { code, reason, flush }) = closing {
+            if !flush {
+                inbox.discard_unsent();
+            }
             close_gracefully(socket, code, reason, limits.close_timeout).await;
         }
+        drop(inbox);
     }
 
-    fn interrupted(&self, i: Interrupted) -> Closing {
-        match i {
-            Interrupted::Close(code) => Some((code, Cow::Borrowed(reason_for(code)))),
-            Interrupted::Shutdown => Some((self.shutdown_code, Cow::Borrowed("server shutting down"))),
-            Interrupted::Gone => None,
-        }
-    }
-
-    async fn drive<S: Session>(&mut self, session: &mut S, ctx: &mut Context) -> Closing {
+    async fn drive<S: Session>(&mut self, session: &mut S, ctx: &mut Context) -> Option<Closing> {
         if let Err(e) = Box::pin(session.on_join(ctx)).await {
-            return Some(failed(e));
+            ctx.send_pushed();
+            return Closing::flushed(failed(e));
         }
-        if let Err(i) = Box::pin(self.send_pushed(ctx)).await {
-            return self.interrupted(i);
-        }
+        ctx.send_pushed();
 
         let every = self.limits.ping_interval;
         let mut ping = interval_at(Instant::now() + every, every);
@@ -94,26 +94,23 @@ impl Connection {
 
         loop {
             if let Some(c) = ctx.take_close() {
-                return Some(c);
+                return Closing::flushed(c);
             }
             tokio::select! {
                 biased;
-                () = self.shutdown.cancelled() => return self.interrupted(Interrupted::Shutdown),
+                () = self.shutdown.cancelled() => return Closing::dropping(self.shutdown_code),
                 ready = self.inbox.ready() => match ready {
-                    Ready::Close(code) => return self.interrupted(Interrupted::Close(code)),
-                    Ready::Frames => match Box::pin(self.write_queued()).await {
-                        Err(i) => return self.interrupted(i),
-                        Ok(None) => {}
-                        Ok(Some(info)) => {
-                            if let Err(e) = Box::pin(session.on_info(ctx, info)).await {
-                                let _ = Box::pin(self.send_pushed(ctx)).await;
-                                return Some(failed(e));
-                            }
-                            if let Err(i) = Box::pin(self.send_pushed(ctx)).await {
-                                return self.interrupted(i);
-                            }
+                    Ready::Close(code) => return Closing::dropping(code),
+                    Ready::Gone => return None,
+                    Ready::Frames => {}
+                    Ready::Info(info) => {
+                        let result = Box::pin(session.on_info(ctx, info)).await;
+                        // What the handler pushed before failing still goes out first.
+                        ctx.send_pushed();
+                        if let Err(e) = result {
+                            return Closing::flushed(failed(e));
                         }
-                    },
+                    }
                 },
                 message = self.socket.next() => {
                     heard_since_ping = true;
@@ -121,7 +118,7 @@ impl Connection {
                         None => return None,
                         Some(Err(tungstenite::Error::Capacity(_))) => {
                             let reason = format!("message exceeds {} bytes", self.limits.max_message_bytes);
-                            return Some((close::TOO_BIG, Cow::Owned(reason)));
+                            return Closing::flushed((close::TOO_BIG, Cow::Owned(reason)));
                         }
                         Some(Err(e)) => {
                             tracing::debug!(error = %e, "websocket read failed");
@@ -136,63 +133,22 @@ impl Connection {
                             return None;
                         }
                     };
-                    if let Err(e) = Box::pin(session.on_message(ctx, inbound)).await {
-                        // What the handler pushed before failing still goes out first.
-                        let _ = Box::pin(self.send_pushed(ctx)).await;
-                        return Some(failed(e));
-                    }
-                    if let Err(i) = Box::pin(self.send_pushed(ctx)).await {
-                        return self.interrupted(i);
+                    let result = Box::pin(session.on_message(ctx, inbound)).await;
+                    ctx.send_pushed();
+                    if let Err(e) = result {
+                        return Closing::flushed(failed(e));
                     }
                 }
                 _ = ping.tick() => {
                     if !heard_since_ping {
-                        return Some((close::HEARTBEAT_TIMEOUT, Cow::Borrowed(reason_for(close::HEARTBEAT_TIMEOUT))));
+                        return Closing::dropping(close::HEARTBEAT_TIMEOUT);
                     }
                     heard_since_ping = false;
-                    let Self { socket, inbox, shutdown, .. } = self;
-                    if let Err(i) = Box::pin(guarded(socket.send(Message::Ping(bytes::Bytes::new())), inbox, shutdown)).await {
-                        return self.interrupted(i);
-                    }
+                    // Written by the next turn of the loop, behind what is queued.
+                    self.inbox.push_control(Frame::ping());
                 }
             }
         }
-    }
-
-    /// Writes what is queued, up to [`BATCH`] frames, with one flush. Stops at a queued
-    /// [`Info`] and returns it, after flushing the frames before it, so order is kept.
-    async fn write_queued(&mut self) -> Result<Option<Info>, Interrupted> {
-        let Self { socket, inbox, shutdown, .. } = self;
-        let write = async {
-            let mut info = None;
-            for _ in 0..BATCH {
-                match inbox.pop() {
-                    Some(Outbound::Frame(frame)) => socket.feed(frame.into_message()).await?,
-                    Some(Outbound::Info(i)) => {
-                        info = Some(i);
-                        break;
-                    }
-                    None => break,
-                }
-            }
-            socket.flush().await.map(|()| info)
-        };
-        guarded(write, inbox, shutdown).await
-    }
-
-    async fn send_pushed(&mut self, ctx: &mut Context) -> Result<(), Interrupted> {
-        let frames = ctx.take_frames();
-        if frames.is_empty() {
-            return Ok(());
-        }
-        let Self { socket, inbox, shutdown, .. } = self;
-        let write = async {
-            for frame in frames {
-                socket.feed(frame.into_message()).await?;
-            }
-            socket.flush().await
-        };
-        guarded(write, inbox, shutdown).await
     }
 }
 
@@ -209,20 +165,6 @@ fn reason_for(code: u16) -> &'static str {
         close::HEARTBEAT_TIMEOUT => "heartbeat timeout",
         close::RESTART | close::GOING_AWAY => "server shutting down",
         _ => "",
-    }
-}
-
-/// Runs a write, giving up as soon as the connection is told to close: a write that blocks on a
-/// client that stopped reading must not keep the slow-consumer close from happening.
-async fn guarded<F, T>(write: F, inbox: &Inbox, shutdown: &CancellationToken) -> Result<T, Interrupted>
-where
-    F: std::future::Future<Output = Result<T, tungstenite::Error>>,
-{
-    tokio::select! {
-        biased;
-        code = inbox.close_requested_wait() => Err(Interrupted::Close(code)),
-        () = shutdown.cancelled() => Err(Interrupted::Shutdown),
-        result = write => result.map_err(|_| Interrupted::Gone),
     }
 }
 

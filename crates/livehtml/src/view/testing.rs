@@ -9,7 +9,7 @@ use super::ViewError;
 use super::runtime::{Routes, ViewSession};
 use crate::protocol::{Dialect, Event, ParseLimits, Values};
 use crate::session::Context;
-use crate::transport::outbox::{Inbox, Outbound, outbox};
+use crate::transport::outbox::{Inbox, Outbound, Ready, outbox};
 
 /// A live view mounted in process, as a connected page would have it: send events, follow
 /// navigation, receive topic messages, and look at the HTML and at what would have been sent.
@@ -95,14 +95,15 @@ impl<St: Clone + Send + Sync + 'static> ViewTest<St> {
     /// handle it, and returns what the page would have been sent. Frames published to the
     /// view's topics are returned as they are. `None` when nothing arrived in time.
     pub async fn next_message(&mut self, timeout: Duration) -> Option<String> {
-        tokio::time::timeout(timeout, self.inbox.ready()).await.ok()?;
-        match self.inbox.pop()? {
-            Outbound::Frame(frame) => Some(frame.as_text().unwrap_or_default().to_owned()),
-            Outbound::Info(info) => {
-                let _ = self.session.info(&mut self.ctx, info).await;
-                Some(self.take_sent())
-            }
-        }
+        let info = match tokio::time::timeout(timeout, self.inbox.ready()).await.ok()? {
+            Ready::Info(info) => info,
+            _ => match self.inbox.pop()? {
+                Outbound::Frame(frame) => return Some(frame.as_text().unwrap_or_default().to_owned()),
+                Outbound::Info(info) => info,
+            },
+        };
+        let _ = self.session.info(&mut self.ctx, info).await;
+        Some(self.take_sent())
     }
 
     /// Bytes sent by the last update, and the size of the whole view it replaced.

@@ -7,9 +7,10 @@ mod shutdown;
 pub(crate) mod upgrade;
 mod views;
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -33,7 +34,7 @@ use crate::protocol::close;
 use crate::pubsub::PubSub;
 use crate::session::{Connect, Context, Session};
 use crate::transport::Limits;
-use crate::transport::outbox;
+use crate::transport::outbox::{self, Registry};
 use crate::transport::ws::Connection;
 use crate::view::token::Signer;
 
@@ -128,6 +129,8 @@ struct Inner {
     pubsub: PubSub,
     shutdown: CancellationToken,
     connections: TaskTracker,
+    /// One per heartbeat period in use, with the timer that pings its connections.
+    heartbeats: Mutex<HashMap<Duration, Arc<Registry>>>,
     next_id: AtomicU64,
     signer: Signer,
 }
@@ -148,6 +151,7 @@ impl Live {
                 pubsub: PubSub::default(),
                 shutdown: CancellationToken::new(),
                 connections: TaskTracker::new(),
+                heartbeats: Mutex::default(),
                 next_id: AtomicU64::new(0),
                 signer,
             }),
@@ -214,6 +218,7 @@ impl Live {
             .max_message_size(Some(limits.max_message_bytes))
             .max_frame_size(Some(limits.max_message_bytes))
             .read_buffer_size(limits.read_buffer);
+        let heartbeat = self.heartbeat(limits.ping_interval);
         let (response, wire) = handshake.accept();
         // Once upgraded, the task's state is the connection's future and nothing else.
         let task = wire.then(move |wire| {
@@ -226,13 +231,17 @@ impl Live {
             let ctx = Context::new(id, outbox, live.inner.pubsub.clone(), limits.parse());
             let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config));
             Either::Right(socket.then(move |socket| {
+                heartbeat.add(&inbox);
+                // Registered before this check, so `shutdown` either finds it or is seen here.
+                if live.inner.shutdown.is_cancelled() {
+                    inbox.close(live.inner.config.shutdown_code);
+                }
                 let connection = Connection {
                     socket,
                     _token: token,
                     inbox,
-                    limits,
-                    shutdown: live.inner.shutdown.clone(),
-                    shutdown_code: live.inner.config.shutdown_code,
+                    max_message_bytes: limits.max_message_bytes,
+                    close_timeout: limits.close_timeout,
                 };
                 connection.run(session, ctx)
             }))
@@ -255,6 +264,33 @@ impl Live {
     /// configured close code (1012 by default) and closed.
     pub fn shutdown(&self) {
         self.inner.shutdown.cancel();
+        let heartbeats = self.inner.heartbeats.lock().unwrap_or_else(|e| e.into_inner());
+        for registry in heartbeats.values() {
+            registry.close_all(self.inner.config.shutdown_code);
+        }
+    }
+
+    /// The registry of connections pinged every `every`, with its timer started on first use.
+    fn heartbeat(&self, every: Duration) -> Arc<Registry> {
+        let mut heartbeats = self.inner.heartbeats.lock().unwrap_or_else(|e| e.into_inner());
+        heartbeats
+            .entry(every)
+            .or_insert_with(|| {
+                let registry = Arc::new(Registry::default());
+                let weak = Arc::downgrade(&registry);
+                tokio::spawn(async move {
+                    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        ticks.tick().await;
+                        // Ends with the `Live` that owns the registry.
+                        let Some(registry) = weak.upgrade() else { return };
+                        registry.tick();
+                    }
+                });
+                registry
+            })
+            .clone()
     }
 
     /// Whether [`Live::shutdown`] has been called.

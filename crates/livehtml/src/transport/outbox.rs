@@ -28,8 +28,8 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 
 use futures_util::task::AtomicWaker;
@@ -76,6 +76,8 @@ struct Shared {
     out: Mutex<Out>,
     waker: AtomicWaker,
     close_code: AtomicU16,
+    /// Set by the [`Registry`]'s heartbeat; taken by the task.
+    ping_due: AtomicBool,
 }
 
 struct Out {
@@ -117,6 +119,8 @@ pub(crate) enum Ready {
     Frames,
     /// Close with this code.
     Close(u16),
+    /// The heartbeat ticked: check the client was heard from, and ping it.
+    Ping,
     /// Writing failed: the peer is gone.
     Gone,
 }
@@ -142,6 +146,7 @@ pub(crate) fn attach(capacity: usize, wire: Option<Wire>) -> (Outbox, Inbox, Io)
         }),
         waker: AtomicWaker::new(),
         close_code: AtomicU16::new(0),
+        ping_due: AtomicBool::new(false),
     });
     (Outbox { shared: shared.clone() }, Inbox { shared: shared.clone() }, Io { shared })
 }
@@ -360,14 +365,23 @@ impl Inbox {
                 Poll::Pending => out.task_owns = true,
             }
         }
-        match out.infos.pop_front() {
-            Some(info) => Poll::Ready(Ready::Info(info)),
-            None => Poll::Pending,
+        if let Some(info) = out.infos.pop_front() {
+            return Poll::Ready(Ready::Info(info));
         }
+        drop(out);
+        if self.shared.ping_due.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(Ready::Ping);
+        }
+        Poll::Pending
     }
 
     pub(crate) async fn ready(&self) -> Ready {
         std::future::poll_fn(|cx| self.poll_ready(cx)).await
+    }
+
+    /// Asks this connection to close with `code`; the first request wins.
+    pub(crate) fn close(&self, code: u16) {
+        self.shared.request_close(code);
     }
 
     pub(crate) fn close_requested(&self) -> Option<u16> {
@@ -462,6 +476,45 @@ impl AsyncWrite for Io {
         match out.wire.as_mut() {
             Some(wire) => Pin::new(wire).poll_shutdown(cx),
             None => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+/// Every connection of one heartbeat period: one timer pings them all, and a shutdown closes
+/// them all, so a connection holds no timer and no cancellation future of its own.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    connections: Mutex<Vec<Weak<Shared>>>,
+}
+
+impl Registry {
+    pub(crate) fn add(&self, inbox: &Inbox) {
+        self.list().push(Arc::downgrade(&inbox.shared));
+    }
+
+    fn list(&self) -> MutexGuard<'_, Vec<Weak<Shared>>> {
+        self.connections.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Tells every open connection to ping its client, forgetting those that ended. Returns
+    /// how many are open.
+    pub(crate) fn tick(&self) -> usize {
+        let mut list = self.list();
+        list.retain(|weak| match weak.upgrade() {
+            Some(shared) if !shared.out().closed => {
+                shared.ping_due.store(true, Ordering::Release);
+                shared.waker.wake();
+                true
+            }
+            _ => false,
+        });
+        list.len()
+    }
+
+    /// Asks every open connection to close with `code`.
+    pub(crate) fn close_all(&self, code: u16) {
+        for shared in self.list().iter().filter_map(Weak::upgrade) {
+            shared.request_close(code);
         }
     }
 }

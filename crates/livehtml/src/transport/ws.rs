@@ -13,13 +13,11 @@ use std::future::Future;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::time::{Instant, MissedTickBehavior, interval_at};
-use tokio_util::sync::CancellationToken;
 use tungstenite::Message;
 use tungstenite::protocol::CloseFrame;
 
 use super::outbox::{Inbox, Io, Ready};
-use super::{Frame, Inbound, Limits};
+use super::{Frame, Inbound};
 use crate::protocol::close;
 use crate::session::{Context, Session};
 
@@ -30,9 +28,8 @@ pub(crate) struct Connection {
     /// Counts this connection in [`crate::Live::drain`] until it is dropped.
     pub(crate) _token: tokio_util::task::task_tracker::TaskTrackerToken,
     pub(crate) inbox: Inbox,
-    pub(crate) limits: Limits,
-    pub(crate) shutdown: CancellationToken,
-    pub(crate) shutdown_code: u16,
+    pub(crate) max_message_bytes: usize,
+    pub(crate) close_timeout: Duration,
 }
 
 /// How a connection ends: the close frame to send, and whether what is still queued goes out
@@ -70,12 +67,12 @@ impl Connection {
     }
 
     async fn close(self, closing: Option<Closing>) {
-        let Connection { socket, inbox, limits, .. } = self;
+        let Connection { socket, inbox, close_timeout, .. } = self;
         if let Some(Closing { code, reason, flush }) = closing {
             if !flush {
                 inbox.discard_unsent();
             }
-            close_gracefully(socket, code, reason, limits.close_timeout).await;
+            close_gracefully(socket, code, reason, close_timeout).await;
         }
         drop(inbox);
     }
@@ -87,9 +84,7 @@ impl Connection {
         }
         ctx.send_pushed();
 
-        let every = self.limits.ping_interval;
-        let mut ping = interval_at(Instant::now() + every, every);
-        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // The heartbeat comes from the endpoint's one timer (see `Registry`), through the inbox.
         let mut heard_since_ping = true;
 
         loop {
@@ -98,9 +93,16 @@ impl Connection {
             }
             tokio::select! {
                 biased;
-                () = self.shutdown.cancelled() => return Closing::dropping(self.shutdown_code),
                 ready = self.inbox.ready() => match ready {
                     Ready::Close(code) => return Closing::dropping(code),
+                    Ready::Ping => {
+                        if !heard_since_ping {
+                            return Closing::dropping(close::HEARTBEAT_TIMEOUT);
+                        }
+                        heard_since_ping = false;
+                        // Written by the next turn of the loop, behind what is queued.
+                        self.inbox.push_control(Frame::ping());
+                    }
                     Ready::Gone => return None,
                     Ready::Frames => {}
                     Ready::Info(info) => {
@@ -117,7 +119,7 @@ impl Connection {
                     let inbound = match message {
                         None => return None,
                         Some(Err(tungstenite::Error::Capacity(_))) => {
-                            let reason = format!("message exceeds {} bytes", self.limits.max_message_bytes);
+                            let reason = format!("message exceeds {} bytes", self.max_message_bytes);
                             return Closing::flushed((close::TOO_BIG, Cow::Owned(reason)));
                         }
                         Some(Err(e)) => {
@@ -129,7 +131,7 @@ impl Connection {
                         Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                         Some(Ok(Message::Close(_))) => {
                             // tungstenite queued the close reply; flushing sends it, completing the handshake.
-                            let _ = Box::pin(tokio::time::timeout(self.limits.close_timeout, self.socket.flush())).await;
+                            let _ = Box::pin(tokio::time::timeout(self.close_timeout, self.socket.flush())).await;
                             return None;
                         }
                     };
@@ -138,14 +140,6 @@ impl Connection {
                     if let Err(e) = result {
                         return Closing::flushed(failed(e));
                     }
-                }
-                _ = ping.tick() => {
-                    if !heard_since_ping {
-                        return Closing::dropping(close::HEARTBEAT_TIMEOUT);
-                    }
-                    heard_since_ping = false;
-                    // Written by the next turn of the loop, behind what is queued.
-                    self.inbox.push_control(Frame::ping());
                 }
             }
         }

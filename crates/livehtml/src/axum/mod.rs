@@ -20,7 +20,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use futures_util::FutureExt;
 use futures_util::future::Either;
-use tokio_tungstenite::WebSocketStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tungstenite::protocol::Role;
@@ -229,22 +228,20 @@ impl Live {
             drop(connect);
             let (outbox, inbox, io) = outbox::attach(limits.outbound_queue, Some(wire));
             let ctx = Context::new(id, outbox, live.inner.pubsub.clone(), limits.parse());
-            let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config));
-            Either::Right(socket.then(move |socket| {
-                heartbeat.add(&inbox);
-                // Registered before this check, so `shutdown` either finds it or is seen here.
-                if live.inner.shutdown.is_cancelled() {
-                    inbox.close(live.inner.config.shutdown_code);
-                }
-                let connection = Connection {
-                    socket,
-                    _token: token,
-                    inbox,
-                    max_message_bytes: limits.max_message_bytes,
-                    close_timeout: limits.close_timeout,
-                };
-                connection.run(session, ctx)
-            }))
+            let socket = tungstenite::WebSocket::from_raw_socket(io, Role::Server, Some(config));
+            heartbeat.add(&inbox);
+            // Registered before this check, so `shutdown` either finds it or is seen here.
+            if live.inner.shutdown.is_cancelled() {
+                inbox.close(live.inner.config.shutdown_code);
+            }
+            let connection = Connection {
+                socket,
+                _token: token,
+                inbox,
+                max_message_bytes: limits.max_message_bytes,
+                close_timeout: limits.close_timeout,
+            };
+            Either::Right(connection.run(session, ctx))
         });
         tokio::spawn(outbox::Corked::new(task));
         response

@@ -69,6 +69,7 @@ pub(crate) struct Inbox {
 #[derive(Debug)]
 pub(crate) struct Io {
     shared: Arc<Shared>,
+    waker: Waker,
 }
 
 #[derive(Debug)]
@@ -148,7 +149,8 @@ pub(crate) fn attach(capacity: usize, wire: Option<Wire>) -> (Outbox, Inbox, Io)
         close_code: AtomicU16::new(0),
         ping_due: AtomicBool::new(false),
     });
-    (Outbox { shared: shared.clone() }, Inbox { shared: shared.clone() }, Io { shared })
+    let waker = Waker::from(shared.clone());
+    (Outbox { shared: shared.clone() }, Inbox { shared: shared.clone() }, Io { shared, waker })
 }
 
 impl Out {
@@ -379,6 +381,11 @@ impl Inbox {
         std::future::poll_fn(|cx| self.poll_ready(cx)).await
     }
 
+    /// Registers the task's waker: what wakes the inbox, and what `Io`'s reads and writes wake.
+    pub(crate) fn register(&self, waker: &Waker) {
+        self.shared.waker.register(waker);
+    }
+
     /// Asks this connection to close with `code`; the first request wins.
     pub(crate) fn close(&self, code: u16) {
         self.shared.request_close(code);
@@ -430,53 +437,71 @@ impl Drop for Io {
     }
 }
 
-impl AsyncRead for Io {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let mut out = self.shared.out();
-        // Reading also moves the queue along (the close handshake reads while it writes).
-        if !out.frames.is_empty() && out.poll_write_out(cx).is_pending() {
-            out.task_owns = true;
-        }
-        match out.wire.as_mut() {
-            Some(wire) => Pin::new(wire).poll_read(cx, buf),
-            None => Poll::Ready(Ok(())),
-        }
+impl Io {
+    /// Runs `f` on the queue with a context whose waker wakes the connection's task (through the
+    /// inbox's waker, which the task registers on every poll).
+    fn with<T>(&self, f: impl FnOnce(&mut Out, &mut Context<'_>) -> T) -> T {
+        let mut cx = Context::from_waker(&self.waker);
+        f(&mut self.shared.out(), &mut cx)
     }
 }
 
-impl AsyncWrite for Io {
+/// Wakes whichever task last registered with the connection's inbox.
+impl std::task::Wake for Shared {
+    fn wake(self: Arc<Self>) {
+        self.waker.wake();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.waker.wake();
+    }
+}
+
+fn would_block<T>(poll: Poll<io::Result<T>>) -> io::Result<T> {
+    match poll {
+        Poll::Ready(result) => result,
+        Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+    }
+}
+
+impl io::Read for Io {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.with(|out, cx| {
+            // Reading also moves the queue along (the close handshake reads while it writes).
+            if !out.frames.is_empty() && out.poll_write_out(cx).is_pending() {
+                out.task_owns = true;
+            }
+            let Some(wire) = out.wire.as_mut() else { return Ok(0) };
+            let mut buf = ReadBuf::new(buf);
+            would_block(Pin::new(wire).poll_read(cx, &mut buf))?;
+            Ok(buf.filled().len())
+        })
+    }
+}
+
+impl io::Write for Io {
     /// tungstenite's own frames (pongs, close frames) join the queue whole.
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        let mut out = self.shared.out();
-        if out.wire.is_none() {
-            return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
-        }
-        out.frames.push_back(Frame::raw(bytes::Bytes::copy_from_slice(buf)));
-        if out.poll_write_out(cx).is_pending() {
-            out.task_owns = true;
-        }
-        Poll::Ready(Ok(buf.len()))
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.with(|out, cx| {
+            if out.wire.is_none() {
+                return Err(io::ErrorKind::NotConnected.into());
+            }
+            out.frames.push_back(Frame::raw(bytes::Bytes::copy_from_slice(buf)));
+            if out.poll_write_out(cx).is_pending() {
+                out.task_owns = true;
+            }
+            Ok(buf.len())
+        })
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut out = self.shared.out();
-        let result = out.poll_write_out(cx);
-        if result.is_pending() {
-            out.task_owns = true;
-        }
-        result
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut out = self.shared.out();
-        if out.poll_write_out(cx)?.is_pending() {
-            out.task_owns = true;
-            return Poll::Pending;
-        }
-        match out.wire.as_mut() {
-            Some(wire) => Pin::new(wire).poll_shutdown(cx),
-            None => Poll::Ready(Ok(())),
-        }
+    fn flush(&mut self) -> io::Result<()> {
+        self.with(|out, cx| {
+            let result = out.poll_write_out(cx);
+            if result.is_pending() {
+                out.task_owns = true;
+            }
+            would_block(result)
+        })
     }
 }
 

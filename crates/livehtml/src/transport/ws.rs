@@ -10,9 +10,10 @@
 
 use std::borrow::Cow;
 use std::future::Future;
+use std::io;
+use std::task::Poll;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use tungstenite::Message;
 use tungstenite::protocol::CloseFrame;
 
@@ -21,7 +22,9 @@ use super::{Frame, Inbound};
 use crate::protocol::close;
 use crate::session::{Context, Session};
 
-type WebSocket = tokio_tungstenite::WebSocketStream<Io>;
+/// tungstenite's own state machine over our [`Io`], with no async adapter between them: `Io`
+/// answers `WouldBlock` and wakes the task through its inbox's waker.
+pub(crate) type WebSocket = tungstenite::WebSocket<Io>;
 
 pub(crate) struct Connection {
     pub(crate) socket: WebSocket,
@@ -72,7 +75,7 @@ impl Connection {
             if !flush {
                 inbox.discard_unsent();
             }
-            close_gracefully(socket, code, reason, close_timeout).await;
+            close_gracefully(socket, &inbox, code, reason, close_timeout).await;
         }
         drop(inbox);
     }
@@ -114,7 +117,7 @@ impl Connection {
                         }
                     }
                 },
-                message = self.socket.next() => {
+                message = read(&mut self.socket, &self.inbox) => {
                     heard_since_ping = true;
                     let inbound = match message {
                         None => return None,
@@ -131,7 +134,8 @@ impl Connection {
                         Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                         Some(Ok(Message::Close(_))) => {
                             // tungstenite queued the close reply; flushing sends it, completing the handshake.
-                            let _ = Box::pin(tokio::time::timeout(self.close_timeout, self.socket.flush())).await;
+                            let flush = flushed(&mut self.socket, &self.inbox);
+                            let _ = Box::pin(tokio::time::timeout(self.close_timeout, flush)).await;
                             return None;
                         }
                     };
@@ -144,6 +148,32 @@ impl Connection {
             }
         }
     }
+}
+
+/// The next message, `None` once the connection is closed.
+async fn read(socket: &mut WebSocket, inbox: &Inbox) -> Option<tungstenite::Result<Message>> {
+    std::future::poll_fn(|cx| {
+        inbox.register(cx.waker());
+        match socket.read() {
+            Ok(message) => Poll::Ready(Some(Ok(message))),
+            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+            Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => Poll::Ready(None),
+            Err(e) => Poll::Ready(Some(Err(e))),
+        }
+    })
+    .await
+}
+
+/// Resolves once everything tungstenite and the queue hold has been written.
+async fn flushed(socket: &mut WebSocket, inbox: &Inbox) -> tungstenite::Result<()> {
+    std::future::poll_fn(|cx| {
+        inbox.register(cx.waker());
+        match socket.flush() {
+            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+            result => Poll::Ready(result),
+        }
+    })
+    .await
 }
 
 fn failed(e: crate::SessionError) -> (u16, Cow<'static, str>) {
@@ -163,14 +193,25 @@ fn reason_for(code: u16) -> &'static str {
 }
 
 /// Sends the close frame and waits, within `timeout`, for the client's reply; then drops TCP.
-async fn close_gracefully(mut socket: WebSocket, code: u16, reason: Cow<'static, str>, timeout: Duration) {
+async fn close_gracefully(
+    mut socket: WebSocket,
+    inbox: &Inbox,
+    code: u16,
+    reason: Cow<'static, str>,
+    timeout: Duration,
+) {
     let reason = truncate(&reason, 123);
     let frame = CloseFrame { code: code.into(), reason: reason.into() };
     let _ = tokio::time::timeout(timeout, async {
-        if socket.send(Message::Close(Some(frame))).await.is_err() {
-            return;
+        match socket.close(Some(frame)) {
+            // Queued; it goes out as the client reads.
+            Ok(()) => {}
+            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
         }
-        while let Some(Ok(message)) = socket.next().await {
+        // Reading drives the queue out too (see `Io`); tungstenite ends the read with
+        // `ConnectionClosed` once the client's close frame has come back.
+        while let Some(Ok(message)) = read(&mut socket, inbox).await {
             if matches!(message, Message::Close(_)) {
                 break;
             }

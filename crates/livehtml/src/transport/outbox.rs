@@ -45,6 +45,8 @@ pub(crate) type Wire = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
 /// Most frames gathered into one vectored write.
 const BATCH: usize = 64;
 
+const NOT_CORKED: u32 = u32::MAX;
+
 /// One queued item, as [`Inbox::pop`] returns it.
 #[derive(Debug, Clone)]
 pub(crate) enum Outbound {
@@ -88,8 +90,12 @@ struct Out {
     infos: VecDeque<Info>,
     capacity: usize,
     closed: bool,
-    /// In the current thread's cork list.
-    corked: bool,
+    /// Where this connection's first frame of the current corked pass waits in that thread's
+    /// cork list ([`NOT_CORKED`] if it does not). Until the pass ends nothing is written here,
+    /// so that frame goes out first.
+    cork_slot: u32,
+    /// Which thread's cork that is ([`cork::thread_id`]).
+    cork_thread: u32,
     /// The task has been told to finish writing; nobody else writes until the queue is empty.
     task_owns: bool,
     wire: Option<Wire>,
@@ -141,7 +147,8 @@ pub(crate) fn attach(capacity: usize, wire: Option<Wire>) -> (Outbox, Inbox, Io)
             infos: VecDeque::new(),
             capacity: capacity.max(1),
             closed: false,
-            corked: false,
+            cork_slot: NOT_CORKED,
+            cork_thread: 0,
             task_owns: false,
             wire,
         }),
@@ -161,6 +168,10 @@ impl Out {
     /// Writes queued frames, up to [`BATCH`] a syscall, until the queue is empty (`Ready(Ok)`)
     /// or the socket is full (`Pending`, with `cx` registered). Without a socket, `Pending`.
     fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.cork_slot != NOT_CORKED {
+            // The pass's first frame is still in the cork; its end writes or wakes.
+            return Poll::Pending;
+        }
         let Out { frames, written, wire, .. } = self;
         let Some(wire) = wire.as_mut() else {
             return if frames.is_empty() { Poll::Ready(Ok(())) } else { Poll::Pending };
@@ -221,6 +232,51 @@ impl Out {
                 true
             }
         }
+    }
+
+    /// Writes `frame`, which nothing is queued before, straight from its shared bytes: no
+    /// queue, no allocation, unless the socket does not take it whole. Returns whether the task
+    /// must be woken to finish.
+    fn write_single(&mut self, frame: Frame) -> bool {
+        debug_assert!(self.frames.is_empty() && !self.task_owns && self.cork_slot == NOT_CORKED);
+        let Some(wire) = self.wire.as_mut() else {
+            self.frames.push_back(frame);
+            return true;
+        };
+        match outside_budget(|cx| Pin::new(wire).poll_write(cx, frame.wire())) {
+            Poll::Ready(Ok(n)) if n == frame.wire().len() => false,
+            Poll::Ready(Ok(0)) => {
+                self.gone(&io::ErrorKind::WriteZero.into());
+                true
+            }
+            Poll::Ready(Ok(n)) => {
+                self.written = n;
+                self.frames.push_back(frame);
+                self.task_owns = true;
+                true
+            }
+            Poll::Pending => {
+                self.frames.push_back(frame);
+                self.task_owns = true;
+                true
+            }
+            Poll::Ready(Err(e)) => {
+                self.gone(&e);
+                true
+            }
+        }
+    }
+
+    /// The pass that held `first` ended (or its queue grew to a batch): `first` goes in front
+    /// of what the pass queued behind it, and out. Returns whether the task must be woken.
+    fn uncork(&mut self, first: Frame) -> bool {
+        self.cork_slot = NOT_CORKED;
+        if self.frames.is_empty() && !self.task_owns {
+            return self.write_single(first);
+        }
+        // Nothing was written while corked, so no frame in the queue is partly written.
+        self.frames.push_front(first);
+        self.task_owns || self.write_now()
     }
 
     /// The peer is gone: drop the socket (the reader sees the end of the stream) and the queue.
@@ -292,18 +348,24 @@ impl Outbox {
             self.shared.request_close(close::SLOW_CONSUMER);
             return Offer::Overflowed;
         }
-        let wake = if corked {
-            if out.frames.capacity() == 0 {
-                // A corked pass is likely to queue more: one allocation instead of five.
-                out.frames.reserve_exact(BATCH);
-            }
+        let wake = if corked && out.cork_slot == NOT_CORKED && out.frames.is_empty() {
+            // The pass's first frame for this connection waits in the cork, not in the queue.
+            out.cork_slot = cork::hold(self.shared.clone(), frame);
+            out.cork_thread = cork::thread_id();
+            false
+        } else if corked && out.cork_slot != NOT_CORKED && out.cork_thread == cork::thread_id() {
             out.frames.push_back(frame);
-            if !out.corked {
-                out.corked = true;
-                cork::add(self.shared.clone());
+            // A long pass writes every batch rather than queue it all.
+            if out.frames.len() + 1 >= BATCH {
+                let first = cork::take(out.cork_slot);
+                out.uncork(first)
+            } else {
+                false
             }
-            out.frames.len() >= BATCH && out.write_now()
+        } else if out.frames.is_empty() && !out.task_owns && out.cork_slot == NOT_CORKED {
+            out.write_single(frame)
         } else {
+            // Behind a backlog (the task writes it), or behind another thread's pass.
             out.frames.push_back(frame);
             out.write_now()
         };
@@ -578,19 +640,40 @@ mod cork {
     #[derive(Default)]
     struct Cork {
         depth: u32,
-        dirty: Vec<Arc<Shared>>,
+        /// Each connection that got frames in this pass, with the first of them (taken out
+        /// when a long pass writes it early).
+        held: Vec<(Arc<Shared>, Option<Frame>)>,
     }
 
     thread_local! {
         static CORK: RefCell<Cork> = RefCell::default();
     }
 
+    /// A number of the current thread's own, to tell whose cork holds a connection's frame.
+    pub(super) fn thread_id() -> u32 {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+        thread_local! {
+            static ID: u32 = NEXT.fetch_add(1, Ordering::Relaxed);
+        }
+        ID.with(|id| *id)
+    }
+
     pub(crate) fn active() -> bool {
         CORK.with(|c| c.borrow().depth > 0)
     }
 
-    pub(super) fn add(shared: Arc<Shared>) {
-        CORK.with(|c| c.borrow_mut().dirty.push(shared));
+    /// Holds `frame` for `shared` until the pass ends; returns its slot.
+    pub(super) fn hold(shared: Arc<Shared>, frame: Frame) -> u32 {
+        CORK.with(|c| {
+            let mut c = c.borrow_mut();
+            c.held.push((shared, Some(frame)));
+            u32::try_from(c.held.len() - 1).expect("fewer than 4 billion subscribers in a pass")
+        })
+    }
+
+    /// Takes back the frame held in `slot`.
+    pub(super) fn take(slot: u32) -> Frame {
+        CORK.with(|c| c.borrow_mut().held[slot as usize].1.take()).expect("a held frame is taken once")
     }
 
     /// Corks the thread until dropped; the outermost guard writes everything out, even when
@@ -606,15 +689,15 @@ mod cork {
 
     impl Drop for Guard {
         fn drop(&mut self) {
-            let mut dirty = CORK.with(|c| {
+            let mut held = CORK.with(|c| {
                 let mut c = c.borrow_mut();
                 c.depth -= 1;
-                if c.depth == 0 { std::mem::take(&mut c.dirty) } else { Vec::new() }
+                if c.depth == 0 { std::mem::take(&mut c.held) } else { Vec::new() }
             });
-            for shared in dirty.drain(..) {
+            for (shared, first) in held.drain(..) {
+                let Some(first) = first else { continue };
                 let mut out = shared.out();
-                out.corked = false;
-                let wake = out.write_now();
+                let wake = out.uncork(first);
                 drop(out);
                 if wake {
                     shared.waker.wake();
@@ -623,8 +706,8 @@ mod cork {
             // Keep the list's allocation for the next pass.
             CORK.with(|c| {
                 let mut c = c.borrow_mut();
-                if c.dirty.capacity() < dirty.capacity() {
-                    c.dirty = dirty;
+                if c.held.capacity() < held.capacity() {
+                    c.held = held;
                 }
             });
         }
@@ -676,9 +759,26 @@ mod tests {
         })
         .await;
         assert!(during && !cork::active());
-        assert!(!inbox.shared.out().corked);
+        assert_eq!(inbox.shared.out().cork_slot, NOT_CORKED);
         assert!(matches!(inbox.pop(), Some(Outbound::Frame(f)) if f.as_text() == Some("a")));
         assert!(matches!(inbox.pop(), Some(Outbound::Frame(f)) if f.as_text() == Some("b")));
+    }
+
+    #[tokio::test]
+    async fn a_long_pass_keeps_its_order_across_batches() {
+        let (outbox, inbox) = outbox(1024);
+        let count = 3 * BATCH + 5;
+        Corked::new(async {
+            for i in 0..count {
+                assert_eq!(outbox.offer(Frame::text(i.to_string())), Offer::Queued);
+            }
+        })
+        .await;
+        for i in 0..count {
+            let Some(Outbound::Frame(f)) = inbox.pop() else { panic!("frame {i}") };
+            assert_eq!(f.as_text(), Some(i.to_string().as_str()));
+        }
+        assert!(inbox.pop().is_none());
     }
 
     #[test]

@@ -244,3 +244,15 @@ mod tests {
         assert!(cut.len() <= 123 && cut.chars().all(|c| c == 'é'));
     }
 }
+#[cfg(test)]
+mod sizes {
+    #[test]
+    fn print_sizes() {
+        eprintln!("ws {}", std::mem::size_of::<super::WebSocket>());
+        eprintln!("ctx {}", std::mem::size_of::<crate::session::Context>());
+        eprintln!("conn {}", std::mem::size_of::<super::Connection>());
+        eprintln!("msg {}", std::mem::size_of::<tungstenite::Message>());
+        eprintln!("frame {}", std::mem::size_of::<crate::Frame>());
+        eprintln!("limits {}", std::mem::size_of::<crate::Limits>());
+    }
+}

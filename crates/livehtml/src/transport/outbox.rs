@@ -439,8 +439,8 @@ impl Inbox {
         Poll::Pending
     }
 
-    pub(crate) async fn ready(&self) -> Ready {
-        std::future::poll_fn(|cx| self.poll_ready(cx)).await
+    pub(crate) fn ready(&self) -> impl Future<Output = Ready> + '_ {
+        std::future::poll_fn(|cx| self.poll_ready(cx))
     }
 
     /// Registers the task's waker: what wakes the inbox, and what `Io`'s reads and writes wake.

@@ -117,22 +117,13 @@ impl Connection {
                         }
                     }
                 },
-                message = read(&mut self.socket, &self.inbox) => {
+                received = next(&mut self.socket, &self.inbox, self.max_message_bytes) => {
                     heard_since_ping = true;
-                    let inbound = match message {
-                        None => return None,
-                        Some(Err(tungstenite::Error::Capacity(_))) => {
-                            let reason = format!("message exceeds {} bytes", self.max_message_bytes);
-                            return Closing::flushed((close::TOO_BIG, Cow::Owned(reason)));
-                        }
-                        Some(Err(e)) => {
-                            tracing::debug!(error = %e, "websocket read failed");
-                            return None;
-                        }
-                        Some(Ok(Message::Text(t))) => Inbound::Text(t.as_str().to_owned()),
-                        Some(Ok(Message::Binary(b))) => Inbound::Binary(b),
-                        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
-                        Some(Ok(Message::Close(_))) => {
+                    let inbound = match received {
+                        Received::Data(inbound) => inbound,
+                        Received::Control => continue,
+                        Received::End(closing) => return closing,
+                        Received::Closed => {
                             // tungstenite queued the close reply; flushing sends it, completing the handshake.
                             let flush = flushed(&mut self.socket, &self.inbox);
                             let _ = Box::pin(tokio::time::timeout(self.close_timeout, flush)).await;
@@ -148,6 +139,54 @@ impl Connection {
             }
         }
     }
+}
+
+/// What a read brought.
+enum Received {
+    Data(Inbound),
+    /// A ping or pong: nothing for the session.
+    Control,
+    /// The client sent its close frame.
+    Closed,
+    /// The connection ends: with this close frame, or without one.
+    End(Option<Closing>),
+}
+
+fn received(message: Option<tungstenite::Result<Message>>, max_message_bytes: usize) -> Received {
+    match message {
+        None => Received::End(None),
+        Some(Err(tungstenite::Error::Capacity(_))) => {
+            let reason = format!("message exceeds {max_message_bytes} bytes");
+            Received::End(Closing::flushed((close::TOO_BIG, Cow::Owned(reason))))
+        }
+        Some(Err(e)) => {
+            tracing::debug!(error = %e, "websocket read failed");
+            Received::End(None)
+        }
+        Some(Ok(Message::Text(t))) => Received::Data(Inbound::Text(t.as_str().to_owned())),
+        Some(Ok(Message::Binary(b))) => Received::Data(Inbound::Binary(b)),
+        Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Received::Control,
+        Some(Ok(Message::Close(_))) => Received::Closed,
+    }
+}
+
+/// The next message, sorted for the loop. Small where tungstenite's results are large: the
+/// idle task keeps this future's output slot.
+fn next<'a>(
+    socket: &'a mut WebSocket,
+    inbox: &'a Inbox,
+    max_message_bytes: usize,
+) -> impl Future<Output = Received> + 'a {
+    std::future::poll_fn(move |cx| {
+        inbox.register(cx.waker());
+        match socket.read() {
+            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+            Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                Poll::Ready(Received::End(None))
+            }
+            result => Poll::Ready(received(Some(result), max_message_bytes)),
+        }
+    })
 }
 
 /// The next message, `None` once the connection is closed.

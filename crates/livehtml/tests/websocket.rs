@@ -379,3 +379,41 @@ async fn requests_that_are_not_websocket_upgrades_are_refused_with_a_reason() {
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert!(head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="), "{head}");
 }
+
+/// One masked client frame.
+fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [1u8, 2, 3, 4];
+    let mut frame = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+#[tokio::test]
+async fn a_protocol_error_closes_with_1002_after_the_replies_already_due() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let live = Live::default();
+    let addr = serve(&live, Limits::default()).await;
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let upgrade = format!(
+        "GET /raw HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    tcp.write_all(upgrade.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    while !response.ends_with(b"\r\n\r\n") {
+        response.push(tcp.read_u8().await.unwrap());
+    }
+    assert!(response.starts_with(b"HTTP/1.1 101"));
+
+    // A valid message and a frame with a reserved opcode, in one segment: read together.
+    let mut bytes = client_frame(0x1, b"hello");
+    bytes.extend(client_frame(0x5, b""));
+    tcp.write_all(&bytes).await.unwrap();
+
+    let mut got = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut got)).await.expect("closed in time").unwrap();
+    assert!(got.starts_with(b"\x81\x05hello"), "the echo comes first: {got:?}");
+    let close = &got[7..];
+    assert_eq!((close[0], u16::from_be_bytes([close[2], close[3]])), (0x88, 1002), "{got:?}");
+}

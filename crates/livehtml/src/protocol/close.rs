@@ -4,7 +4,9 @@
 //! |------|------|------------|
 //! | 1000 | [`NORMAL`] | no |
 //! | 1001 | [`GOING_AWAY`] | yes, with jitter |
+//! | 1002 | [`PROTOCOL_ERROR`]: a frame that breaks RFC 6455 | no |
 //! | 1003 | [`UNSUPPORTED`]: a binary frame sent to an HTML session | no |
+//! | 1007 | [`INVALID_DATA`]: a text message that is not UTF-8 | no |
 //! | 1008 | [`POLICY`]: a message that is not a valid event | no |
 //! | 1009 | [`TOO_BIG`]: a message over the size limit | no |
 //! | 1011 | [`INTERNAL`]: the session failed | yes, with backoff |
@@ -17,6 +19,11 @@
 pub const NORMAL: u16 = 1000;
 /// The endpoint is going away (for example the page or the server); reconnect with jitter.
 pub const GOING_AWAY: u16 = 1001;
+/// The client broke the WebSocket protocol (RFC 6455): a reserved bit, an unknown opcode,
+/// a fragmented control frame, an unmasked frame.
+pub const PROTOCOL_ERROR: u16 = 1002;
+/// A text message that is not valid UTF-8.
+pub const INVALID_DATA: u16 = 1007;
 /// The session cannot take this kind of data (a binary frame sent to an HTML session).
 pub const UNSUPPORTED: u16 = 1003;
 /// The message broke the protocol (not a valid event); the reason text says why.

@@ -35,7 +35,7 @@ impl Default for Limits {
             close_timeout: Duration::from_secs(5),
             max_depth: parse.max_depth,
             max_fields: parse.max_fields,
-            read_buffer: 512,
+            read_buffer: 64,
         }
     }
 }
@@ -80,11 +80,14 @@ impl Limits {
         self
     }
 
-    /// Size of each connection's read buffer (default 512 bytes). It is held for the life of
-    /// the connection, so it dominates the memory of idle sockets; a larger message is still
-    /// read whole (the buffer grows to the frame's announced length while reading it).
+    /// Size of the WebSocket parser's own buffer in each connection, and how many bytes it
+    /// takes at a time (default 64). It is held for the life of the connection, so it is kept
+    /// small: sockets are read through one 64 KiB buffer per thread, and a connection keeps
+    /// only the bytes the parser has not taken yet, handed over without further syscalls. A
+    /// larger message is still read whole (the buffer grows to the frame's announced length
+    /// while reading it). A larger value means fewer, larger copies for big inbound messages.
     pub fn read_buffer(mut self, bytes: usize) -> Self {
-        self.read_buffer = bytes.max(64);
+        self.read_buffer = bytes.max(16);
         self
     }
 

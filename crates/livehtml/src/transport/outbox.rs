@@ -32,6 +32,7 @@ use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 
+use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -99,6 +100,9 @@ struct Out {
     /// The task has been told to finish writing; nobody else writes until the queue is empty.
     task_owns: bool,
     wire: Option<Wire>,
+    /// Bytes read from the socket that tungstenite has not taken yet; `None` while there are
+    /// none, so an idle connection holds no read buffer (see `Io`'s `read`).
+    unread: Option<Bytes>,
 }
 
 impl std::fmt::Debug for Out {
@@ -151,6 +155,7 @@ pub(crate) fn attach(capacity: usize, wire: Option<Wire>) -> (Outbox, Inbox, Io)
             cork_thread: 0,
             task_owns: false,
             wire,
+            unread: None,
         }),
         waker: AtomicWaker::new(),
         close_code: AtomicU16::new(0),
@@ -443,6 +448,26 @@ impl Inbox {
         std::future::poll_fn(|cx| self.poll_ready(cx))
     }
 
+    /// Resolves once everything queued has been written (or the socket is gone).
+    pub(crate) fn flushed(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| {
+            self.shared.waker.register(cx.waker());
+            let mut out = self.shared.out();
+            match out.poll_write_out(cx) {
+                Poll::Ready(Ok(())) => Poll::Ready(()),
+                Poll::Ready(Err(e)) => {
+                    out.gone(&e);
+                    Poll::Ready(())
+                }
+                Poll::Pending if out.wire.is_none() => Poll::Ready(()),
+                Poll::Pending => {
+                    out.task_owns = true;
+                    Poll::Pending
+                }
+            }
+        })
+    }
+
     /// Registers the task's waker: what wakes the inbox, and what `Io`'s reads and writes wake.
     pub(crate) fn register(&self, waker: &Waker) {
         self.shared.waker.register(waker);
@@ -526,6 +551,17 @@ fn would_block<T>(poll: Poll<io::Result<T>>) -> io::Result<T> {
     }
 }
 
+/// What one read from a socket can bring: one buffer per thread, shared by its connections.
+const READ_AHEAD: usize = 64 * 1024;
+
+thread_local! {
+    static READ_BUFFER: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_AHEAD].into_boxed_slice());
+}
+
+/// Reads through the thread's buffer, as uWebSockets does: a connection keeps only what
+/// tungstenite has not taken yet, and nothing while idle. (tungstenite's own buffer stays
+/// small, see [`crate::Limits::read_buffer`], and asks for a few bytes at a time; those come
+/// from `unread` without a syscall.)
 impl io::Read for Io {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.with(|out, cx| {
@@ -533,10 +569,28 @@ impl io::Read for Io {
             if !out.frames.is_empty() && out.poll_write_out(cx).is_pending() {
                 out.task_owns = true;
             }
+            if let Some(unread) = out.unread.as_mut() {
+                let n = unread.len().min(buf.len());
+                buf[..n].copy_from_slice(&unread[..n]);
+                bytes::Buf::advance(unread, n);
+                if unread.is_empty() {
+                    out.unread = None;
+                }
+                return Ok(n);
+            }
             let Some(wire) = out.wire.as_mut() else { return Ok(0) };
-            let mut buf = ReadBuf::new(buf);
-            would_block(Pin::new(wire).poll_read(cx, &mut buf))?;
-            Ok(buf.filled().len())
+            READ_BUFFER.with(|ahead| {
+                let mut ahead = ahead.borrow_mut();
+                let mut ahead = ReadBuf::new(&mut ahead[..]);
+                would_block(Pin::new(wire).poll_read(cx, &mut ahead))?;
+                let read = ahead.filled();
+                let n = read.len().min(buf.len());
+                buf[..n].copy_from_slice(&read[..n]);
+                if read.len() > n {
+                    out.unread = Some(Bytes::copy_from_slice(&read[n..]));
+                }
+                Ok(n)
+            })
         })
     }
 }
@@ -548,7 +602,7 @@ impl io::Write for Io {
             if out.wire.is_none() {
                 return Err(io::ErrorKind::NotConnected.into());
             }
-            out.frames.push_back(Frame::raw(bytes::Bytes::copy_from_slice(buf)));
+            out.frames.push_back(Frame::raw(Bytes::copy_from_slice(buf)));
             if out.poll_write_out(cx).is_pending() {
                 out.task_owns = true;
             }

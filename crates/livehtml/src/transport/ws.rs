@@ -159,6 +159,14 @@ fn received(message: Option<tungstenite::Result<Message>>, max_message_bytes: us
             let reason = format!("message exceeds {max_message_bytes} bytes");
             Received::End(Closing::flushed((close::TOO_BIG, Cow::Owned(reason))))
         }
+        // Failing the connection (RFC 6455 section 7.1.7) with a close frame, after what was
+        // already sent to the client: the replies to its earlier, valid messages.
+        Some(Err(tungstenite::Error::Protocol(e))) => {
+            Received::End(Closing::flushed((close::PROTOCOL_ERROR, Cow::Owned(e.to_string()))))
+        }
+        Some(Err(tungstenite::Error::Utf8(_))) => {
+            Received::End(Closing::flushed((close::INVALID_DATA, Cow::Borrowed("text message is not UTF-8"))))
+        }
         Some(Err(e)) => {
             tracing::debug!(error = %e, "websocket read failed");
             Received::End(None)
@@ -255,6 +263,9 @@ async fn close_gracefully(
                 break;
             }
         }
+        // A read that failed (a protocol error repeats itself) must not cut off what is still
+        // queued: the replies to the client's earlier messages, then the close frame.
+        inbox.flushed().await;
     })
     .await;
 }

@@ -75,8 +75,10 @@ struct Inner {
     next_id: AtomicU64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Topic {
+    /// Shared with every subscription, so a subscriber holds no copy of the name.
+    name: Arc<str>,
     subscribers: RwLock<Vec<(u64, Outbox)>>,
 }
 
@@ -113,10 +115,17 @@ impl PubSub {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let topic = {
             let mut topics = self.inner.topics.lock().unwrap_or_else(|e| e.into_inner());
-            topics.entry(name.to_owned()).or_default().clone()
+            match topics.get(name) {
+                Some(topic) => topic.clone(),
+                None => {
+                    let topic = Arc::new(Topic { name: name.into(), subscribers: RwLock::default() });
+                    topics.insert(name.to_owned(), topic.clone());
+                    topic
+                }
+            }
         };
         topic.subscribers.write().unwrap_or_else(|e| e.into_inner()).push((id, outbox));
-        Subscription { pubsub: self.clone(), topic: name.to_owned(), id }
+        Subscription { pubsub: self.clone(), topic: topic.name.clone(), id }
     }
 
     fn unsubscribe(&self, name: &str, id: u64) {
@@ -135,7 +144,7 @@ impl PubSub {
 #[derive(Debug)]
 pub(crate) struct Subscription {
     pubsub: PubSub,
-    topic: String,
+    topic: Arc<str>,
     id: u64,
 }
 

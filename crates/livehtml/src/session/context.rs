@@ -48,7 +48,8 @@ pub struct Context {
     pending: String,
     frames: Vec<Frame>,
     subscriptions: Vec<Subscription>,
-    close: Option<(u16, Cow<'static, str>)>,
+    /// Boxed: rarely set, and every idle connection carries the field.
+    close: Option<Box<(u16, Cow<'static, str>)>>,
 }
 
 impl Context {
@@ -146,7 +147,7 @@ impl Context {
     /// Ends the connection with `code` and `reason` once the current call returns (after
     /// what it pushed has been sent).
     pub fn close(&mut self, code: u16, reason: impl Into<Cow<'static, str>>) {
-        self.close.get_or_insert((code, reason.into()));
+        self.close.get_or_insert_with(|| Box::new((code, reason.into())));
     }
 
     pub(crate) fn parse_limits(&self) -> ParseLimits {
@@ -175,7 +176,7 @@ impl Context {
     }
 
     pub(crate) fn take_close(&mut self) -> Option<(u16, Cow<'static, str>)> {
-        self.close.take()
+        self.close.take().map(|close| *close)
     }
 
     pub(crate) fn end(&mut self) {

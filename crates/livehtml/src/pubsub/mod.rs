@@ -1,7 +1,8 @@
 //! Topics (rooms) and broadcast, in process.
 //!
-//! A message is published as an encoded [`Frame`]: it is rendered and framed once, and every
-//! subscriber's queue holds a reference to the same bytes.
+//! A message is published as an encoded [`Frame`]: it is rendered and framed once, and written
+//! from the same bytes to every subscriber's socket by the publisher itself. A subscriber whose
+//! socket is full keeps a reference to those bytes in its queue until it drains.
 //!
 //! # Slow subscribers
 //!

@@ -1,6 +1,20 @@
 //! Transports: how frames reach a page and events come back. This slice has WebSocket;
 //! the session sees only [`Inbound`] messages and [`Frame`]s, so SSE and long-polling can
 //! slot in beside it.
+//!
+//! How a WebSocket connection is built, for a fan-out server that must be lean when idle and
+//! cheap per delivery:
+//!
+//! * A [`Frame`] is framed for the wire once; a broadcast's bytes are shared by every
+//!   subscriber and written from where they are.
+//! * The publisher writes to each subscriber's socket itself (`outbox`); the connection's task
+//!   is woken only to finish a write the socket could not take. While a task is polled, what it
+//!   publishes is corked and written once per subscriber when the poll ends.
+//! * tungstenite parses frames and answers control frames, driven directly over the
+//!   connection's queue (`outbox::Io`), with a small parser buffer: sockets are read through one
+//!   64 KiB buffer per thread.
+//! * One timer per heartbeat period pings every connection, and shutdown goes through the same
+//!   registry: an idle connection holds no timer and no cancellation future.
 
 mod frame;
 mod limits;

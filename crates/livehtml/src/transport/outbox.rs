@@ -346,15 +346,10 @@ impl Outbox {
 
     /// [`Outbox::offer`], for a publisher that looked up [`corked`] once for all its subscribers.
     pub(crate) fn offer_corked(&self, frame: Frame, corked: bool) -> Offer {
-        let mut out = self.shared.out();
-        if out.closed {
-            return Offer::Closed;
-        }
-        if out.queued() >= out.capacity {
-            drop(out);
-            self.shared.request_close(close::SLOW_CONSUMER);
-            return Offer::Overflowed;
-        }
+        let mut out = match self.admit() {
+            Ok(out) => out,
+            Err(refused) => return refused,
+        };
         let wake = if corked && out.cork_slot == NOT_CORKED && out.frames.is_empty() {
             // The pass's first frame for this connection waits in the cork, not in the queue.
             out.cork_slot = cork::hold(self.shared.clone(), frame);
@@ -384,17 +379,26 @@ impl Outbox {
         Offer::Queued
     }
 
-    /// Queues a value for the session's `on_info`, with the same bound as frames.
-    pub(crate) fn offer_info(&self, info: Info) -> Offer {
-        let mut out = self.shared.out();
+    /// The queue, if it takes one more item; else why not (a full queue asks for the close).
+    fn admit(&self) -> Result<MutexGuard<'_, Out>, Offer> {
+        let out = self.shared.out();
         if out.closed {
-            return Offer::Closed;
+            return Err(Offer::Closed);
         }
         if out.queued() >= out.capacity {
             drop(out);
             self.shared.request_close(close::SLOW_CONSUMER);
-            return Offer::Overflowed;
+            return Err(Offer::Overflowed);
         }
+        Ok(out)
+    }
+
+    /// Queues a value for the session's `on_info`, with the same bound as frames.
+    pub(crate) fn offer_info(&self, info: Info) -> Offer {
+        let mut out = match self.admit() {
+            Ok(out) => out,
+            Err(refused) => return refused,
+        };
         let was_empty = out.infos.is_empty();
         out.infos.push_back(info);
         drop(out);

@@ -210,6 +210,25 @@ async fn a_client_that_reads_late_still_gets_every_message_in_order() {
 }
 
 #[tokio::test]
+async fn a_publish_from_a_plain_thread_is_written_in_order() {
+    let live = Live::default();
+    let addr = serve(&live, Limits::default()).await;
+    let mut ws = connect(addr, "/room").await;
+    until_subscribed(&live, 1).await;
+    let pubsub = live.pubsub().clone();
+    std::thread::spawn(move || {
+        for i in 0..100 {
+            assert_eq!(pubsub.publish("room", Frame::text(i.to_string())), 1);
+        }
+    })
+    .join()
+    .unwrap();
+    for i in 0..100 {
+        assert_eq!(next_text(&mut ws).await, i.to_string());
+    }
+}
+
+#[tokio::test]
 async fn an_oversized_message_gets_1009_and_others_are_still_served() {
     let live = Live::default();
     let addr = serve(&live, Limits::default()).await;

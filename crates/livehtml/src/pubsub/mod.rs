@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::transport::Frame;
-use crate::transport::outbox::{Offer, Outbox, corked};
+use crate::transport::outbox::{Offer, Outbox, current};
 
 /// A value delivered to a session's [`crate::Session::on_info`]: published to a topic with
 /// [`PubSub::publish_info`], or sent by a timer of the session itself
@@ -88,9 +88,9 @@ impl PubSub {
     /// Subscribers whose queue is full are closed as slow consumers (see the module docs).
     pub fn publish(&self, topic: &str, frame: Frame) -> usize {
         let Some(topic) = self.topic(topic) else { return 0 };
-        let corked = corked();
+        let cork = current();
         let subscribers = topic.subscribers.read().unwrap_or_else(|e| e.into_inner());
-        subscribers.iter().filter(|(_, outbox)| outbox.offer_corked(frame.clone(), corked) == Offer::Queued).count()
+        subscribers.iter().filter(|(_, outbox)| outbox.offer_corked(frame.clone(), cork) == Offer::Queued).count()
     }
 
     /// Delivers `payload` to the [`crate::Session::on_info`] of every subscriber of `topic`, and

@@ -97,7 +97,7 @@ struct Out {
     /// cork list ([`NOT_CORKED`] if it does not). Until the pass ends nothing is written here,
     /// so that frame goes out first.
     cork_slot: u32,
-    /// Which thread's cork that is ([`cork::thread_id`]).
+    /// Which thread's cork that is ([`cork::current`]).
     cork_thread: u32,
     /// The task has been told to finish writing; nobody else writes until the queue is empty.
     task_owns: bool,
@@ -174,7 +174,18 @@ impl Out {
 
     /// Writes queued frames, up to [`BATCH`] a syscall, until the queue is empty (`Ready(Ok)`)
     /// or the socket is full (`Pending`, with `cx` registered). Without a socket, `Pending`.
+    ///
+    /// `Pending` hands the queue to the connection's task (`task_owns`): whoever gets it either
+    /// is that task, or wakes it.
     fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let written = self.write_queued(cx);
+        if written.is_pending() {
+            self.task_owns = true;
+        }
+        written
+    }
+
+    fn write_queued(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.cork_slot != NOT_CORKED {
             // The pass's first frame is still in the cork; its end writes or wakes.
             return Poll::Pending;
@@ -233,11 +244,8 @@ impl Out {
                 self.gone(&e);
                 true
             }
-            Poll::Pending => {
-                // The no-op waker now sits in the socket's write slot: the task takes over.
-                self.task_owns = true;
-                true
-            }
+            // The no-op waker now sits in the socket's write slot: the task takes over.
+            Poll::Pending => true,
         }
     }
 
@@ -341,21 +349,22 @@ impl Outbox {
     /// reads slower than we write: it is closed with [`close::SLOW_CONSUMER`] instead of slowing
     /// the sender down.
     pub(crate) fn offer(&self, frame: Frame) -> Offer {
-        self.offer_corked(frame, cork::active())
+        self.offer_corked(frame, cork::current())
     }
 
-    /// [`Outbox::offer`], for a publisher that looked up [`corked`] once for all its subscribers.
-    pub(crate) fn offer_corked(&self, frame: Frame, corked: bool) -> Offer {
+    /// [`Outbox::offer`], for a publisher that looked up the [`current`] cork once for all its
+    /// subscribers.
+    pub(crate) fn offer_corked(&self, frame: Frame, cork: Option<u32>) -> Offer {
         let mut out = match self.admit() {
             Ok(out) => out,
             Err(refused) => return refused,
         };
-        let wake = if corked && out.cork_slot == NOT_CORKED && out.frames.is_empty() {
+        let wake = if let Some(thread) = cork.filter(|_| out.cork_slot == NOT_CORKED && out.frames.is_empty()) {
             // The pass's first frame for this connection waits in the cork, not in the queue.
             out.cork_slot = cork::hold(self.shared.clone(), frame);
-            out.cork_thread = cork::thread_id();
+            out.cork_thread = thread;
             false
-        } else if corked && out.cork_slot != NOT_CORKED && out.cork_thread == cork::thread_id() {
+        } else if cork.is_some_and(|thread| out.cork_slot != NOT_CORKED && out.cork_thread == thread) {
             out.frames.push_back(frame);
             // A long pass writes every batch rather than queue it all (and well before the
             // queue's bound, which is for slow clients, not for long passes).
@@ -438,7 +447,7 @@ impl Inbox {
                     out.gone(&e);
                     return Poll::Ready(Ready::Gone);
                 }
-                Poll::Pending => out.task_owns = true,
+                Poll::Pending => {}
             }
         }
         if let Some(info) = out.infos.pop_front() {
@@ -467,10 +476,7 @@ impl Inbox {
                     Poll::Ready(())
                 }
                 Poll::Pending if out.wire.is_none() => Poll::Ready(()),
-                Poll::Pending => {
-                    out.task_owns = true;
-                    Poll::Pending
-                }
+                Poll::Pending => Poll::Pending,
             }
         })
     }
@@ -573,8 +579,8 @@ impl io::Read for Io {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.with(|out, cx| {
             // Reading also moves the queue along (the close handshake reads while it writes).
-            if !out.frames.is_empty() && out.poll_write_out(cx).is_pending() {
-                out.task_owns = true;
+            if !out.frames.is_empty() {
+                let _ = out.poll_write_out(cx);
             }
             if let Some(unread) = out.unread.as_mut() {
                 let n = unread.len().min(buf.len());
@@ -610,21 +616,13 @@ impl io::Write for Io {
                 return Err(io::ErrorKind::NotConnected.into());
             }
             out.frames.push_back(Frame::raw(Bytes::copy_from_slice(buf)));
-            if out.poll_write_out(cx).is_pending() {
-                out.task_owns = true;
-            }
+            let _ = out.poll_write_out(cx);
             Ok(buf.len())
         })
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.with(|out, cx| {
-            let result = out.poll_write_out(cx);
-            if result.is_pending() {
-                out.task_owns = true;
-            }
-            would_block(result)
-        })
+        self.with(|out, cx| would_block(out.poll_write_out(cx)))
     }
 }
 
@@ -644,9 +642,8 @@ impl Registry {
         self.connections.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Tells every open connection to ping its client, forgetting those that ended. Returns
-    /// how many are open.
-    pub(crate) fn tick(&self) -> usize {
+    /// Tells every open connection to ping its client, forgetting those that ended.
+    pub(crate) fn tick(&self) {
         let mut list = self.list();
         list.retain(|weak| match weak.upgrade() {
             Some(shared) if !shared.out().closed => {
@@ -656,7 +653,6 @@ impl Registry {
             }
             _ => false,
         });
-        list.len()
     }
 
     /// Asks every open connection to close with `code`.
@@ -693,13 +689,14 @@ impl<F: Future> Future for Corked<F> {
 
 /// The current thread's cork: the queues that got frames during the pass, to write when it ends.
 /// Thread-local because a pass is one poll of one task, which never leaves its thread.
-pub(crate) use cork::active as corked;
+pub(crate) use cork::current;
 
 mod cork {
     use super::*;
 
-    #[derive(Default)]
     struct Cork {
+        /// This thread's own number, to tell whose cork holds a connection's frame.
+        id: u32,
         depth: u32,
         /// Each connection that got frames in this pass, with the first of them (taken out
         /// when a long pass writes it early).
@@ -707,20 +704,27 @@ mod cork {
     }
 
     thread_local! {
-        static CORK: RefCell<Cork> = RefCell::default();
+        static CORK: RefCell<Cork> = RefCell::new(Cork {
+            id: {
+                static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            },
+            depth: 0,
+            held: Vec::new(),
+        });
     }
 
-    /// A number of the current thread's own, to tell whose cork holds a connection's frame.
-    pub(super) fn thread_id() -> u32 {
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
-        thread_local! {
-            static ID: u32 = NEXT.fetch_add(1, Ordering::Relaxed);
-        }
-        ID.with(|id| *id)
+    /// The current thread's cork, if a pass is running on it.
+    pub(crate) fn current() -> Option<u32> {
+        CORK.with(|c| {
+            let c = c.borrow();
+            (c.depth > 0).then_some(c.id)
+        })
     }
 
-    pub(crate) fn active() -> bool {
-        CORK.with(|c| c.borrow().depth > 0)
+    #[cfg(test)]
+    pub(super) fn active() -> bool {
+        current().is_some()
     }
 
     /// Holds `frame` for `shared` until the pass ends; returns its slot.

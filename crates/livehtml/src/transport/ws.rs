@@ -185,42 +185,44 @@ fn next<'a>(
     inbox: &'a Inbox,
     max_message_bytes: usize,
 ) -> impl Future<Output = Received> + 'a {
-    std::future::poll_fn(move |cx| {
-        inbox.register(cx.waker());
-        match socket.read() {
-            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
-            Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
-                Poll::Ready(Received::End(None))
-            }
-            result => Poll::Ready(received(Some(result), max_message_bytes)),
-        }
-    })
+    std::future::poll_fn(move |cx| poll_read(socket, inbox, cx).map(|m| received(m, max_message_bytes)))
 }
 
 /// The next message, `None` once the connection is closed.
-async fn read(socket: &mut WebSocket, inbox: &Inbox) -> Option<tungstenite::Result<Message>> {
-    std::future::poll_fn(|cx| {
-        inbox.register(cx.waker());
-        match socket.read() {
-            Ok(message) => Poll::Ready(Some(Ok(message))),
-            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
-            Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => Poll::Ready(None),
-            Err(e) => Poll::Ready(Some(Err(e))),
-        }
-    })
-    .await
+fn read<'a>(
+    socket: &'a mut WebSocket,
+    inbox: &'a Inbox,
+) -> impl Future<Output = Option<tungstenite::Result<Message>>> + 'a {
+    std::future::poll_fn(move |cx| poll_read(socket, inbox, cx))
+}
+
+fn poll_read(
+    socket: &mut WebSocket,
+    inbox: &Inbox,
+    cx: &mut std::task::Context<'_>,
+) -> Poll<Option<tungstenite::Result<Message>>> {
+    inbox.register(cx.waker());
+    match socket.read() {
+        Err(e) if would_block(&e) => Poll::Pending,
+        Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => Poll::Ready(None),
+        result => Poll::Ready(Some(result)),
+    }
 }
 
 /// Resolves once everything tungstenite and the queue hold has been written.
-async fn flushed(socket: &mut WebSocket, inbox: &Inbox) -> tungstenite::Result<()> {
-    std::future::poll_fn(|cx| {
+fn flushed<'a>(socket: &'a mut WebSocket, inbox: &'a Inbox) -> impl Future<Output = tungstenite::Result<()>> + 'a {
+    std::future::poll_fn(move |cx| {
         inbox.register(cx.waker());
         match socket.flush() {
-            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Poll::Pending,
+            Err(e) if would_block(&e) => Poll::Pending,
             result => Poll::Ready(result),
         }
     })
-    .await
+}
+
+/// `Io` answers `WouldBlock` where an async stream would be pending.
+fn would_block(e: &tungstenite::Error) -> bool {
+    matches!(e, tungstenite::Error::Io(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
 fn failed(e: crate::SessionError) -> (u16, Cow<'static, str>) {
@@ -253,7 +255,7 @@ async fn close_gracefully(
         match socket.close(Some(frame)) {
             // Queued; it goes out as the client reads.
             Ok(()) => {}
-            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if would_block(&e) => {}
             Err(_) => return,
         }
         // Reading drives the queue out too (see `Io`); tungstenite ends the read with
@@ -292,17 +294,5 @@ mod tests {
         let long = "é".repeat(100);
         let cut = truncate(&long, 123);
         assert!(cut.len() <= 123 && cut.chars().all(|c| c == 'é'));
-    }
-}
-#[cfg(test)]
-mod sizes {
-    #[test]
-    fn print_sizes() {
-        eprintln!("ws {}", std::mem::size_of::<super::WebSocket>());
-        eprintln!("ctx {}", std::mem::size_of::<crate::session::Context>());
-        eprintln!("conn {}", std::mem::size_of::<super::Connection>());
-        eprintln!("msg {}", std::mem::size_of::<tungstenite::Message>());
-        eprintln!("frame {}", std::mem::size_of::<crate::Frame>());
-        eprintln!("limits {}", std::mem::size_of::<crate::Limits>());
     }
 }

@@ -16,6 +16,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::dialect::Dialect;
 use crate::proc;
@@ -194,7 +195,9 @@ struct Sender {
 }
 
 async fn connect_sender(args: &RunArgs, peer: &Peer) -> Result<Sender, Error> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(args.dialect.url(&peer.url)).await?;
+    let config = WebSocketConfig::default().read_buffer_size(crate::worker::READ_BUFFER);
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async_with_config(args.dialect.url(&peer.url), Some(config), true).await?;
     if args.dialect == Dialect::Socketio {
         while let Some(m) = ws.next().await {
             if let Message::Text(t) = m? {

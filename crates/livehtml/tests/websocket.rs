@@ -436,3 +436,29 @@ async fn a_protocol_error_closes_with_1002_after_the_replies_already_due() {
     let close = &got[7..];
     assert_eq!((close[0], u16::from_be_bytes([close[2], close[3]])), (0x88, 1002), "{got:?}");
 }
+
+#[tokio::test]
+async fn messages_and_a_close_sent_with_the_upgrade_are_all_answered_in_order() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let live = Live::default();
+    let addr = serve(&live, Limits::default()).await;
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // The request and two messages in one write: hyper reads the frames along with the head,
+    // and the connection must start from them.
+    let mut bytes = format!(
+        "GET /raw HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .into_bytes();
+    bytes.extend(client_frame(0x1, b"first"));
+    bytes.extend(client_frame(0x1, b"second"));
+    bytes.extend(client_frame(0x8, &1000u16.to_be_bytes()));
+    tcp.write_all(&bytes).await.unwrap();
+
+    let mut got = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut got)).await.expect("closed in time").unwrap();
+    let body = &got[got.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head") + 4..];
+    assert!(got.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&got));
+    assert!(body.starts_with(b"\x81\x05first\x81\x06second"), "both echoes, in order: {body:?}");
+    assert_eq!(&body[15..], b"\x88\x02\x03\xe8", "then the close is answered: {body:?}");
+}

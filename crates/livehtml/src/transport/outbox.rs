@@ -101,6 +101,9 @@ struct Out {
     cork_thread: u32,
     /// The task has been told to finish writing; nobody else writes until the queue is empty.
     task_owns: bool,
+    /// The task waits for the queue to empty ([`Inbox::flushed`]): the end of a pass that held
+    /// its frames wakes it even when the pass wrote them all.
+    awaits_flush: bool,
     wire: Option<Wire>,
     /// Bytes read from the socket that tungstenite has not taken yet; `None` while there are
     /// none, so an idle connection holds no read buffer (see `Io`'s `read`).
@@ -156,6 +159,7 @@ pub(crate) fn attach(capacity: usize, wire: Option<Wire>) -> (Outbox, Inbox, Io)
             cork_slot: NOT_CORKED,
             cork_thread: 0,
             task_owns: false,
+            awaits_flush: false,
             wire,
             unread: None,
         }),
@@ -469,15 +473,18 @@ impl Inbox {
         std::future::poll_fn(|cx| {
             self.shared.waker.register(cx.waker());
             let mut out = self.shared.out();
-            match out.poll_write_out(cx) {
-                Poll::Ready(Ok(())) => Poll::Ready(()),
+            let done = match out.poll_write_out(cx) {
+                Poll::Ready(Ok(())) => true,
                 Poll::Ready(Err(e)) => {
                     out.gone(&e);
-                    Poll::Ready(())
+                    true
                 }
-                Poll::Pending if out.wire.is_none() => Poll::Ready(()),
-                Poll::Pending => Poll::Pending,
-            }
+                Poll::Pending => out.wire.is_none(),
+            };
+            // Frames held by a pass (this very poll's, often) are written when it ends,
+            // and that must wake us: nothing else would.
+            out.awaits_flush = !done;
+            if done { Poll::Ready(()) } else { Poll::Pending }
         })
     }
 
@@ -758,7 +765,7 @@ mod cork {
         for (shared, first) in held {
             let Some(first) = first.take() else { continue };
             let mut out = shared.out();
-            let wake = out.uncork(first);
+            let wake = out.uncork(first) || out.awaits_flush;
             drop(out);
             if wake {
                 shared.waker.wake();

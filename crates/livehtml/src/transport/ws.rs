@@ -14,6 +14,8 @@ use std::io;
 use std::task::Poll;
 use std::time::Duration;
 
+use futures_util::FutureExt;
+
 use tungstenite::Message;
 use tungstenite::protocol::CloseFrame;
 
@@ -124,8 +126,10 @@ impl Connection {
                         Received::Control => continue,
                         Received::End(closing) => return closing,
                         Received::Closed => {
-                            // tungstenite queued the close reply; flushing sends it, completing the handshake.
-                            let flush = flushed(&mut self.socket, &self.inbox);
+                            // tungstenite queued the close reply behind the replies already due;
+                            // they all go out before the socket is dropped, completing the handshake.
+                            let inbox = &self.inbox;
+                            let flush = flushed(&mut self.socket, inbox).then(|_| inbox.flushed());
                             let _ = Box::pin(tokio::time::timeout(self.close_timeout, flush)).await;
                             return None;
                         }

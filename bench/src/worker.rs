@@ -1,20 +1,28 @@
-//! A worker process: holds its share of the clients on one thread and reports to the
-//! coordinator in JSON lines on stdout; takes commands (`ping N`, `stats`, `stop`) on stdin.
+//! A worker process: holds its share of the clients and reports to the coordinator in JSON
+//! lines on stdout; takes commands (`ping N`, `stats`, `stop`) on stdin.
+//!
+//! The clients run on one thread: one `mio` poll over every socket, each socket a sync
+//! tungstenite `WebSocket` in non-blocking mode (tungstenite's documented way to run over an
+//! event loop). The generator shares the machine with the server under test, so what it spends
+//! per delivery is taken from the server: a task, a waker and a `select!` per client per
+//! message (the first version, on tokio-tungstenite) cost about as much CPU as the server spent
+//! sending. Here a delivery costs one `recv` and a parse.
 
-use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::io::{self, BufRead, Read, Write};
 use std::net::{IpAddr, SocketAddr};
-use std::rc::Rc;
+use std::sync::mpsc;
 
 use base64::Engine;
-use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Serializer, V2Serializer};
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token, Waker};
 use serde_json::json;
-use tokio::io::AsyncBufReadExt;
-use tokio::net::TcpSocket;
-use tokio::sync::{Semaphore, watch};
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::client::ClientHandshake;
+use tokio_tungstenite::tungstenite::handshake::{HandshakeError, MidHandshake};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message, WebSocket};
 
 use crate::dialect::{self, Dialect};
 
@@ -26,7 +34,10 @@ const CONNECTING_AT_ONCE: usize = 128;
 /// payloads are split off: with thousands of clients that made the generator spend more CPU
 /// zeroing memory (38% of the machine's time at 5,000 clients, by `perf record -a`) than
 /// the server spent serving. The generator's messages are a few hundred bytes.
-pub(crate) const READ_BUFFER: usize = 4096;
+pub(crate) const READ_BUFFER: usize = 1024;
+
+/// The token of the stdin thread's wake-ups; clients are numbered from 0.
+const COMMANDS: Token = Token(usize::MAX);
 
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct WorkerArgs {
@@ -44,211 +55,401 @@ pub(crate) struct WorkerArgs {
     source_ip: IpAddr,
 }
 
-struct Shared {
-    args: WorkerArgs,
-    per_seq: Vec<Cell<u32>>,
-    warm: Cell<u32>,
-    delivered: Cell<u64>,
-    bytes: Cell<u64>,
-    latency_us: RefCell<Histogram<u64>>,
-    open: Cell<u32>,
-    failed: Cell<u32>,
-    dropped: Cell<u32>,
-    pong_round: Cell<u64>,
-    pongs: Cell<u32>,
-    ping: watch::Sender<u64>,
-    errors: RefCell<Vec<String>>,
+/// A socket that reports "would block" after a short read until the poll says it is readable
+/// again. Edge-triggered readiness fires for every arrival, so a read that did not fill the
+/// buffer has drained the socket; this saves the `recv` that would only return `EAGAIN`
+/// after every message (tokio does the same).
+struct Sock {
+    tcp: TcpStream,
+    drained: bool,
+}
+
+impl Read for Sock {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.drained {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = self.tcp.read(buf)?;
+        if n < buf.len() {
+            self.drained = true;
+        }
+        Ok(n)
+    }
+}
+
+impl Write for Sock {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tcp.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.tcp.flush()
+    }
+}
+
+enum State {
+    /// The TCP connect is under way.
+    Connecting(Sock),
+    Handshaking(MidHandshake<ClientHandshake<Sock>>),
+    /// Upgraded; `joined` once Socket.IO's namespace connect is done (at once for the others).
+    Open { ws: Box<WebSocket<Sock>>, joined: bool, warmed: bool },
+    Gone,
+}
+
+struct Stats {
+    per_seq: Vec<u32>,
+    warm: u32,
+    delivered: u64,
+    bytes: u64,
+    latency_us: Histogram<u64>,
+    open: u32,
+    failed: u32,
+    dropped: u32,
+    pong_round: u64,
+    pongs: u32,
+    errors: Vec<String>,
 }
 
 fn emit(v: serde_json::Value) {
     println!("{v}");
 }
 
-impl Shared {
-    fn on_payload(&self, payload: &[u8], warmed: &mut bool) {
+impl Stats {
+    fn on_payload(&mut self, payload: &[u8], warmed: &mut bool, messages: u64) {
         let Some((seq, sent)) = dialect::marker(payload) else { return };
         if seq == 0 {
             if !*warmed {
                 *warmed = true;
-                self.warm.set(self.warm.get() + 1);
-                if self.warm.get() == self.open.get() {
+                self.warm += 1;
+                if self.warm == self.open {
                     emit(json!({"ev": "warm"}));
                 }
             }
             return;
         }
         let latency_us = dialect::now_nanos().saturating_sub(sent) / 1000;
-        let _ = self.latency_us.borrow_mut().record(latency_us.max(1));
-        self.delivered.set(self.delivered.get() + 1);
-        self.bytes.set(self.bytes.get() + payload.len() as u64);
-        if let Some(count) = self.per_seq.get(seq as usize) {
-            count.set(count.get() + 1);
-            if count.get() == self.open.get() {
+        let _ = self.latency_us.record(latency_us.max(1));
+        self.delivered += 1;
+        self.bytes += payload.len() as u64;
+        if let Some(count) = self.per_seq.get_mut(seq as usize) {
+            *count += 1;
+            if *count == self.open {
                 emit(json!({"ev": "all", "seq": seq}));
             }
         }
-        if self.delivered.get() == u64::from(self.open.get()) * self.args.messages {
+        if self.delivered == u64::from(self.open) * messages {
             emit(json!({"ev": "done"}));
         }
     }
 
-    fn error(&self, e: impl std::fmt::Display) {
-        let mut errors = self.errors.borrow_mut();
-        if errors.len() < 5 {
-            errors.push(e.to_string());
+    fn on_pong(&mut self, payload: &[u8]) {
+        let round = payload.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
+        if round == Some(self.pong_round) {
+            self.pongs += 1;
+            if self.pongs == self.open {
+                emit(json!({"ev": "pongs", "round": self.pong_round}));
+            }
         }
     }
 
-    fn stats(&self) -> serde_json::Value {
+    fn error(&mut self, e: impl std::fmt::Display) {
+        if self.errors.len() < 5 {
+            self.errors.push(e.to_string());
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
         let mut buf = Vec::new();
-        let _ = V2Serializer::new().serialize(&self.latency_us.borrow(), &mut buf);
+        let _ = V2Serializer::new().serialize(&self.latency_us, &mut buf);
         json!({
             "ev": "stats",
-            "open": self.open.get(),
-            "failed": self.failed.get(),
-            "dropped": self.dropped.get(),
-            "delivered": self.delivered.get(),
-            "bytes": self.bytes.get(),
-            "pongs": self.pongs.get(),
+            "open": self.open,
+            "failed": self.failed,
+            "dropped": self.dropped,
+            "delivered": self.delivered,
+            "bytes": self.bytes,
+            "pongs": self.pongs,
             "hist": base64::engine::general_purpose::STANDARD.encode(buf),
-            "errors": *self.errors.borrow(),
+            "errors": self.errors,
         })
     }
+}
 
-    fn connect_settled(&self) {
-        if self.open.get() + self.failed.get() == self.args.conns {
-            emit(json!({"ev": "connected", "open": self.open.get(), "failed": self.failed.get()}));
-        }
-    }
+struct Worker {
+    args: WorkerArgs,
+    poll: Poll,
+    clients: Vec<State>,
+    /// Clients not yet started.
+    pending: VecDeque<usize>,
+    connecting: usize,
+    stats: Stats,
 }
 
 pub(crate) fn run(args: WorkerArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, work(args))
-}
-
-async fn work(args: WorkerArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let (ping, _) = watch::channel(0u64);
-    let shared = Rc::new(Shared {
-        per_seq: (0..=args.messages).map(|_| Cell::new(0)).collect(),
+    let poll = Poll::new()?;
+    let commands = spawn_stdin(Waker::new(poll.registry(), COMMANDS)?);
+    let conns = args.conns as usize;
+    let mut worker = Worker {
+        stats: Stats {
+            per_seq: vec![0; args.messages as usize + 1],
+            warm: 0,
+            delivered: 0,
+            bytes: 0,
+            latency_us: Histogram::new_with_bounds(1, 600_000_000, 3)?,
+            open: 0,
+            failed: 0,
+            dropped: 0,
+            pong_round: 0,
+            pongs: 0,
+            errors: Vec::new(),
+        },
         args,
-        warm: Cell::new(0),
-        delivered: Cell::new(0),
-        bytes: Cell::new(0),
-        latency_us: RefCell::new(Histogram::new_with_bounds(1, 600_000_000, 3)?),
-        open: Cell::new(0),
-        failed: Cell::new(0),
-        dropped: Cell::new(0),
-        pong_round: Cell::new(0),
-        pongs: Cell::new(0),
-        ping,
-        errors: RefCell::new(Vec::new()),
-    });
-    let gate = Rc::new(Semaphore::new(CONNECTING_AT_ONCE));
-    for _ in 0..shared.args.conns {
-        tokio::task::spawn_local(client(shared.clone(), gate.clone()));
-    }
-    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    while let Some(line) = lines.next_line().await? {
-        let mut words = line.split_whitespace();
-        match words.next() {
-            Some("ping") => {
-                let round: u64 = words.next().and_then(|r| r.parse().ok()).unwrap_or(0);
-                shared.pong_round.set(round);
-                shared.pongs.set(0);
-                let _ = shared.ping.send(round);
-            }
-            Some("stats") => emit(shared.stats()),
-            Some("stop") => break,
-            _ => {}
-        }
-    }
-    emit(shared.stats());
-    Ok(())
-}
-
-async fn client(shared: Rc<Shared>, gate: Rc<Semaphore>) {
-    let args = &shared.args;
-    let permit = gate.acquire().await;
-    let connected = async {
-        let socket = TcpSocket::new_v4()?;
-        socket.bind(SocketAddr::new(args.source_ip, 0))?;
-        let stream = socket.connect(args.addr).await?;
-        stream.set_nodelay(true)?;
-        let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
-        let (mut ws, _) = tokio_tungstenite::client_async_with_config(args.url.as_str(), stream, Some(config)).await?;
-        if args.dialect == Dialect::Socketio {
-            socketio_handshake(&mut ws).await?;
-        }
-        Ok::<_, Box<dyn std::error::Error>>(ws)
-    }
-    .await;
-    drop(permit);
-    let mut ws = match connected {
-        Ok(ws) => ws,
-        Err(e) => {
-            shared.error(e);
-            shared.failed.set(shared.failed.get() + 1);
-            shared.connect_settled();
-            return;
-        }
+        poll,
+        clients: (0..conns).map(|_| State::Gone).collect(),
+        pending: (0..conns).collect(),
+        connecting: 0,
     };
-    shared.open.set(shared.open.get() + 1);
-    shared.connect_settled();
-
-    let mut ping = shared.ping.subscribe();
-    let mut warmed = false;
+    worker.start_connects();
+    worker.connect_settled();
+    let mut events = Events::with_capacity(1024);
     loop {
-        tokio::select! {
-            message = ws.next() => match message {
-                Some(Ok(Message::Text(t))) => {
-                    if args.dialect == Dialect::Socketio && t.as_str() == "2" {
-                        // Engine.IO heartbeat: answer or the server drops us.
-                        if ws.send(Message::text("3")).await.is_err() { break }
-                        continue;
-                    }
-                    shared.on_payload(t.as_bytes(), &mut warmed);
+        if let Err(e) = worker.poll.poll(&mut events, None) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e.into());
+        }
+        for event in &events {
+            if event.token() == COMMANDS {
+                continue;
+            }
+            worker.on_ready(event.token().0, event.is_readable());
+        }
+        while let Ok(line) = commands.try_recv() {
+            let mut words = line.split_whitespace();
+            match words.next() {
+                Some("ping") => worker.ping(words.next().and_then(|r| r.parse().ok()).unwrap_or(0)),
+                Some("stats") => emit(worker.stats.json()),
+                Some("stop") => {
+                    emit(worker.stats.json());
+                    return Ok(());
                 }
-                Some(Ok(Message::Binary(b))) => shared.on_payload(&b, &mut warmed),
-                Some(Ok(Message::Pong(p))) => {
-                    let round = p.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
-                    if round == Some(shared.pong_round.get()) {
-                        shared.pongs.set(shared.pongs.get() + 1);
-                        if shared.pongs.get() == shared.open.get() {
-                            emit(json!({"ev": "pongs", "round": shared.pong_round.get()}));
-                        }
-                    }
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => { shared.error(e); break }
-                None => break,
-            },
-            Ok(()) = ping.changed() => {
-                let round = *ping.borrow_and_update();
-                if ws.send(Message::Ping(round.to_be_bytes().to_vec().into())).await.is_err() { break }
+                _ => {}
             }
         }
+        worker.start_connects();
     }
-    shared.open.set(shared.open.get() - 1);
-    shared.dropped.set(shared.dropped.get() + 1);
 }
 
-/// Engine.IO open packet, then the Socket.IO connect to the default namespace.
-async fn socketio_handshake<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> Result<(), Box<dyn std::error::Error>>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let mut opened = false;
-    while let Some(message) = ws.next().await {
-        if let Message::Text(t) = message? {
-            if !opened && t.starts_with('0') {
-                opened = true;
-                ws.send(Message::text("40")).await?;
-            } else if t.starts_with("40") {
-                return Ok(());
+/// Reads commands on a thread of their own and wakes the poll for each; end of input is `stop`.
+fn spawn_stdin(waker: Waker) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                return;
+            }
+            let _ = waker.wake();
+        }
+        let _ = tx.send("stop".to_owned());
+        let _ = waker.wake();
+    });
+    rx
+}
+
+impl Worker {
+    fn start_connects(&mut self) {
+        while self.connecting < CONNECTING_AT_ONCE {
+            let Some(i) = self.pending.pop_front() else { return };
+            self.connecting += 1;
+            match self.connect(i) {
+                Ok(sock) => self.clients[i] = State::Connecting(sock),
+                Err(e) => self.fail(i, e),
             }
         }
     }
-    Err("socket.io handshake did not complete".into())
+
+    fn connect(&mut self, i: usize) -> io::Result<Sock> {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        socket.set_nonblocking(true)?;
+        socket.set_tcp_nodelay(true)?;
+        socket.bind(&SocketAddr::new(self.args.source_ip, 0).into())?;
+        match socket.connect(&self.args.addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(e),
+        }
+        let mut tcp = TcpStream::from_std(socket.into());
+        self.poll.registry().register(&mut tcp, Token(i), Interest::READABLE | Interest::WRITABLE)?;
+        Ok(Sock { tcp, drained: false })
+    }
+
+    /// A connection attempt ended without an open socket.
+    fn fail(&mut self, i: usize, e: impl std::fmt::Display) {
+        self.stats.error(e);
+        self.stats.failed += 1;
+        self.connecting -= 1;
+        self.clients[i] = State::Gone;
+        self.connect_settled();
+    }
+
+    fn connect_settled(&self) {
+        if self.stats.open + self.stats.failed == self.args.conns {
+            emit(json!({"ev": "connected", "open": self.stats.open, "failed": self.stats.failed}));
+        }
+    }
+
+    fn on_ready(&mut self, i: usize, readable: bool) {
+        let state = std::mem::replace(&mut self.clients[i], State::Gone);
+        self.clients[i] = match state {
+            State::Connecting(mut sock) => {
+                // Writable (or an error): the connect finished one way or the other.
+                if let Some(e) = sock.tcp.take_error().ok().flatten() {
+                    return self.fail(i, e);
+                }
+                if let Err(e) = sock.tcp.peer_addr() {
+                    if e.kind() == io::ErrorKind::NotConnected {
+                        self.clients[i] = State::Connecting(sock);
+                        return;
+                    }
+                    return self.fail(i, e);
+                }
+                sock.drained = false;
+                let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
+                self.handshake(i, tungstenite::client::client_with_config(self.args.url.as_str(), sock, Some(config)))
+            }
+            State::Handshaking(mid) => {
+                let mut mid = mid;
+                if readable {
+                    mid.get_mut().get_mut().drained = false;
+                }
+                self.handshake(i, mid.handshake())
+            }
+            State::Open { mut ws, mut joined, mut warmed } => {
+                if readable {
+                    ws.get_mut().drained = false;
+                }
+                // Writable again: what a ping or a reply left behind goes now.
+                let flushed = match ws.flush() {
+                    Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+                    other => other,
+                };
+                match flushed.and_then(|()| self.read(&mut ws, &mut joined, &mut warmed)) {
+                    Ok(()) => State::Open { ws, joined, warmed },
+                    Err(e) => {
+                        self.stats.error(e);
+                        self.lost(joined);
+                        State::Gone
+                    }
+                }
+            }
+            State::Gone => State::Gone,
+        };
+    }
+
+    fn handshake(
+        &mut self,
+        i: usize,
+        result: Result<(WebSocket<Sock>, tungstenite::handshake::client::Response), HandshakeError<ClientHandshake<Sock>>>,
+    ) -> State {
+        match result {
+            Ok((ws, _)) => {
+                let mut ws = Box::new(ws);
+                let mut joined = self.args.dialect != Dialect::Socketio;
+                let mut warmed = false;
+                self.connecting -= 1;
+                if joined {
+                    self.joined();
+                }
+                // Frames may have come right behind the response.
+                match self.read(&mut ws, &mut joined, &mut warmed) {
+                    Ok(()) => State::Open { ws, joined, warmed },
+                    Err(e) => {
+                        self.stats.error(e);
+                        self.lost(joined);
+                        State::Gone
+                    }
+                }
+            }
+            Err(HandshakeError::Interrupted(mid)) => State::Handshaking(mid),
+            Err(HandshakeError::Failure(e)) => {
+                self.fail(i, e);
+                State::Gone
+            }
+        }
+    }
+
+    fn joined(&mut self) {
+        self.stats.open += 1;
+        self.connect_settled();
+    }
+
+    /// An upgraded connection ended.
+    fn lost(&mut self, joined: bool) {
+        if joined {
+            self.stats.open -= 1;
+            self.stats.dropped += 1;
+        } else {
+            self.stats.failed += 1;
+            self.connect_settled();
+        }
+    }
+
+    /// Reads every message the socket has; `Ok` when it would block.
+    fn read(&mut self, ws: &mut WebSocket<Sock>, joined: &mut bool, warmed: &mut bool) -> tungstenite::Result<()> {
+        loop {
+            let message = match ws.read() {
+                Ok(m) => m,
+                Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            match message {
+                Message::Text(t) if self.args.dialect == Dialect::Socketio => {
+                    if !*joined {
+                        // Engine.IO open packet, then the Socket.IO connect to the default namespace.
+                        if t.starts_with('0') {
+                            send(ws, Message::text("40"))?;
+                        } else if t.starts_with("40") {
+                            *joined = true;
+                            self.joined();
+                        }
+                    } else if t.as_str() == "2" {
+                        // Engine.IO heartbeat: answer or the server drops us.
+                        send(ws, Message::text("3"))?;
+                    } else {
+                        self.stats.on_payload(t.as_bytes(), warmed, self.args.messages);
+                    }
+                }
+                Message::Text(t) => self.stats.on_payload(t.as_bytes(), warmed, self.args.messages),
+                Message::Binary(b) => self.stats.on_payload(&b, warmed, self.args.messages),
+                Message::Pong(p) => self.stats.on_pong(&p),
+                Message::Close(_) => return Err(tungstenite::Error::ConnectionClosed),
+                Message::Ping(_) | Message::Frame(_) => {}
+            }
+        }
+    }
+
+    fn ping(&mut self, round: u64) {
+        self.stats.pong_round = round;
+        self.stats.pongs = 0;
+        for i in 0..self.clients.len() {
+            if let State::Open { ws, .. } = &mut self.clients[i] {
+                if let Err(e) = send(ws, Message::Ping(round.to_be_bytes().to_vec().into())) {
+                    self.stats.error(e);
+                    self.clients[i] = State::Gone;
+                    self.lost(true);
+                }
+            }
+        }
+    }
+}
+
+/// Sends a message; what the socket does not take now goes when it is writable (tungstenite
+/// keeps it, and every later read or write retries).
+fn send(ws: &mut WebSocket<Sock>, message: Message) -> tungstenite::Result<()> {
+    match ws.send(message) {
+        Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+        other => other,
+    }
 }

@@ -92,7 +92,11 @@ enum State {
     Connecting(Sock),
     Handshaking(MidHandshake<ClientHandshake<Sock>>),
     /// Upgraded; `joined` once Socket.IO's namespace connect is done (at once for the others).
-    Open { ws: Box<WebSocket<Sock>>, joined: bool, warmed: bool },
+    Open {
+        ws: Box<WebSocket<Sock>>,
+        joined: bool,
+        warmed: bool,
+    },
     Gone,
 }
 
@@ -351,7 +355,10 @@ impl Worker {
     fn handshake(
         &mut self,
         i: usize,
-        result: Result<(WebSocket<Sock>, tungstenite::handshake::client::Response), HandshakeError<ClientHandshake<Sock>>>,
+        result: Result<
+            (WebSocket<Sock>, tungstenite::handshake::client::Response),
+            HandshakeError<ClientHandshake<Sock>>,
+        >,
     ) -> State {
         match result {
             Ok((ws, _)) => {

@@ -707,7 +707,7 @@ mod cork {
         depth: u32,
         /// Each connection that got frames in this pass, with the first of them (taken out
         /// when a long pass writes it early).
-        held: Vec<(Arc<Shared>, Option<Frame>)>,
+        held: Vec<Held>,
     }
 
     thread_local! {
@@ -756,12 +756,17 @@ mod cork {
     /// costs tens of microseconds to start; such a pass costs milliseconds.
     const PARALLEL: usize = 256;
 
+    /// Connections a thread takes at a time from a wide pass.
+    const CHUNK: usize = 32;
+
+    type Held = (Arc<Shared>, Option<Frame>);
+
     fn two_cores() -> bool {
         static CORES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         *CORES.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
     }
 
-    fn write_out(held: &mut [(Arc<Shared>, Option<Frame>)]) {
+    fn write_out(held: &mut [Held]) {
         for (shared, first) in held {
             let Some(first) = first.take() else { continue };
             let mut out = shared.out();
@@ -792,11 +797,19 @@ mod cork {
                 if c.depth == 0 { std::mem::take(&mut c.held) } else { Vec::new() }
             });
             if held.len() >= PARALLEL && two_cores() {
-                let half = held.len() / 2;
-                let (mine, theirs) = held.split_at_mut(half);
+                // Both threads take chunks from one cursor: the cost of a write varies (a
+                // sleeping reader's wake-up, a full socket), and with fixed halves the thread
+                // that finished first waited for the other while a core sat idle.
+                let chunks: Vec<Mutex<&mut [Held]>> = held.chunks_mut(CHUNK).map(Mutex::new).collect();
+                let next = std::sync::atomic::AtomicUsize::new(0);
+                let work = || {
+                    while let Some(chunk) = chunks.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        write_out(&mut chunk.lock().unwrap_or_else(|e| e.into_inner()));
+                    }
+                };
                 std::thread::scope(|scope| {
-                    scope.spawn(|| write_out(theirs));
-                    write_out(mine);
+                    scope.spawn(work);
+                    work();
                 });
             } else {
                 write_out(&mut held);

@@ -441,12 +441,12 @@ impl Worker {
         self.stats.pong_round = round;
         self.stats.pongs = 0;
         for i in 0..self.clients.len() {
-            if let State::Open { ws, .. } = &mut self.clients[i] {
-                if let Err(e) = send(ws, Message::Ping(round.to_be_bytes().to_vec().into())) {
-                    self.stats.error(e);
-                    self.clients[i] = State::Gone;
-                    self.lost(true);
-                }
+            if let State::Open { ws, .. } = &mut self.clients[i]
+                && let Err(e) = send(ws, Message::Ping(round.to_be_bytes().to_vec().into()))
+            {
+                self.stats.error(e);
+                self.clients[i] = State::Gone;
+                self.lost(true);
             }
         }
     }

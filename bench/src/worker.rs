@@ -55,25 +55,63 @@ pub(crate) struct WorkerArgs {
     source_ip: IpAddr,
 }
 
-/// A socket that reports "would block" after a short read until the poll says it is readable
-/// again. Edge-triggered readiness fires for every arrival, so a read that did not fill the
-/// buffer has drained the socket; this saves the `recv` that would only return `EAGAIN`
-/// after every message (tokio does the same).
+/// Bytes one `recv` may take: a burst's backlog comes in a few calls.
+const RECV_BUFFER: usize = 64 * 1024;
+
+thread_local! {
+    /// The one receive buffer of the worker's thread.
+    static RECEIVED: std::cell::RefCell<Box<[u8]>> = std::cell::RefCell::new(vec![0; RECV_BUFFER].into_boxed_slice());
+}
+
+/// A client's socket as tungstenite reads it.
+///
+/// It receives through the thread's 64 KiB buffer and keeps what tungstenite's small buffer
+/// did not take, so a burst costs a `recv` per 64 KiB rather than per 1 KiB. It reports "would
+/// block" after a short read until the poll says it is readable again: edge-triggered readiness
+/// fires for every arrival, so a read that did not fill the buffer drained the socket, and the
+/// `recv` that would only return `EAGAIN` after every message is saved (tokio does the same).
 struct Sock {
     tcp: TcpStream,
     drained: bool,
+    /// Received bytes tungstenite has not taken yet (empty, unallocated, between bursts).
+    unread: Vec<u8>,
+    taken: usize,
+}
+
+impl Sock {
+    fn new(tcp: TcpStream) -> Self {
+        Self { tcp, drained: false, unread: Vec::new(), taken: 0 }
+    }
 }
 
 impl Read for Sock {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.taken < self.unread.len() {
+            let n = buf.len().min(self.unread.len() - self.taken);
+            buf[..n].copy_from_slice(&self.unread[self.taken..self.taken + n]);
+            self.taken += n;
+            if self.taken == self.unread.len() {
+                self.unread = Vec::new();
+                self.taken = 0;
+            }
+            return Ok(n);
+        }
         if self.drained {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        let n = self.tcp.read(buf)?;
-        if n < buf.len() {
-            self.drained = true;
-        }
-        Ok(n)
+        RECEIVED.with(|received| {
+            let mut received = received.borrow_mut();
+            let n = self.tcp.read(&mut received)?;
+            if n < received.len() {
+                self.drained = true;
+            }
+            let k = n.min(buf.len());
+            buf[..k].copy_from_slice(&received[..k]);
+            if n > k {
+                self.unread = received[k..n].to_vec();
+            }
+            Ok(k)
+        })
     }
 }
 
@@ -286,7 +324,7 @@ impl Worker {
         }
         let mut tcp = TcpStream::from_std(socket.into());
         self.poll.registry().register(&mut tcp, Token(i), Interest::READABLE | Interest::WRITABLE)?;
-        Ok(Sock { tcp, drained: false })
+        Ok(Sock::new(tcp))
     }
 
     /// A connection attempt ended without an open socket.

@@ -751,9 +751,9 @@ mod cork {
     /// Passes that reach this many connections are written from two threads: the thread of the
     /// pass and a scoped helper, joined before the poll returns, so a pass still ends with all
     /// of its frames handed to the kernel, in order, and nothing outlives it. The writes are
-    /// kernel time (loopback TCP does the receivers' work too): on two cores, a closed-loop
-    /// broadcast to 1,000 sockets went from 67 k to 90 k deliveries/s (BENCHMARKS.md). A thread
-    /// costs tens of microseconds to start; such a pass costs milliseconds.
+    /// kernel time (loopback TCP does the receivers' work too), so a second core shortens the
+    /// pass: with it, livehtml has the lowest closed-loop p99 at 5,000 clients in BENCHMARKS.md.
+    /// A thread costs tens of microseconds to start; such a pass costs milliseconds.
     const PARALLEL: usize = 256;
 
     /// Connections a thread takes at a time from a wide pass.

@@ -101,9 +101,6 @@ struct Out {
     cork_thread: u32,
     /// The task has been told to finish writing; nobody else writes until the queue is empty.
     task_owns: bool,
-    /// The task waits for the queue to empty ([`Inbox::flushed`]): the end of a pass that held
-    /// its frames wakes it even when the pass wrote them all.
-    awaits_flush: bool,
     wire: Option<Wire>,
     /// Bytes read from the socket that tungstenite has not taken yet; `None` while there are
     /// none, so an idle connection holds no read buffer (see `Io`'s `read`).
@@ -159,7 +156,6 @@ pub(crate) fn attach(capacity: usize, wire: Option<Wire>) -> (Outbox, Inbox, Io)
             cork_slot: NOT_CORKED,
             cork_thread: 0,
             task_owns: false,
-            awaits_flush: false,
             wire,
             unread: None,
         }),
@@ -191,7 +187,8 @@ impl Out {
 
     fn write_queued(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.cork_slot != NOT_CORKED {
-            // The pass's first frame is still in the cork; its end writes or wakes.
+            // The pass's first frame is still in the cork; its end wakes the task, which
+            // owns the queue from here (see `poll_write_out`) and writes it.
             return Poll::Pending;
         }
         let Out { frames, written, wire, .. } = self;
@@ -473,18 +470,15 @@ impl Inbox {
         std::future::poll_fn(|cx| {
             self.shared.waker.register(cx.waker());
             let mut out = self.shared.out();
-            let done = match out.poll_write_out(cx) {
-                Poll::Ready(Ok(())) => true,
+            match out.poll_write_out(cx) {
+                Poll::Ready(Ok(())) => Poll::Ready(()),
                 Poll::Ready(Err(e)) => {
                     out.gone(&e);
-                    true
+                    Poll::Ready(())
                 }
-                Poll::Pending => out.wire.is_none(),
-            };
-            // Frames held by a pass (this very poll's, often) are written when it ends,
-            // and that must wake us: nothing else would.
-            out.awaits_flush = !done;
-            if done { Poll::Ready(()) } else { Poll::Pending }
+                Poll::Pending if out.wire.is_none() => Poll::Ready(()),
+                Poll::Pending => Poll::Pending,
+            }
         })
     }
 
@@ -770,7 +764,7 @@ mod cork {
         for (shared, first) in held {
             let Some(first) = first.take() else { continue };
             let mut out = shared.out();
-            let wake = out.uncork(first) || out.awaits_flush;
+            let wake = out.uncork(first);
             drop(out);
             if wake {
                 shared.waker.wake();
@@ -797,14 +791,15 @@ mod cork {
                 if c.depth == 0 { std::mem::take(&mut c.held) } else { Vec::new() }
             });
             if held.len() >= PARALLEL && two_cores() {
-                // Both threads take chunks from one cursor: the cost of a write varies (a
+                // Both threads take chunks from one iterator: the cost of a write varies (a
                 // sleeping reader's wake-up, a full socket), and with fixed halves the thread
                 // that finished first waited for the other while a core sat idle.
-                let chunks: Vec<Mutex<&mut [Held]>> = held.chunks_mut(CHUNK).map(Mutex::new).collect();
-                let next = std::sync::atomic::AtomicUsize::new(0);
+                let chunks = Mutex::new(held.chunks_mut(CHUNK));
                 let work = || {
-                    while let Some(chunk) = chunks.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        write_out(&mut chunk.lock().unwrap_or_else(|e| e.into_inner()));
+                    loop {
+                        // The lock is held to take a chunk, not while writing it.
+                        let Some(chunk) = chunks.lock().unwrap_or_else(|e| e.into_inner()).next() else { break };
+                        write_out(chunk);
                     }
                 };
                 std::thread::scope(|scope| {

@@ -33,8 +33,12 @@ const CONNECTING_AT_ONCE: usize = 128;
 /// (`FrameCodec::read_in` resizes the buffer to its capacity) and reallocated as received
 /// payloads are split off: with thousands of clients that made the generator spend more CPU
 /// zeroing memory (38% of the machine's time at 5,000 clients, by `perf record -a`) than
-/// the server spent serving. The generator's messages are a few hundred bytes.
+/// the server spent serving. The generator's messages are a few hundred bytes; the socket is
+/// read through [`RECV_BUFFER`].
 pub(crate) const READ_BUFFER: usize = 1024;
+
+/// Bytes one `recv` may take: a burst's backlog comes in a few calls.
+const RECV_BUFFER: usize = 64 * 1024;
 
 /// The token of the stdin thread's wake-ups; clients are numbered from 0.
 const COMMANDS: Token = Token(usize::MAX);
@@ -54,9 +58,6 @@ pub(crate) struct WorkerArgs {
     #[arg(long)]
     source_ip: IpAddr,
 }
-
-/// Bytes one `recv` may take: a burst's backlog comes in a few calls.
-const RECV_BUFFER: usize = 64 * 1024;
 
 thread_local! {
     /// The one receive buffer of the worker's thread.
@@ -368,7 +369,7 @@ impl Worker {
                 }
                 self.handshake(i, mid.handshake())
             }
-            State::Open { mut ws, mut joined, mut warmed } => {
+            State::Open { mut ws, joined, warmed } => {
                 if readable {
                     ws.get_mut().drained = false;
                 }
@@ -377,14 +378,7 @@ impl Worker {
                     Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
                     other => other,
                 };
-                match flushed.and_then(|()| self.read(&mut ws, &mut joined, &mut warmed)) {
-                    Ok(()) => State::Open { ws, joined, warmed },
-                    Err(e) => {
-                        self.stats.error(e);
-                        self.lost(joined);
-                        State::Gone
-                    }
-                }
+                self.open_or_lost(flushed, ws, joined, warmed)
             }
             State::Gone => State::Gone,
         };
@@ -400,26 +394,35 @@ impl Worker {
     ) -> State {
         match result {
             Ok((ws, _)) => {
-                let mut ws = Box::new(ws);
-                let mut joined = self.args.dialect != Dialect::Socketio;
-                let mut warmed = false;
+                let joined = self.args.dialect != Dialect::Socketio;
                 self.connecting -= 1;
                 if joined {
                     self.joined();
                 }
                 // Frames may have come right behind the response.
-                match self.read(&mut ws, &mut joined, &mut warmed) {
-                    Ok(()) => State::Open { ws, joined, warmed },
-                    Err(e) => {
-                        self.stats.error(e);
-                        self.lost(joined);
-                        State::Gone
-                    }
-                }
+                self.open_or_lost(Ok(()), Box::new(ws), joined, false)
             }
             Err(HandshakeError::Interrupted(mid)) => State::Handshaking(mid),
             Err(HandshakeError::Failure(e)) => {
                 self.fail(i, e);
+                State::Gone
+            }
+        }
+    }
+
+    /// After `before` (a flush), reads what the socket has: the client stays open, or is lost.
+    fn open_or_lost(
+        &mut self,
+        before: tungstenite::Result<()>,
+        mut ws: Box<WebSocket<Sock>>,
+        mut joined: bool,
+        mut warmed: bool,
+    ) -> State {
+        match before.and_then(|()| self.read(&mut ws, &mut joined, &mut warmed)) {
+            Ok(()) => State::Open { ws, joined, warmed },
+            Err(e) => {
+                self.stats.error(e);
+                self.lost(joined);
                 State::Gone
             }
         }

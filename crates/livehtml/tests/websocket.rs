@@ -402,7 +402,18 @@ async fn requests_that_are_not_websocket_upgrades_are_refused_with_a_reason() {
 /// One masked client frame.
 fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
     let mask = [1u8, 2, 3, 4];
-    let mut frame = vec![0x80 | opcode, 0x80 | payload.len() as u8];
+    let mut frame = vec![0x80 | opcode];
+    match u16::try_from(payload.len()) {
+        Ok(n @ 0..=125) => frame.push(0x80 | n as u8),
+        Ok(n) => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&n.to_be_bytes());
+        }
+        Err(_) => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(payload.len() as u64).to_be_bytes());
+        }
+    }
     frame.extend_from_slice(&mask);
     frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
     frame
@@ -461,4 +472,112 @@ async fn messages_and_a_close_sent_with_the_upgrade_are_all_answered_in_order() 
     assert!(got.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&got));
     assert!(body.starts_with(b"\x81\x05first\x81\x06second"), "both echoes, in order: {body:?}");
     assert_eq!(&body[15..], b"\x88\x02\x03\xe8", "then the close is answered: {body:?}");
+}
+
+/// Completes an upgrade to `path` over `tcp` and returns it, reading nothing past the response.
+async fn upgraded(mut tcp: TcpStream, addr: SocketAddr, path: &str) -> TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upgrade = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    tcp.write_all(upgrade.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    while !response.ends_with(b"\r\n\r\n") {
+        response.push(tcp.read_u8().await.unwrap());
+    }
+    assert!(response.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&response));
+    tcp
+}
+
+/// Autobahn cases 7.3.2, 7.3.6 and 7.5.1: a close frame with a 1-byte payload, with a 124-byte
+/// reason (a control frame over 125 bytes), and with a reason that is not UTF-8. The server
+/// answers with the right code and then closes the TCP connection itself (RFC 6455 section
+/// 7.1.1), without waiting for a client that has already sent its close. With a close timeout of
+/// a minute, only a server that closes first ends these reads in time.
+#[tokio::test]
+async fn after_failing_a_close_the_server_closes_tcp_first() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let live = Live::default();
+    let addr = serve(&live, Limits::default().close_timeout(Duration::from_secs(60))).await;
+    let mut bad_utf8 = 1000u16.to_be_bytes().to_vec();
+    bad_utf8.extend_from_slice(b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80\x65\x64\x69\x74\x65\x64");
+    let mut long_reason = 1000u16.to_be_bytes().to_vec();
+    long_reason.extend_from_slice(&[b'*'; 124]);
+    for (case, payload, code) in [
+        ("7.3.2", vec![0x03], close::PROTOCOL_ERROR),
+        ("7.3.6", long_reason, close::PROTOCOL_ERROR),
+        ("7.5.1", bad_utf8, close::INVALID_DATA),
+    ] {
+        let mut tcp = upgraded(TcpStream::connect(addr).await.unwrap(), addr, "/raw").await;
+        tcp.write_all(&client_frame(0x8, &payload)).await.unwrap();
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(WAIT, tcp.read_to_end(&mut got)).await;
+        assert!(read.is_ok(), "case {case}: the server did not close the TCP connection");
+        assert!(got.len() >= 4 && got[0] == 0x88, "case {case}: a close frame first: {got:?}");
+        assert_eq!(u16::from_be_bytes([got[2], got[3]]), code, "case {case}");
+    }
+}
+
+/// A client that half-closes (shuts down its sending side) still gets the replies due, and then
+/// the server's end of the connection.
+#[tokio::test]
+async fn a_half_closed_client_gets_its_replies_and_the_connection_ends() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let live = Live::default();
+    let addr = serve(&live, Limits::default()).await;
+    let mut tcp = upgraded(TcpStream::connect(addr).await.unwrap(), addr, "/raw").await;
+    tcp.write_all(&client_frame(0x1, b"last words")).await.unwrap();
+    tcp.shutdown().await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut got)).await.expect("the server ends the connection").unwrap();
+    assert!(got.starts_with(b"\x81\x0alast words"), "{got:?}");
+    tokio::time::timeout(WAIT, async {
+        while live.connection_count() != 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the connection is released");
+}
+
+/// A client whose socket takes no bytes at all is closed by the write deadline, even while the
+/// queue's bound (set high here) and the heartbeat (an hour) would never close it: what the
+/// kernel holds for it is bounded in time.
+#[tokio::test]
+async fn a_socket_that_takes_no_bytes_is_closed_by_the_write_deadline() {
+    let live = Live::default();
+    let limits = Limits::default()
+        .write_timeout(Duration::from_millis(200))
+        .outbound_queue(100_000)
+        .ping_interval(Duration::from_secs(3600));
+    let addr = serve(&live, limits).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(1024).unwrap();
+    let stalled = upgraded(socket.connect(addr).await.unwrap(), addr, "/room").await;
+    let mut reader = connect(addr, "/room").await;
+    until_subscribed(&live, 2).await;
+
+    // More than any socket buffers hold, in frames of 64 KiB.
+    let frame = Frame::text("z".repeat(64 * 1024));
+    for _ in 0..256 {
+        live.pubsub().publish("room", frame.clone());
+        if live.pubsub().subscriber_count("room") < 2 {
+            break;
+        }
+        // The reader keeps up, so the stalled client is the only one left behind.
+        assert_eq!(next_text(&mut reader).await.len(), 64 * 1024);
+    }
+    until_subscribed(&live, 1).await;
+    tokio::time::timeout(WAIT, async {
+        while live.connection_count() != 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the stalled connection is released");
+    // The reader is still served.
+    live.pubsub().publish("room", Frame::text("after"));
+    assert_eq!(next_text(&mut reader).await, "after");
+    drop(stalled);
 }

@@ -240,6 +240,7 @@ impl Live {
                 inbox,
                 max_message_bytes: limits.max_message_bytes,
                 close_timeout: limits.close_timeout,
+                write_timeout: limits.write_timeout,
             };
             Either::Right(connection.run(session, ctx))
         });
@@ -293,6 +294,29 @@ impl Live {
     /// Whether [`Live::shutdown`] has been called.
     pub fn is_shutting_down(&self) -> bool {
         self.inner.shutdown.is_cancelled()
+    }
+
+    /// Resolves once [`Live::shutdown`] has been called: start a deadline from here for what
+    /// a shutdown waits on that livehtml does not own, such as axum's graceful shutdown, which
+    /// waits for every HTTP connection, however slow its client.
+    ///
+    /// ```
+    /// # async fn serve(live: livehtml::Live, listener: tokio::net::TcpListener, app: axum::Router) {
+    /// use std::time::Duration;
+    /// let serve = axum::serve(listener, app).with_graceful_shutdown(live.graceful_shutdown(livehtml::shutdown_signal()));
+    /// let bound = async {
+    ///     live.shutdown_started().await;
+    ///     tokio::time::sleep(Duration::from_secs(10)).await;
+    /// };
+    /// tokio::select! {
+    ///     _ = serve => {}
+    ///     () = bound => {} // HTTP connections still open are dropped with the runtime
+    /// }
+    /// live.drain(Duration::from_secs(10)).await;
+    /// # }
+    /// ```
+    pub async fn shutdown_started(&self) {
+        self.inner.shutdown.cancelled().await;
     }
 
     /// A future for axum's `with_graceful_shutdown`: waits for `signal`, then calls

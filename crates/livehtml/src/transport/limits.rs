@@ -20,6 +20,7 @@ pub struct Limits {
     pub(crate) outbound_queue: usize,
     pub(crate) ping_interval: Duration,
     pub(crate) close_timeout: Duration,
+    pub(crate) write_timeout: Duration,
     pub(crate) max_depth: usize,
     pub(crate) max_fields: usize,
     pub(crate) read_buffer: usize,
@@ -33,6 +34,7 @@ impl Default for Limits {
             outbound_queue: 256,
             ping_interval: Duration::from_secs(25),
             close_timeout: Duration::from_secs(5),
+            write_timeout: Duration::from_secs(10),
             max_depth: parse.max_depth,
             max_fields: parse.max_fields,
             read_buffer: 64,
@@ -55,6 +57,12 @@ impl Limits {
 
     /// Capacity of each connection's outbound queue, in messages (default 256). When a client
     /// falls this far behind, it is closed with 4000 (slow consumer); see [`crate::PubSub`].
+    ///
+    /// The queue holds only what the socket did not take: the kernel's send buffer (and the
+    /// client's receive buffer) come first, and on Linux the send buffer grows to a few MB for a
+    /// client that reads slowly. So a client is this many messages behind *plus* what its
+    /// socket buffers hold; a client that takes no bytes at all is closed by
+    /// [`Limits::write_timeout`] instead, which bounds what the kernel holds for it in time.
     pub fn outbound_queue(mut self, messages: usize) -> Self {
         self.outbound_queue = messages.max(1);
         self
@@ -71,6 +79,16 @@ impl Limits {
     /// reply before the TCP connection is dropped (default 5 s).
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.close_timeout = timeout;
+        self
+    }
+
+    /// How long a write may make no progress (default 10 s): a connection whose socket takes
+    /// not one byte of what is queued for it for this long is closed with 4000 and its TCP
+    /// connection dropped. It is checked when it expires, so a stalled client is closed between
+    /// one and two timeouts after its last byte was taken. A client that reads, however slowly,
+    /// is bounded by [`Limits::outbound_queue`] instead.
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.write_timeout = timeout.max(Duration::from_millis(1));
         self
     }
 

@@ -101,7 +101,16 @@ struct Out {
     cork_thread: u32,
     /// The task has been told to finish writing; nobody else writes until the queue is empty.
     task_owns: bool,
+    /// The socket; `None` for a queue that never had one (tests), or once `gone`.
     wire: Option<Wire>,
+    /// The peer is gone (a write failed) or the connection dropped its socket: nothing is
+    /// queued or written any more, and the task ends. Every path that finds this must end the
+    /// connection, never wait for a socket that will not come back.
+    gone: bool,
+    /// Bumped whenever bytes reach the socket; the write deadline compares it.
+    progress: u32,
+    /// The task has been told of a write that could not finish, and watches its deadline.
+    watched: bool,
     /// Bytes read from the socket that tungstenite has not taken yet; `None` while there are
     /// none, so an idle connection holds no read buffer (see `Io`'s `read`).
     unread: Option<Bytes>,
@@ -128,14 +137,29 @@ pub(crate) enum Offer {
 pub(crate) enum Ready {
     /// Run the session's `on_info`.
     Info(Info),
-    /// Frames are waiting and there is no socket to write them to (tests).
+    /// Frames are waiting in a queue that never had a socket (the view test client pops them).
+    /// A connection's queue never answers this: once its socket is gone it answers [`Ready::Gone`].
     Frames,
     /// Close with this code.
     Close(u16),
     /// The heartbeat ticked: check the client was heard from, and ping it.
     Ping,
-    /// Writing failed: the peer is gone.
+    /// The socket stopped taking bytes with a write unfinished, at this count of writes that
+    /// made progress: start the write deadline. Said once per stall.
+    Stalled(u32),
+    /// The peer is gone (a write failed, or the socket was dropped): end the connection.
     Gone,
+}
+
+/// What a write deadline found when it expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stall {
+    /// The backlog was written: no deadline any more.
+    Cleared,
+    /// Bytes went out since; the deadline starts again from this progress.
+    Progressed(u32),
+    /// Not one byte went out: the peer is not reading.
+    Stuck,
 }
 
 /// A queue with no socket behind it: frames stay queued until [`Inbox::pop`] takes them.
@@ -157,6 +181,9 @@ pub(crate) fn attach(capacity: usize, wire: Option<Wire>) -> (Outbox, Inbox, Io)
             cork_thread: 0,
             task_owns: false,
             wire,
+            gone: false,
+            progress: 0,
+            watched: false,
             unread: None,
         }),
         waker: AtomicWaker::new(),
@@ -191,7 +218,11 @@ impl Out {
             // owns the queue from here (see `poll_write_out`) and writes it.
             return Poll::Pending;
         }
-        let Out { frames, written, wire, .. } = self;
+        if self.gone {
+            // No socket will come back: a waiter must end, not wait.
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        let Out { frames, written, wire, progress, .. } = self;
         let Some(wire) = wire.as_mut() else {
             return if frames.is_empty() { Poll::Ready(Ok(())) } else { Poll::Pending };
         };
@@ -216,6 +247,7 @@ impl Out {
                 Poll::Ready(Ok(n)) => n,
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             };
+            *progress = progress.wrapping_add(1);
             while n > 0 {
                 let left = frames[0].wire().len() - *written;
                 if n < left {
@@ -255,6 +287,10 @@ impl Out {
     /// must be woken to finish.
     fn write_single(&mut self, frame: Frame) -> bool {
         debug_assert!(self.frames.is_empty() && !self.task_owns && self.cork_slot == NOT_CORKED);
+        if self.gone {
+            // The peer went while the frame waited in a cork: nobody to write it to.
+            return false;
+        }
         let Some(wire) = self.wire.as_mut() else {
             self.frames.push_back(frame);
             return true;
@@ -287,6 +323,9 @@ impl Out {
     /// of what the pass queued behind it, and out. Returns whether the task must be woken.
     fn uncork(&mut self, first: Frame) -> bool {
         self.cork_slot = NOT_CORKED;
+        if self.gone {
+            return false;
+        }
         if self.frames.is_empty() && !self.task_owns {
             return self.write_single(first);
         }
@@ -295,11 +334,18 @@ impl Out {
         self.task_owns || self.write_now()
     }
 
-    /// The peer is gone: drop the socket (the reader sees the end of the stream) and the queue.
+    /// The peer is gone: drop the socket (the reader sees the end of the stream) and the queue,
+    /// and refuse everything from now on. Whoever finds this wakes the task, whose next
+    /// [`Inbox::poll_ready`] answers [`Ready::Gone`].
     fn gone(&mut self, e: &io::Error) {
         tracing::debug!(error = %e, "websocket write failed");
+        self.drop_wire();
+    }
+
+    fn drop_wire(&mut self) {
+        self.gone = true;
         self.wire = None;
-        self.frames.clear();
+        self.frames = VecDeque::new();
         self.written = 0;
     }
 
@@ -392,7 +438,7 @@ impl Outbox {
     /// The queue, if it takes one more item; else why not (a full queue asks for the close).
     fn admit(&self) -> Result<MutexGuard<'_, Out>, Offer> {
         let out = self.shared.out();
-        if out.closed {
+        if out.closed || out.gone {
             return Err(Offer::Closed);
         }
         if out.queued() >= out.capacity {
@@ -432,12 +478,19 @@ impl Outbox {
 impl Inbox {
     /// Writes what is queued as the socket allows, and is ready when the task has something to
     /// do: a close request (which wins), an info for the session, a failed socket.
+    ///
+    /// Every answer but `Pending` is work the task does before it asks again, and `Pending` is
+    /// only answered with a waker registered where the awaited progress happens (the socket, the
+    /// queue, a pass's end): asking again without either would spin the worker thread.
     pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Ready> {
         self.shared.waker.register(cx.waker());
+        let mut out = self.shared.out();
+        if out.gone {
+            return Poll::Ready(Ready::Gone);
+        }
         if let Some(code) = self.close_requested() {
             return Poll::Ready(Ready::Close(code));
         }
-        let mut out = self.shared.out();
         if !out.frames.is_empty() {
             if out.wire.is_none() {
                 return Poll::Ready(Ready::Frames);
@@ -447,6 +500,12 @@ impl Inbox {
                 Poll::Ready(Err(e)) => {
                     out.gone(&e);
                     return Poll::Ready(Ready::Gone);
+                }
+                // The socket is full (not a pass's cork, which ends by itself): the task starts
+                // the write deadline, once per stall.
+                Poll::Pending if out.cork_slot == NOT_CORKED && !out.watched => {
+                    out.watched = true;
+                    return Poll::Ready(Ready::Stalled(out.progress));
                 }
                 Poll::Pending => {}
             }
@@ -465,6 +524,19 @@ impl Inbox {
         std::future::poll_fn(|cx| self.poll_ready(cx))
     }
 
+    /// What became of a write that stalled at `progress`, now that its deadline expired.
+    pub(crate) fn stall(&self, progress: u32) -> Stall {
+        let mut out = self.shared.out();
+        if out.frames.is_empty() || out.gone {
+            out.watched = false;
+            Stall::Cleared
+        } else if out.progress != progress {
+            Stall::Progressed(out.progress)
+        } else {
+            Stall::Stuck
+        }
+    }
+
     /// Resolves once everything queued has been written (or the socket is gone).
     pub(crate) fn flushed(&self) -> impl Future<Output = ()> + '_ {
         std::future::poll_fn(|cx| {
@@ -479,6 +551,53 @@ impl Inbox {
                 Poll::Pending if out.wire.is_none() => Poll::Ready(()),
                 Poll::Pending => Poll::Pending,
             }
+        })
+    }
+
+    /// Resolves once everything queued has been written and the socket's sending side is shut
+    /// down (a FIN: the server closes the TCP connection first, RFC 6455 section 7.1.1), or the
+    /// socket is gone.
+    pub(crate) fn shutdown_write(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| {
+            self.shared.waker.register(cx.waker());
+            let mut out = self.shared.out();
+            match out.poll_write_out(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => {
+                    out.gone(&e);
+                    return Poll::Ready(());
+                }
+                Poll::Pending if out.wire.is_none() => return Poll::Ready(()),
+                Poll::Pending => return Poll::Pending,
+            }
+            let Some(wire) = out.wire.as_mut() else { return Poll::Ready(()) };
+            Pin::new(wire).poll_shutdown(cx).map(|_| ())
+        })
+    }
+
+    /// Reads and drops what the peer still sends, until its end of the stream or an error: after
+    /// failing a connection, nothing more of the client's is processed (RFC 6455 section 7.1.7),
+    /// but closing with unread bytes would reset the connection and could destroy the close
+    /// frame on its way. Wrap it in a timeout: a peer may never stop sending.
+    pub(crate) fn discard_input(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| {
+            self.shared.waker.register(cx.waker());
+            let mut out = self.shared.out();
+            out.unread = None;
+            let Some(wire) = out.wire.as_mut() else { return Poll::Ready(()) };
+            READ_BUFFER.with(|ahead| {
+                let mut ahead = ahead.borrow_mut();
+                loop {
+                    let mut ahead = ReadBuf::new(&mut ahead[..]);
+                    // A read counts against tokio's budget: a peer that never stops sending
+                    // makes this yield, not spin.
+                    match Pin::new(&mut *wire).poll_read(cx, &mut ahead) {
+                        Poll::Ready(Ok(())) if !ahead.filled().is_empty() => continue,
+                        Poll::Ready(_) => return Poll::Ready(()),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+            })
         })
     }
 
@@ -502,7 +621,10 @@ impl Inbox {
     /// Queues a control frame of the server's own (a ping): outside the bound, written by the
     /// task's next [`Inbox::poll_ready`].
     pub(crate) fn push_control(&self, frame: Frame) {
-        self.shared.out().frames.push_back(frame);
+        let mut out = self.shared.out();
+        if out.wire.is_some() {
+            out.frames.push_back(frame);
+        }
     }
 
     /// See [`Out::discard_unsent`].
@@ -532,9 +654,11 @@ impl Drop for Inbox {
 impl Drop for Io {
     fn drop(&mut self) {
         // Closes the TCP connection now, even while a topic or a timer still holds the queue.
+        // (A queue that never had a socket stays as it is: its frames wait to be popped.)
         let mut out = self.shared.out();
-        out.wire = None;
-        out.frames = VecDeque::new();
+        if out.wire.is_some() {
+            out.drop_wire();
+        }
     }
 }
 
@@ -905,6 +1029,34 @@ mod tests {
                 assert_eq!(f.as_text(), Some(i.to_string().as_str()));
             }
         }
+    }
+
+    /// The livelock of issue 9: frames offered after the socket failed were queued, and the task
+    /// was told `Frames` with no socket to write them to, over and over.
+    #[tokio::test]
+    async fn a_gone_socket_refuses_everything_and_ends_the_task() {
+        let (outbox, inbox) = outbox(8);
+        inbox.shared.out().wire = None;
+        inbox.shared.out().gone(&io::ErrorKind::BrokenPipe.into());
+        assert_eq!(outbox.offer(Frame::text("after")), Offer::Closed);
+        assert_eq!(outbox.offer_info(Info::new("t", 1u8)), Offer::Closed);
+        inbox.push_control(Frame::ping());
+        assert!(inbox.pop().is_none(), "nothing queued for a socket that is gone");
+        assert!(matches!(inbox.ready().await, Ready::Gone));
+        // Waiters on the queue end too.
+        inbox.flushed().await;
+        inbox.shutdown_write().await;
+    }
+
+    #[tokio::test]
+    async fn a_stall_is_cleared_progressed_or_stuck() {
+        let (outbox, inbox) = outbox(8);
+        assert_eq!(inbox.stall(0), Stall::Cleared);
+        outbox.offer(Frame::text("a"));
+        assert_eq!(inbox.stall(0), Stall::Stuck);
+        inbox.shared.out().progress = 3;
+        assert_eq!(inbox.stall(0), Stall::Progressed(3));
+        assert_eq!(inbox.stall(3), Stall::Stuck);
     }
 
     #[test]

@@ -4,9 +4,14 @@
 //! Writing is not this task's job in the common case: frames go out from whoever sends them
 //! (see [`super::outbox`]), and the task only finishes writes that found the socket full. It
 //! never waits on a write, so a client that stops reading cannot stall its own session: its
-//! queue fills and it is closed as a slow consumer. Await points that are rare or of unknown
-//! size (the app's handlers, the close handshake) are boxed, so the task of an idle connection
-//! stays small.
+//! queue fills and it is closed as a slow consumer, or, when the kernel's buffers absorb what
+//! the queue would have refused, its socket takes no byte for [`crate::Limits::write_timeout`]
+//! and it is closed then. Await points that are rare or of unknown size (the app's handlers, the
+//! close handshake, the write deadline) are boxed, so the task of an idle connection stays small.
+//!
+//! Every wait on the peer is bounded: the write deadline, the heartbeat, and the close
+//! handshake's timeout. Every loop iteration does work or waits for an event; and a socket that
+//! is gone ends the connection, whatever is still queued for it.
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -19,7 +24,7 @@ use futures_util::FutureExt;
 use tungstenite::Message;
 use tungstenite::protocol::CloseFrame;
 
-use super::outbox::{Inbox, Io, Ready};
+use super::outbox::{Inbox, Io, Ready, Stall};
 use super::{Frame, Inbound};
 use crate::protocol::close;
 use crate::session::{Context, Session};
@@ -35,23 +40,43 @@ pub(crate) struct Connection {
     pub(crate) inbox: Inbox,
     pub(crate) max_message_bytes: usize,
     pub(crate) close_timeout: Duration,
+    pub(crate) write_timeout: Duration,
 }
 
-/// How a connection ends: the close frame to send, and whether what is still queued goes out
-/// first (the session's own last words) or is dropped (a slow consumer, a shutdown).
+/// How a connection ends: the close frame to send, whether what is still queued goes out
+/// first (the session's own last words) or is dropped (a slow consumer, a shutdown), and what
+/// the server waits for before it drops the TCP connection.
 struct Closing {
     code: u16,
     reason: Cow<'static, str>,
     flush: bool,
+    after: After,
+}
+
+/// What follows the close frame. Each is bounded by the close timeout; then TCP is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum After {
+    /// The closing handshake: wait for the client's close frame (RFC 6455 section 7.1.2).
+    Handshake,
+    /// Failing the connection (section 7.1.7): send the close frame, then close TCP first (a
+    /// FIN) and process nothing more the client sends.
+    Fail,
+    /// The socket takes no bytes: offer the close frame to it once, and drop TCP.
+    Abort,
 }
 
 impl Closing {
     fn flushed((code, reason): (u16, Cow<'static, str>)) -> Option<Self> {
-        Some(Self { code, reason, flush: true })
+        Some(Self { code, reason, flush: true, after: After::Handshake })
     }
 
-    fn dropping(code: u16) -> Option<Self> {
-        Some(Self { code, reason: Cow::Borrowed(reason_for(code)), flush: false })
+    /// A protocol violation: the replies already due, the close frame, and TCP closed.
+    fn failed(code: u16, reason: Cow<'static, str>) -> Option<Self> {
+        Some(Self { code, reason, flush: true, after: After::Fail })
+    }
+
+    fn dropping(code: u16, after: After) -> Option<Self> {
+        Some(Self { code, reason: Cow::Borrowed(reason_for(code)), flush: false, after })
     }
 }
 
@@ -73,11 +98,12 @@ impl Connection {
 
     async fn close(self, closing: Option<Closing>) {
         let Connection { socket, inbox, close_timeout, .. } = self;
-        if let Some(Closing { code, reason, flush }) = closing {
+        if let Some(Closing { code, reason, flush, after }) = closing {
             if !flush {
                 inbox.discard_unsent();
             }
-            close_gracefully(socket, &inbox, code, reason, close_timeout).await;
+            let timeout = if after == After::Abort { Duration::ZERO } else { close_timeout };
+            close_gracefully(socket, &inbox, code, reason, after, timeout).await;
         }
         drop(inbox);
     }
@@ -91,25 +117,41 @@ impl Connection {
 
         // The heartbeat comes from the endpoint's one timer (see `Registry`), through the inbox.
         let mut heard_since_ping = true;
+        // Armed only while a write is stalled, so an idle connection holds no timer.
+        let mut deadline: Option<Deadline> = None;
 
         loop {
             if let Some(c) = ctx.take_close() {
                 return Closing::flushed(c);
             }
+            // A connection with work always ready (a flood of messages or infos) still lets the
+            // worker thread serve others: this yields once tokio's budget for the task is spent.
+            tokio::task::coop::consume_budget().await;
             tokio::select! {
                 biased;
                 ready = self.inbox.ready() => match ready {
-                    Ready::Close(code) => return Closing::dropping(code),
+                    Ready::Close(code) => return Closing::dropping(code, After::Handshake),
                     Ready::Ping => {
                         if !heard_since_ping {
-                            return Closing::dropping(close::HEARTBEAT_TIMEOUT);
+                            // Not heard from in a whole period: no reply to wait for either.
+                            return Closing::dropping(close::HEARTBEAT_TIMEOUT, After::Fail);
                         }
                         heard_since_ping = false;
                         // Written by the next turn of the loop, behind what is queued.
                         self.inbox.push_control(Frame::ping());
                     }
-                    Ready::Gone => return None,
-                    Ready::Frames => {}
+                    Ready::Stalled(progress) => {
+                        if deadline.is_none() {
+                            deadline = Some(Deadline::new(self.write_timeout, progress));
+                        }
+                    }
+                    // A socket that is gone ends the connection, whatever is queued for it. (A
+                    // connection's queue never answers `Frames`: only a queue without a socket.)
+                    Ready::Gone | Ready::Frames => {
+                        // What the client sent before it went is still handled; replies go nowhere.
+                        Box::pin(self.finish_reading(session, ctx)).await;
+                        return None;
+                    }
                     Ready::Info(info) => {
                         let result = Box::pin(session.on_info(ctx, info)).await;
                         // What the handler pushed before failing still goes out first.
@@ -119,11 +161,30 @@ impl Connection {
                         }
                     }
                 },
+                () = expired(&mut deadline) => {
+                    let Some(armed) = deadline.as_mut() else { continue };
+                    match self.inbox.stall(armed.progress) {
+                        Stall::Cleared => deadline = None,
+                        Stall::Progressed(progress) => armed.restart(self.write_timeout, progress),
+                        Stall::Stuck => {
+                            tracing::debug!("closing a connection whose socket took no bytes for the write timeout");
+                            return Closing::dropping(close::SLOW_CONSUMER, After::Abort);
+                        }
+                    }
+                }
                 received = next(&mut self.socket, &self.inbox, self.max_message_bytes) => {
                     heard_since_ping = true;
                     let inbound = match received {
                         Received::Data(inbound) => inbound,
                         Received::Control => continue,
+                        Received::End(None) => {
+                            // The client's end of the stream: a half-closed client still gets
+                            // the replies already due, within the close timeout (a client that
+                            // is gone ends this at once: its writes fail).
+                            let flush = self.inbox.flushed();
+                            let _ = Box::pin(tokio::time::timeout(self.close_timeout, flush)).await;
+                            return None;
+                        }
                         Received::End(closing) => return closing,
                         Received::Closed => {
                             // tungstenite queued the close reply behind the replies already due;
@@ -143,6 +204,49 @@ impl Connection {
             }
         }
     }
+
+    /// Handles the messages already read from a socket that is gone. Never waits: without a
+    /// socket, reads end with what was buffered.
+    async fn finish_reading<S: Session>(&mut self, session: &mut S, ctx: &mut Context) {
+        loop {
+            match next(&mut self.socket, &self.inbox, self.max_message_bytes).await {
+                Received::Data(inbound) => {
+                    if Box::pin(session.on_message(ctx, inbound)).await.is_err() {
+                        return;
+                    }
+                    ctx.send_pushed();
+                }
+                Received::Control => {}
+                Received::Closed | Received::End(_) => return,
+            }
+        }
+    }
+}
+
+/// The write deadline of a stalled connection: the progress seen when it was set, and its timer
+/// (boxed: only a stalled connection pays for one).
+struct Deadline {
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+    progress: u32,
+}
+
+impl Deadline {
+    fn new(after: Duration, progress: u32) -> Self {
+        Self { timer: Box::pin(tokio::time::sleep(after)), progress }
+    }
+
+    fn restart(&mut self, after: Duration, progress: u32) {
+        self.timer.as_mut().reset(tokio::time::Instant::now() + after);
+        self.progress = progress;
+    }
+}
+
+/// Resolves when the armed deadline expires; never, while none is armed.
+fn expired(deadline: &mut Option<Deadline>) -> impl Future<Output = ()> + '_ {
+    std::future::poll_fn(move |cx| match deadline.as_mut() {
+        Some(armed) => armed.timer.as_mut().poll(cx),
+        None => Poll::Pending,
+    })
 }
 
 /// What a read brought.
@@ -161,15 +265,20 @@ fn received(message: Option<tungstenite::Result<Message>>, max_message_bytes: us
         None => Received::End(None),
         Some(Err(tungstenite::Error::Capacity(_))) => {
             let reason = format!("message exceeds {max_message_bytes} bytes");
-            Received::End(Closing::flushed((close::TOO_BIG, Cow::Owned(reason))))
+            Received::End(Closing::failed(close::TOO_BIG, Cow::Owned(reason)))
+        }
+        // The client's end of the stream without a close frame: a killed tab, a dropped network,
+        // or a half-closed client that still reads; not a violation to answer with 1002.
+        Some(Err(tungstenite::Error::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake))) => {
+            Received::End(None)
         }
         // Failing the connection (RFC 6455 section 7.1.7) with a close frame, after what was
         // already sent to the client: the replies to its earlier, valid messages.
         Some(Err(tungstenite::Error::Protocol(e))) => {
-            Received::End(Closing::flushed((close::PROTOCOL_ERROR, Cow::Owned(e.to_string()))))
+            Received::End(Closing::failed(close::PROTOCOL_ERROR, Cow::Owned(e.to_string())))
         }
         Some(Err(tungstenite::Error::Utf8(_))) => {
-            Received::End(Closing::flushed((close::INVALID_DATA, Cow::Borrowed("text message is not UTF-8"))))
+            Received::End(Closing::failed(close::INVALID_DATA, Cow::Borrowed("text message is not UTF-8")))
         }
         Some(Err(e)) => {
             tracing::debug!(error = %e, "websocket read failed");
@@ -245,22 +354,32 @@ fn reason_for(code: u16) -> &'static str {
     }
 }
 
-/// Sends the close frame and waits, within `timeout`, for the client's reply; then drops TCP.
+/// Sends the close frame and, within `timeout`, does what `after` says; then drops TCP.
 async fn close_gracefully(
     mut socket: WebSocket,
     inbox: &Inbox,
     code: u16,
     reason: Cow<'static, str>,
+    after: After,
     timeout: Duration,
 ) {
     let reason = truncate(&reason, 123);
     let frame = CloseFrame { code: code.into(), reason: reason.into() };
+    // A zero timeout still polls once: the close frame is offered to the socket.
     let _ = tokio::time::timeout(timeout, async {
         match socket.close(Some(frame)) {
             // Queued; it goes out as the client reads.
             Ok(()) => {}
             Err(e) if would_block(&e) => {}
-            Err(_) => return,
+            // tungstenite has ended the connection on its side; what is queued still goes out.
+            Err(_) => return inbox.flushed().await,
+        }
+        if after != After::Handshake {
+            // The server closes TCP first: a FIN after the close frame, then what the client
+            // still sends is read and dropped until it closes too.
+            inbox.shutdown_write().await;
+            inbox.discard_input().await;
+            return;
         }
         // Reading drives the queue out too (see `Io`); tungstenite ends the read with
         // `ConnectionClosed` once the client's close frame has come back.

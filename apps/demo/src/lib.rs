@@ -118,8 +118,19 @@ pub async fn run(args: Args, offset: time::UtcOffset) -> Result<(), Box<dyn std:
     let listener = TcpListener::bind(args.addr).await?;
     // Tests and scripts read this line to find the port.
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app(state)).with_graceful_shutdown(live.graceful_shutdown(shutdown_signal())).await?;
-    if !live.drain(Duration::from_secs(args.drain_secs)).await {
+    let serve = axum::serve(listener, app(state)).with_graceful_shutdown(live.graceful_shutdown(shutdown_signal()));
+    // axum's graceful shutdown waits for every HTTP connection, however slow its client: the
+    // drain bound holds for those too.
+    let drain = Duration::from_secs(args.drain_secs);
+    let http_bound = async {
+        live.shutdown_started().await;
+        tokio::time::sleep(drain).await;
+    };
+    tokio::select! {
+        served = serve => served?,
+        () = http_bound => tracing::warn!("HTTP connections still open after the drain bound; dropping them"),
+    }
+    if !live.drain(drain).await {
         tracing::warn!(open = live.connection_count(), "drain timed out; dropping the rest");
     }
     tracing::info!("stopped");

@@ -11,7 +11,7 @@
 //! | 1009 | [`TOO_BIG`]: a message over the size limit | no |
 //! | 1011 | [`INTERNAL`]: the session failed | yes, with backoff |
 //! | 1012 | [`RESTART`]: the server is shutting down or restarting | yes, with jitter |
-//! | 4000 | [`SLOW_CONSUMER`]: the outbound queue overflowed | yes, with backoff |
+//! | 4000 | [`SLOW_CONSUMER`]: the outbound queue overflowed, or the socket took no bytes for the write timeout | yes, with backoff |
 //! | 4001 | [`HEARTBEAT_TIMEOUT`]: pings went unanswered | yes, with backoff |
 //! | 4002 | [`STALE_VIEW`]: the page's live-view token was not accepted | reload the page |
 
@@ -34,8 +34,9 @@ pub const TOO_BIG: u16 = 1009;
 pub const INTERNAL: u16 = 1011;
 /// The server is restarting or shutting down; reconnect with jitter.
 pub const RESTART: u16 = 1012;
-/// The client did not read fast enough: its bounded outbound queue overflowed. Others are not
-/// slowed down by it; this client may reconnect and, later, resume.
+/// The client did not read fast enough: its bounded outbound queue overflowed, or its socket took
+/// no bytes for the write timeout. Others are not slowed down by it; this client may reconnect
+/// and, later, resume.
 pub const SLOW_CONSUMER: u16 = 4000;
 /// The client stopped answering pings.
 pub const HEARTBEAT_TIMEOUT: u16 = 4001;

@@ -15,6 +15,12 @@
 //!   64 KiB buffer per thread.
 //! * One timer per heartbeat period pings every connection, and shutdown goes through the same
 //!   registry: an idle connection holds no timer and no cancellation future.
+//! * Every wait on a peer is bounded. A write that makes no progress for
+//!   [`Limits::write_timeout`] closes the connection (the timer exists only while a write is
+//!   stalled); closing handshakes wait at most the close timeout; after failing a connection the
+//!   server closes TCP first. A socket found gone (a failed write, a dropped socket) ends its
+//!   connection: its queue refuses everything, and the task is told so instead of being handed
+//!   frames it cannot write.
 
 mod frame;
 mod limits;

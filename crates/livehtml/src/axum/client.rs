@@ -7,7 +7,7 @@ use axum::response::IntoResponse;
 pub const SCRIPT_PATH: &str = "/_livehtml/livehtml.js";
 
 /// The source of livehtml.js, the browser client (one file, no build step).
-pub const SCRIPT: &str = include_str!("../../../../client/livehtml.js");
+pub const SCRIPT: &str = include_str!("../../client/livehtml.js");
 
 pub(crate) async fn serve_script() -> impl IntoResponse {
     (

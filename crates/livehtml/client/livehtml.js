@@ -49,14 +49,30 @@
     swap,
     /** Morphs `target`'s children into `source`'s, keeping focus and typed input. */
     morphChildren,
+    /** What the client does after a close with a code: "stay", "reconnect" or "reload". */
+    closePolicy,
   };
   /** @type {any} */ (window).livehtml = livehtml;
 
-  // Close codes after which reconnecting would only repeat the failure.
-  const FINAL_CODES = [1000, 1003, 1008, 1009];
-  // The live view's token was not accepted (a restart with a new key, an expired page): only a
-  // fresh render over HTTP helps.
-  const STALE_VIEW = 4002;
+  // What to do after a close, by code (the server's protocol::close table; both are checked
+  // against crates/livehtml/fixtures/wire.json). Codes not listed reconnect: a live page must
+  // not go silently dead.
+  /** @type {Record<number, "stay" | "reload">} */
+  const CLOSE_POLICY = {
+    1000: "stay", // normal close
+    1002: "stay", // we broke the WebSocket protocol
+    1003: "stay", // binary sent to an HTML session
+    1007: "stay", // text that is not UTF-8
+    1008: "stay", // not a valid event
+    1009: "stay", // over the size limit
+    4002: "reload", // the live view's token was not accepted: only a fresh render helps
+  };
+
+  /** What a client does after a close with `code`.
+   * @param {number} code @returns {"stay" | "reconnect" | "reload"} */
+  function closePolicy(code) {
+    return CLOSE_POLICY[code] || "reconnect";
+  }
 
   // ======================================================================
   // Connections
@@ -107,9 +123,9 @@
     socket.addEventListener("close", (event) => {
       if (conn.socket !== socket) return;
       conn.socket = null;
-      if (event.code === STALE_VIEW && reloadOnce()) return;
-      const reconnect = !conn.closed && conn.element.isConnected && !FINAL_CODES.includes(event.code) &&
-        event.code !== STALE_VIEW;
+      const policy = closePolicy(event.code);
+      if (policy === "reload" && reloadOnce()) return;
+      const reconnect = !conn.closed && conn.element.isConnected && policy === "reconnect";
       fire(conn.element, "lh:close", { code: event.code, reason: event.reason, reconnect });
       if (reconnect) scheduleReconnect(conn);
       else setState(conn, "closed");

@@ -14,6 +14,10 @@
 //! | 4000 | [`SLOW_CONSUMER`]: the outbound queue overflowed, or the socket took no bytes for the write timeout | yes, with backoff |
 //! | 4001 | [`HEARTBEAT_TIMEOUT`]: pings went unanswered | yes, with backoff |
 //! | 4002 | [`STALE_VIEW`]: the page's live-view token was not accepted | reload the page |
+//! | any other (1005, 1006: no close frame came; 1013; an app's own) | | yes, with backoff |
+//!
+//! [`policy`] gives this table as data; livehtml.js keeps the same one, and both are checked
+//! against `fixtures/wire.json`.
 
 /// Normal closure; the client should not reconnect.
 pub const NORMAL: u16 = 1000;
@@ -46,7 +50,37 @@ pub const HEARTBEAT_TIMEOUT: u16 = 4001;
 /// cannot recover from that; the page should reload, which renders the view afresh over HTTP.
 pub const STALE_VIEW: u16 = 4002;
 
+/// What a client does after a close with some code. livehtml.js follows the same table: both
+/// are checked against `fixtures/wire.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Stay closed: reconnecting would repeat the failure.
+    Stay,
+    /// Reconnect, with jittered exponential backoff.
+    Reconnect,
+    /// Reload the page: only a fresh render over HTTP helps ([`STALE_VIEW`]).
+    Reload,
+}
+
+/// What a client that saw `code` should do. Codes not listed in the module's table (1005 and
+/// 1006, which a client sees when no close frame came; 1013; an app's own 4xxx) reconnect: a
+/// live page must not go silently dead.
+///
+/// ```
+/// use livehtml::protocol::close::{self, Policy};
+///
+/// assert_eq!(close::policy(close::RESTART), Policy::Reconnect);
+/// assert_eq!(close::policy(close::PROTOCOL_ERROR), Policy::Stay);
+/// ```
+pub const fn policy(code: u16) -> Policy {
+    match code {
+        NORMAL | PROTOCOL_ERROR | UNSUPPORTED | INVALID_DATA | POLICY | TOO_BIG => Policy::Stay,
+        STALE_VIEW => Policy::Reload,
+        _ => Policy::Reconnect,
+    }
+}
+
 /// Whether a client that saw `code` should try to reconnect.
 pub const fn should_reconnect(code: u16) -> bool {
-    matches!(code, GOING_AWAY | INTERNAL | RESTART | SLOW_CONSUMER | HEARTBEAT_TIMEOUT | 1006)
+    matches!(policy(code), Policy::Reconnect)
 }

@@ -104,6 +104,9 @@ pub enum Swap {
     /// changed (`innerMorph`: native in htmx 4 and livehtml.js; htmx 2 without a morph extension
     /// falls back to `innerHTML`, which shows the same result).
     Morph,
+    /// Morph the target itself into the new element (`outerMorph`): a live view's changed
+    /// region. htmx 2 without a morph extension falls back to `outerHTML`.
+    OuterMorph,
 }
 
 impl Swap {
@@ -118,8 +121,22 @@ impl Swap {
             Self::After => "afterend",
             Self::Remove => "delete",
             Self::Morph => "innerMorph",
+            Self::OuterMorph => "outerMorph",
         }
     }
+
+    /// Every style, in declaration order.
+    pub const ALL: [Swap; 9] = [
+        Self::Replace,
+        Self::Inner,
+        Self::Append,
+        Self::Prepend,
+        Self::Before,
+        Self::After,
+        Self::Remove,
+        Self::Morph,
+        Self::OuterMorph,
+    ];
 }
 
 /// A piece of HTML aimed at one element by its `id`.
@@ -187,6 +204,12 @@ impl Fragment {
     /// Morphs the children of `id` into `content`.
     pub fn morph(id: impl Into<String>, content: impl Into<Html>) -> Self {
         Self::new(id, Swap::Morph, content)
+    }
+
+    /// Morphs the element `id` itself into a new one holding `content` (give it the target's
+    /// tag with [`Fragment::tag`]).
+    pub fn morph_outer(id: impl Into<String>, content: impl Into<Html>) -> Self {
+        Self::new(id, Swap::OuterMorph, content)
     }
 
     /// The wrapper's tag (default `div`). It matters for [`Swap::Replace`], and for content the

@@ -9,3 +9,56 @@ mod inbound;
 pub(crate) use fragment::escape_into as escape_attr;
 pub use fragment::{Fragment, Html, Swap};
 pub use inbound::{Dialect, Event, ParseError, ParseLimits, Values, parse_event};
+
+/// The vocabulary shared with livehtml.js, checked against the committed fixture that the
+/// client's node test reads too.
+#[cfg(test)]
+mod wire_fixture {
+    use super::Swap;
+    use super::close::{self, Policy};
+
+    fn fixture() -> serde_json::Value {
+        serde_json::from_str(include_str!("../../fixtures/wire.json")).expect("wire.json is JSON")
+    }
+
+    #[test]
+    fn close_policies_match_the_fixture() {
+        let fixture = fixture();
+        let codes = fixture["close"].as_object().expect("a close table");
+        for (code, policy) in codes {
+            let code: u16 = code.parse().expect("a numeric code");
+            let expected = match policy.as_str() {
+                Some("stay") => Policy::Stay,
+                Some("reconnect") => Policy::Reconnect,
+                Some("reload") => Policy::Reload,
+                other => panic!("unknown policy {other:?}"),
+            };
+            assert_eq!(close::policy(code), expected, "close code {code}");
+        }
+        // Every code the server sends is in the table.
+        for code in [
+            close::NORMAL,
+            close::GOING_AWAY,
+            close::PROTOCOL_ERROR,
+            close::UNSUPPORTED,
+            close::INVALID_DATA,
+            close::POLICY,
+            close::TOO_BIG,
+            close::INTERNAL,
+            close::RESTART,
+            close::SLOW_CONSUMER,
+            close::HEARTBEAT_TIMEOUT,
+            close::STALE_VIEW,
+        ] {
+            assert!(codes.contains_key(&code.to_string()), "{code} is missing from wire.json");
+        }
+    }
+
+    #[test]
+    fn swap_styles_match_the_fixture() {
+        let fixture = fixture();
+        let listed: Vec<&str> = fixture["swap"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        let ours: Vec<&str> = Swap::ALL.iter().map(|s| s.oob_value()).collect();
+        assert_eq!(ours, listed);
+    }
+}

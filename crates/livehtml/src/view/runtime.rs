@@ -10,7 +10,7 @@ use futures_util::future::BoxFuture;
 
 use super::token::{Claims, Signer};
 use super::{DynView, LiveView, Mount, ViewError};
-use crate::protocol::{Event, Fragment, Html, close};
+use crate::protocol::{Event, Fragment, Html, Swap, close};
 use crate::pubsub::{Info, PubSub};
 use crate::render::{Fingerprints, Patch, Rendered};
 use crate::session::{Context, Session, SessionError};
@@ -236,7 +236,7 @@ impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
         let sent = match rendered.diff(&self.shown) {
             Patch::None => String::new(),
             Patch::Regions(ranges) => {
-                let style = if self.morph { "outerMorph" } else { "outerHTML" };
+                let style = if self.morph { Swap::OuterMorph } else { Swap::Replace }.oob_value();
                 ranges.iter().map(|r| rendered.region_with_oob(r, style)).collect()
             }
             Patch::Whole => self.whole(rendered.html()),
@@ -249,7 +249,7 @@ impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
     }
 
     fn whole(&self, html: &str) -> String {
-        let style = if self.morph { "innerMorph" } else { "innerHTML" };
+        let style = if self.morph { Swap::Morph } else { Swap::Inner }.oob_value();
         format!(r#"<div id="lh-view" hx-swap-oob="{style}">{html}</div>"#)
     }
 

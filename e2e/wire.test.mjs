@@ -1,0 +1,62 @@
+// The wire vocabulary livehtml.js shares with the server, checked against the same committed
+// fixture the Rust test reads (crates/livehtml/fixtures/wire.json): close codes and what the
+// client does after each, and every hx-swap-oob style the server sends.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import fs from "node:fs";
+import path from "node:path";
+import { launch, newPage, root } from "./harness.mjs";
+
+const crate = path.join(root, "crates", "livehtml");
+const fixture = JSON.parse(fs.readFileSync(path.join(crate, "fixtures", "wire.json"), "utf8"));
+const script = fs.readFileSync(path.join(crate, "client", "livehtml.js"), "utf8");
+
+async function client(t) {
+  const browser = await launch(t);
+  if (!browser) return null;
+  t.after(() => browser.close());
+  const page = await newPage(browser);
+  await page.setContent("<!doctype html><html><body></body></html>");
+  await page.addScriptTag({ content: script });
+  return page;
+}
+
+test("livehtml.js follows the close-code table", async (t) => {
+  const page = await client(t);
+  if (!page) return;
+  for (const [code, policy] of Object.entries(fixture.close)) {
+    const got = await page.evaluate((c) => window.livehtml.closePolicy(c), Number(code));
+    assert.equal(got, policy, `close code ${code}`);
+  }
+});
+
+// What each style does to <p id="t" class="old">old</p>, given <p id="t" class="new">new</p>:
+// the text of the parent, and the class of the element left with id "t" (null if none).
+const EFFECT = {
+  outerHTML: ["new", "new"],
+  innerHTML: ["new", "old"],
+  beforeend: ["oldnew", "old"],
+  afterbegin: ["newold", "old"],
+  beforebegin: ["newold", "old"],
+  afterend: ["oldnew", "old"],
+  delete: ["", null],
+  innerMorph: ["new", "old"],
+  outerMorph: ["new", "new"],
+};
+
+test("livehtml.js applies every swap style the server sends", async (t) => {
+  const page = await client(t);
+  if (!page) return;
+  assert.deepEqual(Object.keys(EFFECT).sort(), [...fixture.swap].sort(), "this test knows every style");
+  for (const style of fixture.swap) {
+    const got = await page.evaluate((style) => {
+      document.body.innerHTML = '<section id="root"><p id="t" class="old">old</p></section>';
+      window.livehtml.swap(`<p id="t" class="new" hx-swap-oob="${style}">new</p>`);
+      const root = /** @type {HTMLElement} */ (document.getElementById("root"));
+      const t = document.getElementById("t");
+      return [root.textContent, t ? t.className : null];
+    }, style);
+    assert.deepEqual(got, EFFECT[style], `hx-swap-oob="${style}"`);
+  }
+  assert.deepEqual(page.errors, []);
+});

@@ -1,20 +1,37 @@
 //! # livehtml
 //!
-//! Live HTML over WebSockets for [axum]: the server renders HTML, the browser swaps it in.
+//! Live HTML over WebSockets for [axum](https://docs.rs/axum): the server renders HTML, the browser swaps it in.
 //! Works with plain htmx 2 and htmx 4 (`ws-connect`, `ws-send`, `hx-ws:*`, `hx-swap-oob`) and
 //! with livehtml.js, the small client this crate serves at [`SCRIPT_PATH`].
 //!
 //! The parts, one module each:
 //!
-//! * [`protocol`]: the wire dialects as plain data: inbound [`Event`]s from every client,
-//!   outbound [`Fragment`]s, close codes.
-//! * [`session`]: the [`Session`] trait an app implements, one instance per connected page.
-//! * [`transport`]: WebSocket framing, limits, heartbeats, bounded outbound queues.
-//! * [`pubsub`]: topics and broadcast.
+//! * [`protocol`]: the wire vocabulary as plain data: inbound [`Event`]s from every client,
+//!   outbound [`Fragment`]s and [`Frame`]s, close codes and what a client does after each.
+//! * [`render`]: region fingerprints and diffs of a rendered view. Pure code.
+//! * [`pubsub`]: topics and broadcast, and what a subscriber is (a connection's queue, whatever
+//!   its transport).
+//! * `link`: the transport-neutral connection interface the session loop drives.
+//! * [`session`]: the [`Session`] trait an app implements, one instance per connected page,
+//!   and the session loop, which never knows its transport.
+//! * [`view`]: live views (the LiveView model) on top of sessions.
+//! * [`transport`]: WebSocket framing, limits, heartbeats, bounded outbound queues, corked
+//!   writes; a connection is a subscriber and a link.
 //! * the axum integration ([`Live`]): endpoints, the client script, origin checks, shutdown.
+//!
+//! Dependencies point one way (an arrow reads "uses"; `tests/layers.rs` keeps this true):
+//!
+//! ```text
+//! axum ──▶ everything below
+//! view ──▶ session ──▶ link ──▶ pubsub ──▶ protocol
+//!   │         │                   ▲           ▲
+//!   └─────────┴──▶ render ────────┼───────────┘
+//! transport ──▶ link, pubsub, protocol
+//! ```
 //!
 //! See [`Live`] for a complete chat endpoint.
 
+mod link;
 pub mod protocol;
 pub mod pubsub;
 pub mod render;
@@ -25,10 +42,10 @@ pub mod view;
 mod axum;
 
 pub use crate::axum::{Config, Live, LiveRoutes, Origins, SCRIPT, SCRIPT_PATH, Views, shutdown_signal};
-pub use protocol::{Event, Fragment, Html, Swap};
+pub use protocol::{Event, Fragment, Frame, Html, Inbound, Swap};
 pub use pubsub::{Info, PubSub};
 pub use session::{Connect, Context, Session, SessionError};
-pub use transport::{Frame, Inbound, Limits};
+pub use transport::Limits;
 pub use view::runtime::Page;
 
 /// The README's example, compiled as a doc test so it keeps working.

@@ -241,8 +241,12 @@ impl Live {
                 max_message_bytes: limits.max_message_bytes,
                 close_timeout: limits.close_timeout,
                 write_timeout: limits.write_timeout,
+                heard_since_ping: true,
+                draining: false,
+                deadline: None,
+                closing: None,
             };
-            Either::Right(connection.run(session, ctx))
+            Either::Right(crate::session::run(session, ctx, connection))
         });
         tokio::spawn(outbox::Corked::new(task));
         response

@@ -4,10 +4,12 @@
 
 pub mod close;
 mod fragment;
+mod frame;
 mod inbound;
 
 pub(crate) use fragment::escape_into as escape_attr;
 pub use fragment::{Fragment, Html, Swap};
+pub use frame::{Frame, Inbound};
 pub use inbound::{Dialect, Event, ParseError, ParseLimits, Values, parse_event};
 
 /// The vocabulary shared with livehtml.js, checked against the committed fixture that the

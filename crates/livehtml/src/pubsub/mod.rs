@@ -1,8 +1,9 @@
 //! Topics (rooms) and broadcast, in process.
 //!
-//! A message is published as an encoded [`Frame`]: it is rendered and framed once, and written
-//! from the same bytes to every subscriber's socket by the publisher itself. A subscriber whose
-//! socket is full keeps a reference to those bytes in its queue until it drains.
+//! A message is published as an encoded [`Frame`]: it is rendered and framed once, and every
+//! subscriber gets the same bytes. A subscriber is one connection's queue, whatever its
+//! transport (the WebSocket transport writes the bytes to the socket from the publisher's own
+//! thread); one whose socket is full keeps a reference to those bytes until it drains.
 //!
 //! # Slow subscribers
 //!
@@ -21,8 +22,11 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use crate::transport::Frame;
-use crate::transport::outbox::{Offer, Outbox, current};
+mod subscriber;
+
+pub(crate) use subscriber::{Offer, Subscriber, SubscriberRef};
+
+use crate::protocol::Frame;
 
 /// A value delivered to a session's [`crate::Session::on_info`]: published to a topic with
 /// [`PubSub::publish_info`], or sent by a timer of the session itself
@@ -80,7 +84,7 @@ struct Inner {
 struct Topic {
     /// Shared with every subscription, so a subscriber holds no copy of the name.
     name: Arc<str>,
-    subscribers: RwLock<Vec<(u64, Outbox)>>,
+    subscribers: RwLock<Vec<(u64, SubscriberRef)>>,
 }
 
 impl PubSub {
@@ -88,9 +92,8 @@ impl PubSub {
     /// Subscribers whose queue is full are closed as slow consumers (see the module docs).
     pub fn publish(&self, topic: &str, frame: Frame) -> usize {
         let Some(topic) = self.topic(topic) else { return 0 };
-        let cork = current();
         let subscribers = topic.subscribers.read().unwrap_or_else(|e| e.into_inner());
-        subscribers.iter().filter(|(_, outbox)| outbox.offer_corked(frame.clone(), cork) == Offer::Queued).count()
+        subscribers.iter().filter(|(_, to)| to.offer(frame.clone()) == Offer::Queued).count()
     }
 
     /// Delivers `payload` to the [`crate::Session::on_info`] of every subscriber of `topic`, and
@@ -99,7 +102,7 @@ impl PubSub {
         let Some(t) = self.topic(topic) else { return 0 };
         let info = Info::new(topic, payload);
         let subscribers = t.subscribers.read().unwrap_or_else(|e| e.into_inner());
-        subscribers.iter().filter(|(_, outbox)| outbox.offer_info(info.clone()) == Offer::Queued).count()
+        subscribers.iter().filter(|(_, to)| to.offer_info(info.clone()) == Offer::Queued).count()
     }
 
     /// How many connections are subscribed to `topic`.
@@ -111,8 +114,8 @@ impl PubSub {
         self.inner.topics.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
     }
 
-    /// Subscribes `outbox` to `name`; the subscription lasts until the returned guard drops.
-    pub(crate) fn subscribe(&self, name: &str, outbox: Outbox) -> Subscription {
+    /// Subscribes `to` to `name`; the subscription lasts until the returned guard drops.
+    pub(crate) fn subscribe(&self, name: &str, to: SubscriberRef) -> Subscription {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let topic = {
             let mut topics = self.inner.topics.lock().unwrap_or_else(|e| e.into_inner());
@@ -125,7 +128,7 @@ impl PubSub {
                 }
             }
         };
-        topic.subscribers.write().unwrap_or_else(|e| e.into_inner()).push((id, outbox));
+        topic.subscribers.write().unwrap_or_else(|e| e.into_inner()).push((id, to));
         Subscription { pubsub: self.clone(), topic: topic.name.clone(), id }
     }
 
@@ -133,7 +136,7 @@ impl PubSub {
         let mut topics = self.inner.topics.lock().unwrap_or_else(|e| e.into_inner());
         let Some(topic) = topics.get(name) else { return };
         let mut subscribers = topic.subscribers.write().unwrap_or_else(|e| e.into_inner());
-        subscribers.retain(|(sid, outbox)| *sid != id && !outbox.is_closed());
+        subscribers.retain(|(sid, to)| *sid != id && !to.is_closed());
         if subscribers.is_empty() {
             drop(subscribers);
             topics.remove(name);
@@ -163,48 +166,89 @@ impl Drop for Subscription {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::protocol::close;
-    use crate::transport::outbox::{Outbound, outbox};
+    use std::collections::VecDeque;
 
-    #[tokio::test]
-    async fn publish_reaches_every_subscriber_with_shared_bytes() {
+    use super::*;
+
+    /// A subscriber that keeps what it is offered, up to `capacity` items.
+    #[derive(Debug)]
+    struct Kept {
+        capacity: usize,
+        items: Mutex<VecDeque<Result<Frame, Info>>>,
+        overflowed: std::sync::atomic::AtomicBool,
+    }
+
+    fn kept(capacity: usize) -> Arc<Kept> {
+        Arc::new(Kept { capacity, items: Mutex::default(), overflowed: Default::default() })
+    }
+
+    impl Kept {
+        fn take(&self, item: Result<Frame, Info>) -> Offer {
+            let mut items = self.items.lock().unwrap();
+            if self.overflowed.load(Ordering::Relaxed) {
+                return Offer::Closed;
+            }
+            if items.len() >= self.capacity {
+                self.overflowed.store(true, Ordering::Relaxed);
+                return Offer::Overflowed;
+            }
+            items.push_back(item);
+            Offer::Queued
+        }
+
+        fn pop(&self) -> Option<Result<Frame, Info>> {
+            self.items.lock().unwrap().pop_front()
+        }
+    }
+
+    impl Subscriber for Kept {
+        fn offer(&self, frame: Frame) -> Offer {
+            self.take(Ok(frame))
+        }
+        fn offer_info(&self, info: Info) -> Offer {
+            self.take(Err(info))
+        }
+        fn is_closed(&self) -> bool {
+            self.overflowed.load(Ordering::Relaxed)
+        }
+    }
+
+    #[test]
+    fn publish_reaches_every_subscriber_with_shared_bytes() {
         let pubsub = PubSub::default();
-        let (a, ra) = outbox(4);
-        let (b, rb) = outbox(4);
-        let _sa = pubsub.subscribe("room", a);
-        let _sb = pubsub.subscribe("room", b);
-        assert_eq!(pubsub.publish("room", Frame::text("hi")), 2);
-        for r in [&ra, &rb] {
-            assert!(matches!(r.pop(), Some(Outbound::Frame(f)) if f.as_text() == Some("hi")));
+        let (a, b) = (kept(4), kept(4));
+        let _sa = pubsub.subscribe("room", a.clone());
+        let _sb = pubsub.subscribe("room", b.clone());
+        let frame = Frame::text("hi");
+        assert_eq!(pubsub.publish("room", frame.clone()), 2);
+        for r in [&a, &b] {
+            assert!(matches!(r.pop(), Some(Ok(f)) if f == frame));
         }
         assert_eq!(pubsub.publish_info("room", 42u32), 2);
-        for r in [&ra, &rb] {
-            let Some(Outbound::Info(info)) = r.pop() else { panic!("an info") };
+        for r in [&a, &b] {
+            let Some(Err(info)) = r.pop() else { panic!("an info") };
             assert_eq!((info.topic(), info.get::<u32>(), info.get::<i64>()), ("room", Some(&42), None));
         }
         assert_eq!(pubsub.publish("other", Frame::text("x")), 0);
     }
 
-    #[tokio::test]
-    async fn a_full_subscriber_is_cut_off_and_the_rest_still_receive() {
+    #[test]
+    fn a_full_subscriber_is_cut_off_and_the_rest_still_receive() {
         let pubsub = PubSub::default();
-        let (slow, slow_rx) = outbox(1);
-        let (fast, fast_rx) = outbox(8);
-        let _s1 = pubsub.subscribe("room", slow);
-        let _s2 = pubsub.subscribe("room", fast);
+        let (slow, fast) = (kept(1), kept(8));
+        let _s1 = pubsub.subscribe("room", slow.clone());
+        let _s2 = pubsub.subscribe("room", fast.clone());
         assert_eq!(pubsub.publish("room", Frame::text("1")), 2);
         assert_eq!(pubsub.publish("room", Frame::text("2")), 1);
-        assert_eq!(slow_rx.close_requested(), Some(close::SLOW_CONSUMER));
-        assert!(matches!(fast_rx.pop(), Some(Outbound::Frame(f)) if f.as_text() == Some("1")));
-        assert!(matches!(fast_rx.pop(), Some(Outbound::Frame(f)) if f.as_text() == Some("2")));
+        assert!(slow.is_closed());
+        assert!(matches!(fast.pop(), Some(Ok(f)) if f.as_text() == Some("1")));
+        assert!(matches!(fast.pop(), Some(Ok(f)) if f.as_text() == Some("2")));
     }
 
     #[test]
     fn dropping_the_last_subscription_forgets_the_topic() {
         let pubsub = PubSub::default();
-        let (a, _rx) = outbox(1);
-        let sub = pubsub.subscribe("room", a);
+        let sub = pubsub.subscribe("room", kept(1));
         assert_eq!(pubsub.subscriber_count("room"), 1);
         drop(sub);
         assert_eq!(pubsub.subscriber_count("room"), 0);

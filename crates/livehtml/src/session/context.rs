@@ -5,10 +5,8 @@ use axum::http::{HeaderMap, Uri};
 use std::any::Any;
 use std::time::Duration;
 
-use crate::protocol::{Fragment, ParseLimits};
-use crate::pubsub::{Info, PubSub, Subscription};
-use crate::transport::Frame;
-use crate::transport::outbox::Outbox;
+use crate::protocol::{Fragment, Frame, ParseLimits};
+use crate::pubsub::{Info, Offer, PubSub, SubscriberRef, Subscription};
 
 /// What the upgrade request said: given to an endpoint's session factory.
 ///
@@ -42,7 +40,8 @@ impl Connect {
 #[derive(Debug)]
 pub struct Context {
     id: u64,
-    outbox: Outbox,
+    /// This page's own connection.
+    outbox: SubscriberRef,
     pubsub: PubSub,
     parse: ParseLimits,
     pending: String,
@@ -53,7 +52,7 @@ pub struct Context {
 }
 
 impl Context {
-    pub(crate) fn new(id: u64, outbox: Outbox, pubsub: PubSub, parse: ParseLimits) -> Self {
+    pub(crate) fn new(id: u64, outbox: SubscriberRef, pubsub: PubSub, parse: ParseLimits) -> Self {
         Self {
             id,
             outbox,
@@ -123,7 +122,7 @@ impl Context {
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 ticks.tick().await;
-                if outbox.offer_info(Info::new("", make())) != crate::transport::outbox::Offer::Queued {
+                if outbox.offer_info(Info::new("", make())) != Offer::Queued {
                     return;
                 }
             }
@@ -169,7 +168,7 @@ impl Context {
     /// Sends what was pushed since the last call to this page, in order.
     pub(crate) fn send_pushed(&mut self) {
         for frame in self.take_frames() {
-            if self.outbox.offer(frame) != crate::transport::outbox::Offer::Queued {
+            if self.outbox.offer(frame) != Offer::Queued {
                 break;
             }
         }

@@ -21,15 +21,16 @@
 
 mod context;
 mod error;
+mod run;
 
 use std::future::Future;
 
 pub use context::{Connect, Context};
 pub use error::SessionError;
+pub(crate) use run::run;
 
-use crate::protocol::{Event, close, parse_event};
+use crate::protocol::{Event, Inbound, close, parse_event};
 use crate::pubsub::Info;
-use crate::transport::Inbound;
 
 /// The per-page handler of a live endpoint.
 ///

@@ -1,11 +1,12 @@
-//! Transports: how frames reach a page and events come back. This slice has WebSocket;
-//! the session sees only [`Inbound`] messages and [`Frame`]s, so SSE and long-polling can
-//! slot in beside it.
+//! Transports: how frames reach a page and events come back. This slice has WebSocket. A
+//! connection is a [`crate::pubsub`] subscriber (topics and its session offer it frames) and a
+//! link the session loop reads [`crate::Inbound`] messages from; neither side knows the other's
+//! transport, so SSE and long-polling slot in beside it.
 //!
 //! How a WebSocket connection is built, for a fan-out server that must be lean when idle and
 //! cheap per delivery:
 //!
-//! * A [`Frame`] is framed for the wire once; a broadcast's bytes are shared by every
+//! * A [`crate::Frame`] is framed for the wire once; a broadcast's bytes are shared by every
 //!   subscriber and written from where they are.
 //! * The publisher writes to each subscriber's socket itself (`outbox`); the connection's task
 //!   is woken only to finish a write the socket could not take. While a task is polled, what it
@@ -22,10 +23,8 @@
 //!   connection: its queue refuses everything, and the task is told so instead of being handed
 //!   frames it cannot write.
 
-mod frame;
 mod limits;
 pub(crate) mod outbox;
 pub(crate) mod ws;
 
-pub use frame::{Frame, Inbound};
 pub use limits::Limits;

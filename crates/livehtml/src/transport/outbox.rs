@@ -36,9 +36,8 @@ use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::Frame;
-use crate::protocol::close;
-use crate::pubsub::Info;
+use crate::protocol::{Frame, close};
+use crate::pubsub::{Info, Offer, Subscriber, SubscriberRef};
 
 /// The socket under the WebSocket protocol.
 pub(crate) type Wire = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
@@ -49,19 +48,6 @@ pub(crate) type Wire = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
 const BATCH: usize = 256;
 
 const NOT_CORKED: u32 = u32::MAX;
-
-/// One queued item, as [`Inbox::pop`] returns it.
-#[derive(Debug, Clone)]
-pub(crate) enum Outbound {
-    Frame(Frame),
-    Info(Info),
-}
-
-/// The sending half, cloned into every topic the connection subscribes to.
-#[derive(Debug, Clone)]
-pub(crate) struct Outbox {
-    shared: Arc<Shared>,
-}
 
 /// The connection task's half. Dropping it closes the queue to publishers.
 #[derive(Debug)]
@@ -77,8 +63,11 @@ pub(crate) struct Io {
     waker: Waker,
 }
 
+/// One connection's queue and socket: the [`Subscriber`] that topics and the session offer to.
 #[derive(Debug)]
 struct Shared {
+    /// This connection itself, for the cork to hold while a pass lasts.
+    me: Weak<Shared>,
     out: Mutex<Out>,
     waker: AtomicWaker,
     close_code: AtomicU16,
@@ -122,24 +111,11 @@ impl std::fmt::Debug for Out {
     }
 }
 
-/// What happened to an offered frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Offer {
-    Queued,
-    /// The queue was full: the connection is being closed as a slow consumer.
-    Overflowed,
-    /// The connection is gone.
-    Closed,
-}
-
 /// What the connection's task should do next.
 #[derive(Debug, Clone)]
 pub(crate) enum Ready {
     /// Run the session's `on_info`.
     Info(Info),
-    /// Frames are waiting in a queue that never had a socket (the view test client pops them).
-    /// A connection's queue never answers this: once its socket is gone it answers [`Ready::Gone`].
-    Frames,
     /// Close with this code.
     Close(u16),
     /// The heartbeat ticked: check the client was heard from, and ping it.
@@ -163,14 +139,17 @@ pub(crate) enum Stall {
 }
 
 /// A queue with no socket behind it: frames stay queued until [`Inbox::pop`] takes them.
-pub(crate) fn outbox(capacity: usize) -> (Outbox, Inbox) {
+#[cfg(test)]
+pub(crate) fn outbox(capacity: usize) -> (SubscriberRef, Inbox) {
     let (outbox, inbox, _) = attach(capacity, None);
     (outbox, inbox)
 }
 
-/// A queue writing to `wire`.
-pub(crate) fn attach(capacity: usize, wire: Option<Wire>) -> (Outbox, Inbox, Io) {
-    let shared = Arc::new(Shared {
+/// A queue writing to `wire`: the handle topics and the session offer to, the task's half, and
+/// the stream tungstenite reads through.
+pub(crate) fn attach(capacity: usize, wire: Option<Wire>) -> (SubscriberRef, Inbox, Io) {
+    let shared = Arc::new_cyclic(|me| Shared {
+        me: me.clone(),
         out: Mutex::new(Out {
             frames: VecDeque::new(),
             written: 0,
@@ -191,7 +170,7 @@ pub(crate) fn attach(capacity: usize, wire: Option<Wire>) -> (Outbox, Inbox, Io)
         ping_due: AtomicBool::new(false),
     });
     let waker = Waker::from(shared.clone());
-    (Outbox { shared: shared.clone() }, Inbox { shared: shared.clone() }, Io { shared, waker })
+    (shared.clone(), Inbox { shared: shared.clone() }, Io { shared, waker })
 }
 
 impl Out {
@@ -388,27 +367,36 @@ impl Shared {
             self.waker.wake();
         }
     }
+
+    /// The queue, if it takes one more item; else why not (a full queue asks for the close).
+    fn admit(&self) -> Result<MutexGuard<'_, Out>, Offer> {
+        let out = self.out();
+        if out.closed || out.gone {
+            return Err(Offer::Closed);
+        }
+        if out.queued() >= out.capacity {
+            drop(out);
+            self.request_close(close::SLOW_CONSUMER);
+            return Err(Offer::Overflowed);
+        }
+        Ok(out)
+    }
 }
 
-impl Outbox {
+impl Subscriber for Shared {
     /// Sends `frame` without waiting: written to the socket at once (or at the end of the
     /// current corked pass), queued only where the socket is full. A full queue means the client
     /// reads slower than we write: it is closed with [`close::SLOW_CONSUMER`] instead of slowing
     /// the sender down.
-    pub(crate) fn offer(&self, frame: Frame) -> Offer {
-        self.offer_corked(frame, cork::current())
-    }
-
-    /// [`Outbox::offer`], for a publisher that looked up the [`current`] cork once for all its
-    /// subscribers.
-    pub(crate) fn offer_corked(&self, frame: Frame, cork: Option<u32>) -> Offer {
+    fn offer(&self, frame: Frame) -> Offer {
+        let cork = cork::current();
         let mut out = match self.admit() {
             Ok(out) => out,
             Err(refused) => return refused,
         };
         let wake = if let Some(thread) = cork.filter(|_| out.cork_slot == NOT_CORKED && out.frames.is_empty()) {
             // The pass's first frame for this connection waits in the cork, not in the queue.
-            out.cork_slot = cork::hold(self.shared.clone(), frame);
+            out.cork_slot = cork::hold(self.me.upgrade().expect("a live connection offers"), frame);
             out.cork_thread = thread;
             false
         } else if cork.is_some_and(|thread| out.cork_slot != NOT_CORKED && out.cork_thread == thread) {
@@ -430,27 +418,13 @@ impl Outbox {
         };
         drop(out);
         if wake {
-            self.shared.waker.wake();
+            self.waker.wake();
         }
         Offer::Queued
     }
 
-    /// The queue, if it takes one more item; else why not (a full queue asks for the close).
-    fn admit(&self) -> Result<MutexGuard<'_, Out>, Offer> {
-        let out = self.shared.out();
-        if out.closed || out.gone {
-            return Err(Offer::Closed);
-        }
-        if out.queued() >= out.capacity {
-            drop(out);
-            self.shared.request_close(close::SLOW_CONSUMER);
-            return Err(Offer::Overflowed);
-        }
-        Ok(out)
-    }
-
     /// Queues a value for the session's `on_info`, with the same bound as frames.
-    pub(crate) fn offer_info(&self, info: Info) -> Offer {
+    fn offer_info(&self, info: Info) -> Offer {
         let mut out = match self.admit() {
             Ok(out) => out,
             Err(refused) => return refused,
@@ -459,19 +433,13 @@ impl Outbox {
         out.infos.push_back(info);
         drop(out);
         if was_empty {
-            self.shared.waker.wake();
+            self.waker.wake();
         }
         Offer::Queued
     }
 
-    /// Asks the connection to close with `code`; the first request wins.
-    #[cfg(test)]
-    pub(crate) fn close(&self, code: u16) {
-        self.shared.request_close(code);
-    }
-
-    pub(crate) fn is_closed(&self) -> bool {
-        self.shared.out().closed
+    fn is_closed(&self) -> bool {
+        self.out().closed
     }
 }
 
@@ -491,10 +459,8 @@ impl Inbox {
         if let Some(code) = self.close_requested() {
             return Poll::Ready(Ready::Close(code));
         }
-        if !out.frames.is_empty() {
-            if out.wire.is_none() {
-                return Poll::Ready(Ready::Frames);
-            }
+        // Without a socket (a test's queue) frames wait to be popped.
+        if !out.frames.is_empty() && out.wire.is_some() {
             match out.poll_write_out(cx) {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(e)) => {
@@ -632,14 +598,10 @@ impl Inbox {
         self.shared.out().discard_unsent();
     }
 
-    /// Takes the oldest queued frame, else the oldest info (for tests and [`crate::view`]'s
-    /// test client, which have no socket).
-    pub(crate) fn pop(&self) -> Option<Outbound> {
-        let mut out = self.shared.out();
-        if let Some(frame) = out.frames.pop_front() {
-            return Some(Outbound::Frame(frame));
-        }
-        out.infos.pop_front().map(Outbound::Info)
+    /// Takes the oldest queued frame (for tests, which have no socket).
+    #[cfg(test)]
+    pub(crate) fn pop(&self) -> Option<Frame> {
+        self.shared.out().frames.pop_front()
     }
 }
 
@@ -814,8 +776,6 @@ impl<F: Future> Future for Corked<F> {
 
 /// The current thread's cork: the queues that got frames during the pass, to write when it ends.
 /// Thread-local because a pass is one poll of one task, which never leaves its thread.
-pub(crate) use cork::current;
-
 mod cork {
     use super::*;
 
@@ -840,7 +800,7 @@ mod cork {
     }
 
     /// The current thread's cork, if a pass is running on it.
-    pub(crate) fn current() -> Option<u32> {
+    pub(super) fn current() -> Option<u32> {
         CORK.with(|c| {
             let c = c.borrow();
             (c.depth > 0).then_some(c.id)
@@ -956,7 +916,7 @@ mod tests {
         assert_eq!(outbox.offer(Frame::text("2")), Offer::Queued);
         assert_eq!(outbox.offer(Frame::text("3")), Offer::Overflowed);
         assert!(matches!(inbox.ready().await, Ready::Close(close::SLOW_CONSUMER)));
-        assert!(matches!(inbox.pop(), Some(Outbound::Frame(f)) if f == Frame::text("1")));
+        assert!(matches!(inbox.pop(), Some(f) if f == Frame::text("1")));
         drop(inbox);
         assert_eq!(outbox.offer(Frame::text("4")), Offer::Closed);
         assert!(outbox.is_closed());
@@ -964,9 +924,9 @@ mod tests {
 
     #[tokio::test]
     async fn first_close_code_wins() {
-        let (outbox, inbox) = outbox(1);
-        outbox.close(close::RESTART);
-        outbox.close(close::SLOW_CONSUMER);
+        let (_outbox, inbox) = outbox(1);
+        inbox.close(close::RESTART);
+        inbox.close(close::SLOW_CONSUMER);
         assert!(matches!(inbox.ready().await, Ready::Close(close::RESTART)));
     }
 
@@ -991,8 +951,8 @@ mod tests {
         .await;
         assert!(during && !cork::active());
         assert_eq!(inbox.shared.out().cork_slot, NOT_CORKED);
-        assert!(matches!(inbox.pop(), Some(Outbound::Frame(f)) if f.as_text() == Some("a")));
-        assert!(matches!(inbox.pop(), Some(Outbound::Frame(f)) if f.as_text() == Some("b")));
+        assert!(matches!(inbox.pop(), Some(f) if f.as_text() == Some("a")));
+        assert!(matches!(inbox.pop(), Some(f) if f.as_text() == Some("b")));
     }
 
     #[tokio::test]
@@ -1006,7 +966,7 @@ mod tests {
         })
         .await;
         for i in 0..count {
-            let Some(Outbound::Frame(f)) = inbox.pop() else { panic!("frame {i}") };
+            let Some(f) = inbox.pop() else { panic!("frame {i}") };
             assert_eq!(f.as_text(), Some(i.to_string().as_str()));
         }
         assert!(inbox.pop().is_none());
@@ -1025,7 +985,7 @@ mod tests {
         .await;
         for (_, inbox) in &queues {
             for i in 0..3 {
-                let Some(Outbound::Frame(f)) = inbox.pop() else { panic!("frame {i}") };
+                let Some(f) = inbox.pop() else { panic!("frame {i}") };
                 assert_eq!(f.as_text(), Some(i.to_string().as_str()));
             }
         }

@@ -1,5 +1,6 @@
-//! The WebSocket connection loop: one task per connection that reads events, runs the session,
-//! pings, and closes with the right code.
+//! A WebSocket connection as a [`Link`]: it reads messages for the session loop, pings, watches
+//! its writes, and closes with the right code. The session loop itself is transport-free
+//! ([`crate::session`]).
 //!
 //! Writing is not this task's job in the common case: frames go out from whoever sends them
 //! (see [`super::outbox`]), and the task only finishes writes that found the socket full. It
@@ -25,9 +26,8 @@ use tungstenite::Message;
 use tungstenite::protocol::CloseFrame;
 
 use super::outbox::{Inbox, Io, Ready, Stall};
-use super::{Frame, Inbound};
-use crate::protocol::close;
-use crate::session::{Context, Session};
+use crate::link::{Link, Next};
+use crate::protocol::{Frame, Inbound, close};
 
 /// tungstenite's own state machine over our [`Io`], with no async adapter between them: `Io`
 /// answers `WouldBlock` and wakes the task through its inbox's waker.
@@ -41,12 +41,21 @@ pub(crate) struct Connection {
     pub(crate) max_message_bytes: usize,
     pub(crate) close_timeout: Duration,
     pub(crate) write_timeout: Duration,
+    /// The client sent something since the last ping (the heartbeat comes from the endpoint's
+    /// one timer, see `Registry`, through the inbox).
+    pub(crate) heard_since_ping: bool,
+    /// The socket is gone: only what was already read is still handled.
+    pub(crate) draining: bool,
+    /// Armed only while a write is stalled, so an idle connection holds no timer.
+    pub(crate) deadline: Option<Deadline>,
+    /// How the transport decided to end, once `next` answered `None`. Boxed: rarely set.
+    pub(crate) closing: Option<Box<Closing>>,
 }
 
 /// How a connection ends: the close frame to send, whether what is still queued goes out
 /// first (the session's own last words) or is dropped (a slow consumer, a shutdown), and what
 /// the server waits for before it drops the TCP connection.
-struct Closing {
+pub(crate) struct Closing {
     code: u16,
     reason: Cow<'static, str>,
     flush: bool,
@@ -66,166 +75,121 @@ enum After {
 }
 
 impl Closing {
-    fn flushed((code, reason): (u16, Cow<'static, str>)) -> Option<Self> {
-        Some(Self { code, reason, flush: true, after: After::Handshake })
+    fn flushed((code, reason): (u16, Cow<'static, str>)) -> Option<Box<Self>> {
+        Some(Box::new(Self { code, reason, flush: true, after: After::Handshake }))
     }
 
     /// A protocol violation: the replies already due, the close frame, and TCP closed.
-    fn failed(code: u16, reason: Cow<'static, str>) -> Option<Self> {
-        Some(Self { code, reason, flush: true, after: After::Fail })
+    fn failed(code: u16, reason: Cow<'static, str>) -> Option<Box<Self>> {
+        Some(Box::new(Self { code, reason, flush: true, after: After::Fail }))
     }
 
-    fn dropping(code: u16, after: After) -> Option<Self> {
-        Some(Self { code, reason: Cow::Borrowed(reason_for(code)), flush: false, after })
+    fn dropping(code: u16, after: After) -> Option<Box<Self>> {
+        Some(Box::new(Self { code, reason: Cow::Borrowed(reason_for(code)), flush: false, after }))
     }
 }
 
-impl Connection {
-    /// Runs the connection to its end.
-    ///
-    /// Not an `async fn`: those store their by-value arguments twice in their state
-    /// (rust-lang/rust#62958), which costs every idle connection about 600 bytes. An
-    /// `async move` block uses what it captured in place.
-    #[allow(clippy::manual_async_fn)] // deliberate: see above
-    pub(crate) fn run<S: Session>(mut self, mut session: S, mut ctx: Context) -> impl Future<Output = ()> + Send {
-        async move {
-            let closing = self.drive(&mut session, &mut ctx).await;
-            Box::pin(session.on_leave(&mut ctx)).await;
-            ctx.end();
-            Box::pin(self.close(closing)).await;
-        }
-    }
-
-    async fn close(self, closing: Option<Closing>) {
-        let Connection { socket, inbox, close_timeout, .. } = self;
-        if let Some(Closing { code, reason, flush, after }) = closing {
-            if !flush {
-                inbox.discard_unsent();
-            }
-            let timeout = if after == After::Abort { Duration::ZERO } else { close_timeout };
-            close_gracefully(socket, &inbox, code, reason, after, timeout).await;
-        }
-        drop(inbox);
-    }
-
-    async fn drive<S: Session>(&mut self, session: &mut S, ctx: &mut Context) -> Option<Closing> {
-        if let Err(e) = Box::pin(session.on_join(ctx)).await {
-            ctx.send_pushed();
-            return Closing::flushed(failed(e));
-        }
-        ctx.send_pushed();
-
-        // The heartbeat comes from the endpoint's one timer (see `Registry`), through the inbox.
-        let mut heard_since_ping = true;
-        // Armed only while a write is stalled, so an idle connection holds no timer.
-        let mut deadline: Option<Deadline> = None;
-
+impl Link for Connection {
+    async fn next(&mut self) -> Option<Next> {
         loop {
-            if let Some(c) = ctx.take_close() {
-                return Closing::flushed(c);
+            if self.draining {
+                // What the client sent before it went is still handled; replies go nowhere.
+                // Never waits: without a socket, reads end with what was buffered.
+                match next(&mut self.socket, &self.inbox, self.max_message_bytes).await {
+                    Received::Data(message) => return Some(Next::Message(message)),
+                    Received::Control => continue,
+                    Received::Closed | Received::End(_) => return None,
+                }
             }
-            // A connection with work always ready (a flood of messages or infos) still lets the
-            // worker thread serve others: this yields once tokio's budget for the task is spent.
-            tokio::task::coop::consume_budget().await;
             tokio::select! {
                 biased;
                 ready = self.inbox.ready() => match ready {
-                    Ready::Close(code) => return Closing::dropping(code, After::Handshake),
+                    Ready::Info(info) => return Some(Next::Info(info)),
+                    Ready::Close(code) => return self.end(Closing::dropping(code, After::Handshake)),
                     Ready::Ping => {
-                        if !heard_since_ping {
+                        if !self.heard_since_ping {
                             // Not heard from in a whole period: no reply to wait for either.
-                            return Closing::dropping(close::HEARTBEAT_TIMEOUT, After::Fail);
+                            return self.end(Closing::dropping(close::HEARTBEAT_TIMEOUT, After::Fail));
                         }
-                        heard_since_ping = false;
+                        self.heard_since_ping = false;
                         // Written by the next turn of the loop, behind what is queued.
                         self.inbox.push_control(Frame::ping());
                     }
                     Ready::Stalled(progress) => {
-                        if deadline.is_none() {
-                            deadline = Some(Deadline::new(self.write_timeout, progress));
+                        if self.deadline.is_none() {
+                            self.deadline = Some(Deadline::new(self.write_timeout, progress));
                         }
                     }
-                    // A socket that is gone ends the connection, whatever is queued for it. (A
-                    // connection's queue never answers `Frames`: only a queue without a socket.)
-                    Ready::Gone | Ready::Frames => {
-                        // What the client sent before it went is still handled; replies go nowhere.
-                        Box::pin(self.finish_reading(session, ctx)).await;
-                        return None;
-                    }
-                    Ready::Info(info) => {
-                        let result = Box::pin(session.on_info(ctx, info)).await;
-                        // What the handler pushed before failing still goes out first.
-                        ctx.send_pushed();
-                        if let Err(e) = result {
-                            return Closing::flushed(failed(e));
-                        }
-                    }
+                    // A socket that is gone ends the connection, whatever is queued for it.
+                    Ready::Gone => self.draining = true,
                 },
-                () = expired(&mut deadline) => {
-                    let Some(armed) = deadline.as_mut() else { continue };
+                () = expired(&mut self.deadline) => {
+                    let Some(armed) = self.deadline.as_mut() else { continue };
                     match self.inbox.stall(armed.progress) {
-                        Stall::Cleared => deadline = None,
+                        Stall::Cleared => self.deadline = None,
                         Stall::Progressed(progress) => armed.restart(self.write_timeout, progress),
                         Stall::Stuck => {
                             tracing::debug!("closing a connection whose socket took no bytes for the write timeout");
-                            return Closing::dropping(close::SLOW_CONSUMER, After::Abort);
+                            return self.end(Closing::dropping(close::SLOW_CONSUMER, After::Abort));
                         }
                     }
                 }
                 received = next(&mut self.socket, &self.inbox, self.max_message_bytes) => {
-                    heard_since_ping = true;
-                    let inbound = match received {
-                        Received::Data(inbound) => inbound,
-                        Received::Control => continue,
+                    self.heard_since_ping = true;
+                    match received {
+                        Received::Data(message) => return Some(Next::Message(message)),
+                        Received::Control => {}
                         Received::End(None) => {
-                            // The client's end of the stream: a half-closed client still gets
-                            // the replies already due, within the close timeout (a client that
-                            // is gone ends this at once: its writes fail).
+                            // The client's end of the stream: a half-closed client still
+                            // gets the replies already due, within the close timeout (a
+                            // client that is gone ends this at once: its writes fail).
                             let flush = self.inbox.flushed();
                             let _ = Box::pin(tokio::time::timeout(self.close_timeout, flush)).await;
                             return None;
                         }
-                        Received::End(closing) => return closing,
+                        Received::End(closing) => return self.end(closing),
                         Received::Closed => {
-                            // tungstenite queued the close reply behind the replies already due;
-                            // they all go out before the socket is dropped, completing the handshake.
+                            // tungstenite queued the close reply behind the replies already
+                            // due; they all go out before the socket is dropped, completing
+                            // the handshake.
                             let inbox = &self.inbox;
                             let flush = flushed(&mut self.socket, inbox).then(|_| inbox.flushed());
                             let _ = Box::pin(tokio::time::timeout(self.close_timeout, flush)).await;
                             return None;
                         }
-                    };
-                    let result = Box::pin(session.on_message(ctx, inbound)).await;
-                    ctx.send_pushed();
-                    if let Err(e) = result {
-                        return Closing::flushed(failed(e));
                     }
                 }
             }
         }
     }
 
-    /// Handles the messages already read from a socket that is gone. Never waits: without a
-    /// socket, reads end with what was buffered.
-    async fn finish_reading<S: Session>(&mut self, session: &mut S, ctx: &mut Context) {
-        loop {
-            match next(&mut self.socket, &self.inbox, self.max_message_bytes).await {
-                Received::Data(inbound) => {
-                    if Box::pin(session.on_message(ctx, inbound)).await.is_err() {
-                        return;
-                    }
-                    ctx.send_pushed();
+    fn close(self, requested: Option<(u16, Cow<'static, str>)>) -> impl Future<Output = ()> + Send {
+        let Connection { socket, inbox, close_timeout, closing, .. } = self;
+        async move {
+            if let Some(closing) = requested.map_or(closing, Closing::flushed) {
+                let Closing { code, reason, flush, after } = *closing;
+                if !flush {
+                    inbox.discard_unsent();
                 }
-                Received::Control => {}
-                Received::Closed | Received::End(_) => return,
+                let timeout = if after == After::Abort { Duration::ZERO } else { close_timeout };
+                close_gracefully(socket, &inbox, code, reason, after, timeout).await;
             }
+            drop(inbox);
         }
+    }
+}
+
+impl Connection {
+    /// Ends the loop, remembering how to close.
+    fn end(&mut self, closing: Option<Box<Closing>>) -> Option<Next> {
+        self.closing = closing;
+        None
     }
 }
 
 /// The write deadline of a stalled connection: the progress seen when it was set, and its timer
 /// (boxed: only a stalled connection pays for one).
-struct Deadline {
+pub(crate) struct Deadline {
     timer: std::pin::Pin<Box<tokio::time::Sleep>>,
     progress: u32,
 }
@@ -257,7 +221,7 @@ enum Received {
     /// The client sent its close frame.
     Closed,
     /// The connection ends: with this close frame, or without one.
-    End(Option<Closing>),
+    End(Option<Box<Closing>>),
 }
 
 fn received(message: Option<tungstenite::Result<Message>>, max_message_bytes: usize) -> Received {
@@ -336,13 +300,6 @@ fn flushed<'a>(socket: &'a mut WebSocket, inbox: &'a Inbox) -> impl Future<Outpu
 /// `Io` answers `WouldBlock` where an async stream would be pending.
 fn would_block(e: &tungstenite::Error) -> bool {
     matches!(e, tungstenite::Error::Io(e) if e.kind() == io::ErrorKind::WouldBlock)
-}
-
-fn failed(e: crate::SessionError) -> (u16, Cow<'static, str>) {
-    if let Some(source) = e.source() {
-        tracing::error!(error = %source, "live session failed");
-    }
-    (e.code(), Cow::Owned(e.reason().to_owned()))
 }
 
 fn reason_for(code: u16) -> &'static str {

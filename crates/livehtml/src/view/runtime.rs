@@ -10,11 +10,10 @@ use futures_util::future::BoxFuture;
 
 use super::token::{Claims, Signer};
 use super::{DynView, LiveView, Mount, ViewError};
-use crate::protocol::{Event, Fragment, Html, Swap, close};
+use crate::protocol::{Event, Fragment, Frame, Html, Swap, close};
 use crate::pubsub::{Info, PubSub};
 use crate::render::{Fingerprints, Patch, Rendered};
 use crate::session::{Context, Session, SessionError};
-use crate::transport::Frame;
 
 /// The event name livehtml.js sends to navigate; its `url` value is the target.
 pub(crate) const NAV_EVENT: &str = "lh:nav";

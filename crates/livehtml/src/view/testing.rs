@@ -1,15 +1,55 @@
 //! The test client: drive a live view in process, without a browser or a socket.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::HeaderMap;
 
 use super::ViewError;
 use super::runtime::{Routes, ViewSession};
-use crate::protocol::{Dialect, Event, ParseLimits, Values};
+use crate::protocol::{Dialect, Event, Frame, ParseLimits, Values};
+use crate::pubsub::{Info, Offer, Subscriber};
 use crate::session::Context;
-use crate::transport::outbox::{Inbox, Outbound, Ready, outbox};
+
+/// The test page's connection: what topics and timers send it waits here to be taken.
+#[derive(Debug, Default)]
+struct Mailbox {
+    items: Mutex<VecDeque<Result<Frame, Info>>>,
+    arrived: tokio::sync::Notify,
+}
+
+impl Mailbox {
+    fn put(&self, item: Result<Frame, Info>) -> Offer {
+        self.items.lock().unwrap_or_else(|e| e.into_inner()).push_back(item);
+        self.arrived.notify_one();
+        Offer::Queued
+    }
+
+    async fn take(&self) -> Result<Frame, Info> {
+        loop {
+            let arrived = self.arrived.notified();
+            if let Some(item) = self.items.lock().unwrap_or_else(|e| e.into_inner()).pop_front() {
+                return item;
+            }
+            arrived.await;
+        }
+    }
+}
+
+impl Subscriber for Mailbox {
+    fn offer(&self, frame: Frame) -> Offer {
+        self.put(Ok(frame))
+    }
+
+    fn offer_info(&self, info: Info) -> Offer {
+        self.put(Err(info))
+    }
+
+    fn is_closed(&self) -> bool {
+        false
+    }
+}
 
 /// A live view mounted in process, as a connected page would have it: send events, follow
 /// navigation, receive topic messages, and look at the HTML and at what would have been sent.
@@ -39,17 +79,17 @@ use crate::transport::outbox::{Inbox, Outbound, Ready, outbox};
 pub struct ViewTest<St> {
     session: ViewSession<St>,
     ctx: Context,
-    inbox: Inbox,
+    mailbox: Arc<Mailbox>,
 }
 
 impl<St: Clone + Send + Sync + 'static> ViewTest<St> {
     pub(crate) async fn start(routes: Arc<Routes<St>>, url: &str) -> Result<Self, ViewError> {
-        let (out, inbox) = outbox(4096);
-        let mut ctx = Context::new(0, out, routes.pubsub.clone(), ParseLimits::default());
+        let mailbox = Arc::new(Mailbox::default());
+        let mut ctx = Context::new(0, mailbox.clone(), routes.pubsub.clone(), ParseLimits::default());
         let mut session = ViewSession::new(routes, None, HeaderMap::new(), true);
         session.start(&mut ctx, url).await?;
         ctx.take_frames();
-        Ok(Self { session, ctx, inbox })
+        Ok(Self { session, ctx, mailbox })
     }
 
     /// The view's current HTML.
@@ -95,12 +135,9 @@ impl<St: Clone + Send + Sync + 'static> ViewTest<St> {
     /// handle it, and returns what the page would have been sent. Frames published to the
     /// view's topics are returned as they are. `None` when nothing arrived in time.
     pub async fn next_message(&mut self, timeout: Duration) -> Option<String> {
-        let info = match tokio::time::timeout(timeout, self.inbox.ready()).await.ok()? {
-            Ready::Info(info) => info,
-            _ => match self.inbox.pop()? {
-                Outbound::Frame(frame) => return Some(frame.as_text().unwrap_or_default().to_owned()),
-                Outbound::Info(info) => info,
-            },
+        let info = match tokio::time::timeout(timeout, self.mailbox.take()).await.ok()? {
+            Err(info) => info,
+            Ok(frame) => return Some(frame.as_text().unwrap_or_default().to_owned()),
         };
         let _ = self.session.info(&mut self.ctx, info).await;
         Some(self.take_sent())

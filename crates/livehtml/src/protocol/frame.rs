@@ -2,7 +2,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tungstenite::protocol::frame::FrameHeader;
 use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 
-use crate::protocol::Fragment;
+use super::Fragment;
 
 /// One WebSocket message, encoded for the wire once and cheap to clone: a broadcast is framed
 /// once and every subscriber's socket is written from the same bytes.

@@ -1,0 +1,33 @@
+//! The transport-neutral connection interface: what the session loop needs of one page's
+//! connection, whatever carries it (a WebSocket; an SSE stream with POSTs).
+//!
+//! The session loop ([`crate::session`]) asks a [`Link`] for the next message from the page or
+//! info for the session, runs the handler, and offers what it pushed through the connection's
+//! [`crate::pubsub::Subscriber`]. The transport keeps to itself how it reads, writes, pings and
+//! closes; it ends the loop by answering `None`.
+
+use std::borrow::Cow;
+use std::future::Future;
+
+use crate::protocol::Inbound;
+use crate::pubsub::Info;
+
+/// One page's connection, as the session loop drives it.
+pub(crate) trait Link: Send {
+    /// The next thing for the session; `None` once the connection ended (the transport knows
+    /// why, and how to close).
+    fn next(&mut self) -> impl Future<Output = Option<Next>> + Send + '_;
+
+    /// Ends the connection: with the session's own close request (`Some`: code and reason, after
+    /// what it pushed), or as the transport decided when `next` answered `None`.
+    fn close(self, requested: Option<(u16, Cow<'static, str>)>) -> impl Future<Output = ()> + Send;
+}
+
+/// What the connection brought.
+#[derive(Debug)]
+pub(crate) enum Next {
+    /// A data message from the page.
+    Message(Inbound),
+    /// A value from a topic or a timer, for `on_info`.
+    Info(Info),
+}

@@ -1,0 +1,33 @@
+//! What a topic delivers to: one connection's queue, whatever its transport. Transports
+//! implement [`Subscriber`]; pubsub and the session loop see only this.
+
+use std::sync::Arc;
+
+use super::Info;
+use crate::protocol::Frame;
+
+/// One connection's outbound side, as a topic and a session see it.
+///
+/// Offers never wait. A queue that is full asks its connection to close as a slow consumer and
+/// answers [`Offer::Overflowed`]; a connection that ended answers [`Offer::Closed`].
+pub(crate) trait Subscriber: Send + Sync + std::fmt::Debug {
+    /// Sends `frame` to the page (written at once where the transport can, else queued).
+    fn offer(&self, frame: Frame) -> Offer;
+    /// Queues `info` for the session's `on_info`.
+    fn offer_info(&self, info: Info) -> Offer;
+    /// Whether the connection ended (its subscriptions can be forgotten).
+    fn is_closed(&self) -> bool;
+}
+
+/// A shared handle on a connection's [`Subscriber`]: what topics hold.
+pub(crate) type SubscriberRef = Arc<dyn Subscriber>;
+
+/// What happened to an offered frame or info.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Offer {
+    Queued,
+    /// The queue was full: the connection is being closed as a slow consumer.
+    Overflowed,
+    /// The connection is gone.
+    Closed,
+}

@@ -21,12 +21,15 @@
 //!
 //! The socket's write readiness has one waker slot. A non-blocking write from a publisher
 //! registers a no-op waker, so a publisher that leaves bytes behind hands the queue to the task
-//! (`task_owns`) and wakes it; until the queue is empty again only the task writes.
+//! (`Writer::Task`) and wakes it; until the queue is empty again only the task writes.
+//!
+//! The module's parts: this file (the queue, its close signal, what the task is told), `write`
+//! (the write engine), `stream` (the stream tungstenite reads through), `cork` (corked passes),
+//! `registry` (one heartbeat and shutdown switch for many connections).
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::Future;
-use std::io::{self, IoSlice};
+
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -39,6 +42,16 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use crate::protocol::{Frame, close};
 use crate::pubsub::{Info, Offer, Subscriber, SubscriberRef};
 
+mod cork;
+mod registry;
+mod stream;
+mod write;
+
+pub(crate) use cork::Corked;
+pub(crate) use registry::Registry;
+pub(crate) use stream::Io;
+use stream::READ_BUFFER;
+
 /// The socket under the WebSocket protocol.
 pub(crate) type Wire = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
 
@@ -47,20 +60,23 @@ pub(crate) type Wire = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
 /// deliveries/s here, 256 gave 3.1 M (BENCHMARKS.md).
 const BATCH: usize = 256;
 
-const NOT_CORKED: u32 = u32::MAX;
+/// Who may write a connection's queue to its socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Writer {
+    /// Whoever holds the lock (a publisher, the task): the queue is empty or being written.
+    Anyone,
+    /// The task has been told to finish writing; nobody else writes until the queue is empty.
+    Task,
+    /// The first frame of a corked pass waits in the cork of thread `thread`, at `slot` of its
+    /// list. Until the pass ends nothing is written here, so that frame goes out first.
+    /// `then_task`: the task owns the queue once the pass ends (it was told to write).
+    Corked { slot: u32, thread: u32, then_task: bool },
+}
 
 /// The connection task's half. Dropping it closes the queue to publishers.
 #[derive(Debug)]
 pub(crate) struct Inbox {
     shared: Arc<Shared>,
-}
-
-/// The stream tungstenite reads from and writes its control frames to. Its writes join the
-/// same queue as everything else, so frames never interleave on the wire.
-#[derive(Debug)]
-pub(crate) struct Io {
-    shared: Arc<Shared>,
-    waker: Waker,
 }
 
 /// One connection's queue and socket: the [`Subscriber`] that topics and the session offer to.
@@ -82,14 +98,7 @@ struct Out {
     infos: VecDeque<Info>,
     capacity: usize,
     closed: bool,
-    /// Where this connection's first frame of the current corked pass waits in that thread's
-    /// cork list ([`NOT_CORKED`] if it does not). Until the pass ends nothing is written here,
-    /// so that frame goes out first.
-    cork_slot: u32,
-    /// Which thread's cork that is ([`cork::current`]).
-    cork_thread: u32,
-    /// The task has been told to finish writing; nobody else writes until the queue is empty.
-    task_owns: bool,
+    writer: Writer,
     /// The socket; `None` for a queue that never had one (tests), or once `gone`.
     wire: Option<Wire>,
     /// The peer is gone (a write failed) or the connection dropped its socket: nothing is
@@ -156,9 +165,7 @@ pub(crate) fn attach(capacity: usize, wire: Option<Wire>) -> (SubscriberRef, Inb
             infos: VecDeque::new(),
             capacity: capacity.max(1),
             closed: false,
-            cork_slot: NOT_CORKED,
-            cork_thread: 0,
-            task_owns: false,
+            writer: Writer::Anyone,
             wire,
             gone: false,
             progress: 0,
@@ -178,181 +185,17 @@ impl Out {
         self.frames.len() + self.infos.len()
     }
 
-    /// Writes queued frames, up to [`BATCH`] a syscall, until the queue is empty (`Ready(Ok)`)
-    /// or the socket is full (`Pending`, with `cx` registered). Without a socket, `Pending`.
-    ///
-    /// `Pending` hands the queue to the connection's task (`task_owns`): whoever gets it either
-    /// is that task, or wakes it.
-    fn poll_write_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let written = self.write_queued(cx);
-        if written.is_pending() {
-            self.task_owns = true;
-        }
-        written
+    /// Whether a pass holds this connection's first frame in its cork.
+    fn corked(&self) -> bool {
+        matches!(self.writer, Writer::Corked { .. })
     }
 
-    fn write_queued(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.cork_slot != NOT_CORKED {
-            // The pass's first frame is still in the cork; its end wakes the task, which
-            // owns the queue from here (see `poll_write_out`) and writes it.
-            return Poll::Pending;
+    /// The cork slot, if the pass on `thread` holds this connection's first frame.
+    fn corked_on(&self, thread: u32) -> Option<u32> {
+        match self.writer {
+            Writer::Corked { slot, thread: t, .. } if t == thread => Some(slot),
+            _ => None,
         }
-        if self.gone {
-            // No socket will come back: a waiter must end, not wait.
-            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
-        }
-        let Out { frames, written, wire, progress, .. } = self;
-        let Some(wire) = wire.as_mut() else {
-            return if frames.is_empty() { Poll::Ready(Ok(())) } else { Poll::Pending };
-        };
-        while !frames.is_empty() {
-            let mut slices = [IoSlice::new(&[]); BATCH];
-            let mut count = 0;
-            for (slot, frame) in slices.iter_mut().zip(frames.iter()) {
-                let bytes = frame.wire();
-                *slot = IoSlice::new(if count == 0 { &bytes[*written..] } else { bytes });
-                count += 1;
-            }
-            // One frame is the common case (a closed-loop broadcast): `write` costs the kernel
-            // less than a one-element `writev`.
-            let wrote = if count == 1 {
-                Pin::new(&mut *wire).poll_write(cx, &slices[0])
-            } else {
-                Pin::new(&mut *wire).poll_write_vectored(cx, &slices[..count])
-            };
-            let mut n = match wrote {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Poll::Ready(Ok(n)) => n,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-            };
-            *progress = progress.wrapping_add(1);
-            while n > 0 {
-                let left = frames[0].wire().len() - *written;
-                if n < left {
-                    *written += n;
-                    break;
-                }
-                n -= left;
-                *written = 0;
-                frames.pop_front();
-            }
-        }
-        // An idle connection keeps no buffer: a burst's queue is given back once written.
-        *frames = VecDeque::new();
-        self.task_owns = false;
-        Poll::Ready(Ok(()))
-    }
-
-    /// Writes what it can without waiting, as someone other than the connection's task.
-    /// Returns whether the task must be woken to finish.
-    fn write_now(&mut self) -> bool {
-        if self.task_owns || self.frames.is_empty() {
-            return false;
-        }
-        match outside_budget(|cx| self.poll_write_out(cx)) {
-            Poll::Ready(Ok(())) => false,
-            Poll::Ready(Err(e)) => {
-                self.gone(&e);
-                true
-            }
-            // The no-op waker now sits in the socket's write slot: the task takes over.
-            Poll::Pending => true,
-        }
-    }
-
-    /// Writes `frame`, which nothing is queued before, straight from its shared bytes: no
-    /// queue, no allocation, unless the socket does not take it whole. Returns whether the task
-    /// must be woken to finish.
-    fn write_single(&mut self, frame: Frame) -> bool {
-        debug_assert!(self.frames.is_empty() && !self.task_owns && self.cork_slot == NOT_CORKED);
-        if self.gone {
-            // The peer went while the frame waited in a cork: nobody to write it to.
-            return false;
-        }
-        let Some(wire) = self.wire.as_mut() else {
-            self.frames.push_back(frame);
-            return true;
-        };
-        match outside_budget(|cx| Pin::new(wire).poll_write(cx, frame.wire())) {
-            Poll::Ready(Ok(n)) if n == frame.wire().len() => false,
-            Poll::Ready(Ok(0)) => {
-                self.gone(&io::ErrorKind::WriteZero.into());
-                true
-            }
-            Poll::Ready(Ok(n)) => {
-                self.written = n;
-                self.frames.push_back(frame);
-                self.task_owns = true;
-                true
-            }
-            Poll::Pending => {
-                self.frames.push_back(frame);
-                self.task_owns = true;
-                true
-            }
-            Poll::Ready(Err(e)) => {
-                self.gone(&e);
-                true
-            }
-        }
-    }
-
-    /// The pass that held `first` ended (or its queue grew to a batch): `first` goes in front
-    /// of what the pass queued behind it, and out. Returns whether the task must be woken.
-    fn uncork(&mut self, first: Frame) -> bool {
-        self.cork_slot = NOT_CORKED;
-        if self.gone {
-            return false;
-        }
-        if self.frames.is_empty() && !self.task_owns {
-            return self.write_single(first);
-        }
-        // Nothing was written while corked, so no frame in the queue is partly written.
-        self.frames.push_front(first);
-        self.task_owns || self.write_now()
-    }
-
-    /// The peer is gone: drop the socket (the reader sees the end of the stream) and the queue,
-    /// and refuse everything from now on. Whoever finds this wakes the task, whose next
-    /// [`Inbox::poll_ready`] answers [`Ready::Gone`].
-    fn gone(&mut self, e: &io::Error) {
-        tracing::debug!(error = %e, "websocket write failed");
-        self.drop_wire();
-    }
-
-    fn drop_wire(&mut self) {
-        self.gone = true;
-        self.wire = None;
-        self.frames = VecDeque::new();
-        self.written = 0;
-    }
-
-    /// Drops queued frames no byte of which was written (a partly written one is kept so the
-    /// stream stays well-formed), before a close that should not wait for them.
-    fn discard_unsent(&mut self) {
-        let keep = usize::from(self.written > 0);
-        self.frames.truncate(keep);
-        self.infos.clear();
-    }
-}
-
-/// Runs `write` with a no-op waker, outside tokio's cooperative budget.
-///
-/// A publisher writes to a thousand sockets in one go. Inside a task, tokio allows 128 I/O
-/// operations per poll and then answers `Pending` to force a yield; here that would push every
-/// later subscriber's write to its own task, the very wake-ups this module avoids. The budget is
-/// for fairness between tasks: a publisher's writes are bounded by its subscribers.
-fn outside_budget<T>(write: impl FnOnce(&mut Context<'_>) -> Poll<T>) -> Poll<T> {
-    let mut write = Some(write);
-    let mut cx = Context::from_waker(Waker::noop());
-    let unconstrained = tokio::task::coop::unconstrained(std::future::poll_fn(|cx| {
-        let write = write.take().expect("polled once");
-        Poll::Ready(write(cx))
-    }));
-    match std::pin::pin!(unconstrained).poll(&mut cx) {
-        Poll::Ready(result) => result,
-        Poll::Pending => unreachable!("the closure is always ready"),
     }
 }
 
@@ -394,22 +237,22 @@ impl Subscriber for Shared {
             Ok(out) => out,
             Err(refused) => return refused,
         };
-        let wake = if let Some(thread) = cork.filter(|_| out.cork_slot == NOT_CORKED && out.frames.is_empty()) {
+        let wake = if let Some(thread) = cork.filter(|_| !out.corked() && out.frames.is_empty()) {
             // The pass's first frame for this connection waits in the cork, not in the queue.
-            out.cork_slot = cork::hold(self.me.upgrade().expect("a live connection offers"), frame);
-            out.cork_thread = thread;
+            let slot = cork::hold(self.me.upgrade().expect("a live connection offers"), frame);
+            out.writer = Writer::Corked { slot, thread, then_task: out.writer == Writer::Task };
             false
-        } else if cork.is_some_and(|thread| out.cork_slot != NOT_CORKED && out.cork_thread == thread) {
+        } else if let Some(slot) = cork.and_then(|thread| out.corked_on(thread)) {
             out.frames.push_back(frame);
             // A long pass writes every batch rather than queue it all (and well before the
             // queue's bound, which is for slow clients, not for long passes).
             if out.frames.len() + 1 >= BATCH.min(out.capacity / 2).max(1) {
-                let first = cork::take(out.cork_slot);
+                let first = cork::take(slot);
                 out.uncork(first)
             } else {
                 false
             }
-        } else if out.frames.is_empty() && !out.task_owns && out.cork_slot == NOT_CORKED {
+        } else if out.frames.is_empty() && out.writer == Writer::Anyone {
             out.write_single(frame)
         } else {
             // Behind a backlog (the task writes it), or behind another thread's pass.
@@ -469,7 +312,7 @@ impl Inbox {
                 }
                 // The socket is full (not a pass's cork, which ends by itself): the task starts
                 // the write deadline, once per stall.
-                Poll::Pending if out.cork_slot == NOT_CORKED && !out.watched => {
+                Poll::Pending if !out.corked() && !out.watched => {
                     out.watched = true;
                     return Poll::Ready(Ready::Stalled(out.progress));
                 }
@@ -613,26 +456,6 @@ impl Drop for Inbox {
     }
 }
 
-impl Drop for Io {
-    fn drop(&mut self) {
-        // Closes the TCP connection now, even while a topic or a timer still holds the queue.
-        // (A queue that never had a socket stays as it is: its frames wait to be popped.)
-        let mut out = self.shared.out();
-        if out.wire.is_some() {
-            out.drop_wire();
-        }
-    }
-}
-
-impl Io {
-    /// Runs `f` on the queue with a context whose waker wakes the connection's task (through the
-    /// inbox's waker, which the task registers on every poll).
-    fn with<T>(&self, f: impl FnOnce(&mut Out, &mut Context<'_>) -> T) -> T {
-        let mut cx = Context::from_waker(&self.waker);
-        f(&mut self.shared.out(), &mut cx)
-    }
-}
-
 /// Wakes whichever task last registered with the connection's inbox.
 impl std::task::Wake for Shared {
     fn wake(self: Arc<Self>) {
@@ -641,267 +464,6 @@ impl std::task::Wake for Shared {
 
     fn wake_by_ref(self: &Arc<Self>) {
         self.waker.wake();
-    }
-}
-
-fn would_block<T>(poll: Poll<io::Result<T>>) -> io::Result<T> {
-    match poll {
-        Poll::Ready(result) => result,
-        Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
-    }
-}
-
-/// What one read from a socket can bring: one buffer per thread, shared by its connections.
-const READ_AHEAD: usize = 64 * 1024;
-
-thread_local! {
-    static READ_BUFFER: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_AHEAD].into_boxed_slice());
-}
-
-/// Reads through the thread's buffer, as uWebSockets does: a connection keeps only what
-/// tungstenite has not taken yet, and nothing while idle. (tungstenite's own buffer stays
-/// small, see [`crate::Limits::read_buffer`], and asks for a few bytes at a time; those come
-/// from `unread` without a syscall.)
-impl io::Read for Io {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.with(|out, cx| {
-            // Reading also moves the queue along (the close handshake reads while it writes).
-            if !out.frames.is_empty() {
-                let _ = out.poll_write_out(cx);
-            }
-            if let Some(unread) = out.unread.as_mut() {
-                let n = unread.len().min(buf.len());
-                buf[..n].copy_from_slice(&unread[..n]);
-                bytes::Buf::advance(unread, n);
-                if unread.is_empty() {
-                    out.unread = None;
-                }
-                return Ok(n);
-            }
-            let Some(wire) = out.wire.as_mut() else { return Ok(0) };
-            READ_BUFFER.with(|ahead| {
-                let mut ahead = ahead.borrow_mut();
-                let mut ahead = ReadBuf::new(&mut ahead[..]);
-                would_block(Pin::new(wire).poll_read(cx, &mut ahead))?;
-                let read = ahead.filled();
-                let n = read.len().min(buf.len());
-                buf[..n].copy_from_slice(&read[..n]);
-                if read.len() > n {
-                    out.unread = Some(Bytes::copy_from_slice(&read[n..]));
-                }
-                Ok(n)
-            })
-        })
-    }
-}
-
-impl io::Write for Io {
-    /// tungstenite's own frames (pongs, close frames) join the queue whole.
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.with(|out, cx| {
-            if out.wire.is_none() {
-                return Err(io::ErrorKind::NotConnected.into());
-            }
-            out.frames.push_back(Frame::raw(Bytes::copy_from_slice(buf)));
-            let _ = out.poll_write_out(cx);
-            Ok(buf.len())
-        })
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.with(|out, cx| would_block(out.poll_write_out(cx)))
-    }
-}
-
-/// Every connection of one heartbeat period: one timer pings them all, and a shutdown closes
-/// them all, so a connection holds no timer and no cancellation future of its own.
-#[derive(Debug, Default)]
-pub(crate) struct Registry {
-    connections: Mutex<Vec<Weak<Shared>>>,
-}
-
-impl Registry {
-    pub(crate) fn add(&self, inbox: &Inbox) {
-        self.list().push(Arc::downgrade(&inbox.shared));
-    }
-
-    fn list(&self) -> MutexGuard<'_, Vec<Weak<Shared>>> {
-        self.connections.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Tells every open connection to ping its client, forgetting those that ended.
-    pub(crate) fn tick(&self) {
-        let mut list = self.list();
-        list.retain(|weak| match weak.upgrade() {
-            Some(shared) if !shared.out().closed => {
-                shared.ping_due.store(true, Ordering::Release);
-                shared.waker.wake();
-                true
-            }
-            _ => false,
-        });
-    }
-
-    /// Asks every open connection to close with `code`.
-    pub(crate) fn close_all(&self, code: u16) {
-        for shared in self.list().iter().filter_map(Weak::upgrade) {
-            shared.request_close(code);
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A connection's future, corked: what it publishes while being polled is written to each
-    /// subscriber once, when the poll ends.
-    pub(crate) struct Corked<F> {
-        #[pin]
-        inner: F,
-    }
-}
-
-impl<F> Corked<F> {
-    pub(crate) fn new(inner: F) -> Self {
-        Self { inner }
-    }
-}
-
-impl<F: Future> Future for Corked<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let _cork = cork::Guard::new();
-        self.project().inner.poll(cx)
-    }
-}
-
-/// The current thread's cork: the queues that got frames during the pass, to write when it ends.
-/// Thread-local because a pass is one poll of one task, which never leaves its thread.
-mod cork {
-    use super::*;
-
-    struct Cork {
-        /// This thread's own number, to tell whose cork holds a connection's frame.
-        id: u32,
-        depth: u32,
-        /// Each connection that got frames in this pass, with the first of them (taken out
-        /// when a long pass writes it early).
-        held: Vec<Held>,
-    }
-
-    thread_local! {
-        static CORK: RefCell<Cork> = RefCell::new(Cork {
-            id: {
-                static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
-                NEXT.fetch_add(1, Ordering::Relaxed)
-            },
-            depth: 0,
-            held: Vec::new(),
-        });
-    }
-
-    /// The current thread's cork, if a pass is running on it.
-    pub(super) fn current() -> Option<u32> {
-        CORK.with(|c| {
-            let c = c.borrow();
-            (c.depth > 0).then_some(c.id)
-        })
-    }
-
-    #[cfg(test)]
-    pub(super) fn active() -> bool {
-        current().is_some()
-    }
-
-    /// Holds `frame` for `shared` until the pass ends; returns its slot.
-    pub(super) fn hold(shared: Arc<Shared>, frame: Frame) -> u32 {
-        CORK.with(|c| {
-            let mut c = c.borrow_mut();
-            c.held.push((shared, Some(frame)));
-            u32::try_from(c.held.len() - 1).expect("fewer than 4 billion subscribers in a pass")
-        })
-    }
-
-    /// Takes back the frame held in `slot`.
-    pub(super) fn take(slot: u32) -> Frame {
-        CORK.with(|c| c.borrow_mut().held[slot as usize].1.take()).expect("a held frame is taken once")
-    }
-
-    /// Passes that reach this many connections are written from two threads: the thread of the
-    /// pass and a scoped helper, joined before the poll returns, so a pass still ends with all
-    /// of its frames handed to the kernel, in order, and nothing outlives it. The writes are
-    /// kernel time (loopback TCP does the receivers' work too), so a second core shortens the
-    /// pass: with it, livehtml has the lowest closed-loop p99 at 5,000 clients in BENCHMARKS.md.
-    /// A thread costs tens of microseconds to start; such a pass costs milliseconds.
-    const PARALLEL: usize = 256;
-
-    /// Connections a thread takes at a time from a wide pass.
-    const CHUNK: usize = 32;
-
-    type Held = (Arc<Shared>, Option<Frame>);
-
-    fn two_cores() -> bool {
-        static CORES: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        *CORES.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() > 1))
-    }
-
-    fn write_out(held: &mut [Held]) {
-        for (shared, first) in held {
-            let Some(first) = first.take() else { continue };
-            let mut out = shared.out();
-            let wake = out.uncork(first);
-            drop(out);
-            if wake {
-                shared.waker.wake();
-            }
-        }
-    }
-
-    /// Corks the thread until dropped; the outermost guard writes everything out, even when
-    /// the poll panicked.
-    pub(super) struct Guard(());
-
-    impl Guard {
-        pub(super) fn new() -> Self {
-            CORK.with(|c| c.borrow_mut().depth += 1);
-            Self(())
-        }
-    }
-
-    impl Drop for Guard {
-        fn drop(&mut self) {
-            let mut held = CORK.with(|c| {
-                let mut c = c.borrow_mut();
-                c.depth -= 1;
-                if c.depth == 0 { std::mem::take(&mut c.held) } else { Vec::new() }
-            });
-            if held.len() >= PARALLEL && two_cores() {
-                // Both threads take chunks from one iterator: the cost of a write varies (a
-                // sleeping reader's wake-up, a full socket), and with fixed halves the thread
-                // that finished first waited for the other while a core sat idle.
-                let chunks = Mutex::new(held.chunks_mut(CHUNK));
-                let work = || {
-                    loop {
-                        // The lock is held to take a chunk, not while writing it.
-                        let Some(chunk) = chunks.lock().unwrap_or_else(|e| e.into_inner()).next() else { break };
-                        write_out(chunk);
-                    }
-                };
-                std::thread::scope(|scope| {
-                    scope.spawn(work);
-                    work();
-                });
-            } else {
-                write_out(&mut held);
-            }
-            held.clear();
-            // Keep the list's allocation for the next pass.
-            CORK.with(|c| {
-                let mut c = c.borrow_mut();
-                if c.held.capacity() < held.capacity() {
-                    c.held = held;
-                }
-            });
-        }
     }
 }
 
@@ -950,7 +512,7 @@ mod tests {
         })
         .await;
         assert!(during && !cork::active());
-        assert_eq!(inbox.shared.out().cork_slot, NOT_CORKED);
+        assert!(!inbox.shared.out().corked());
         assert!(matches!(inbox.pop(), Some(f) if f.as_text() == Some("a")));
         assert!(matches!(inbox.pop(), Some(f) if f.as_text() == Some("b")));
     }
@@ -997,7 +559,7 @@ mod tests {
     async fn a_gone_socket_refuses_everything_and_ends_the_task() {
         let (outbox, inbox) = outbox(8);
         inbox.shared.out().wire = None;
-        inbox.shared.out().gone(&io::ErrorKind::BrokenPipe.into());
+        inbox.shared.out().gone(&std::io::ErrorKind::BrokenPipe.into());
         assert_eq!(outbox.offer(Frame::text("after")), Offer::Closed);
         assert_eq!(outbox.offer_info(Info::new("t", 1u8)), Offer::Closed);
         inbox.push_control(Frame::ping());

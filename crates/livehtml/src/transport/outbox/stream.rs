@@ -1,0 +1,110 @@
+//! The stream tungstenite reads from and writes its control frames to.
+
+use std::cell::RefCell;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, ReadBuf};
+
+use super::{Out, Shared};
+use crate::protocol::Frame;
+
+/// The stream tungstenite reads from and writes its control frames to. Its writes join the
+/// same queue as everything else, so frames never interleave on the wire.
+#[derive(Debug)]
+pub(crate) struct Io {
+    pub(super) shared: Arc<Shared>,
+    pub(super) waker: Waker,
+}
+
+impl Drop for Io {
+    fn drop(&mut self) {
+        // Closes the TCP connection now, even while a topic or a timer still holds the queue.
+        // (A queue that never had a socket stays as it is: its frames wait to be popped.)
+        let mut out = self.shared.out();
+        if out.wire.is_some() {
+            out.drop_wire();
+        }
+    }
+}
+
+impl Io {
+    /// Runs `f` on the queue with a context whose waker wakes the connection's task (through the
+    /// inbox's waker, which the task registers on every poll).
+    fn with<T>(&self, f: impl FnOnce(&mut Out, &mut Context<'_>) -> T) -> T {
+        let mut cx = Context::from_waker(&self.waker);
+        f(&mut self.shared.out(), &mut cx)
+    }
+}
+
+fn would_block<T>(poll: Poll<io::Result<T>>) -> io::Result<T> {
+    match poll {
+        Poll::Ready(result) => result,
+        Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+    }
+}
+
+/// What one read from a socket can bring: one buffer per thread, shared by its connections.
+const READ_AHEAD: usize = 64 * 1024;
+
+thread_local! {
+    pub(super) static READ_BUFFER: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_AHEAD].into_boxed_slice());
+}
+
+/// Reads through the thread's buffer, as uWebSockets does: a connection keeps only what
+/// tungstenite has not taken yet, and nothing while idle. (tungstenite's own buffer stays
+/// small, see [`crate::Limits::read_buffer`], and asks for a few bytes at a time; those come
+/// from `unread` without a syscall.)
+impl io::Read for Io {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.with(|out, cx| {
+            // Reading also moves the queue along (the close handshake reads while it writes).
+            if !out.frames.is_empty() {
+                let _ = out.poll_write_out(cx);
+            }
+            if let Some(unread) = out.unread.as_mut() {
+                let n = unread.len().min(buf.len());
+                buf[..n].copy_from_slice(&unread[..n]);
+                bytes::Buf::advance(unread, n);
+                if unread.is_empty() {
+                    out.unread = None;
+                }
+                return Ok(n);
+            }
+            let Some(wire) = out.wire.as_mut() else { return Ok(0) };
+            READ_BUFFER.with(|ahead| {
+                let mut ahead = ahead.borrow_mut();
+                let mut ahead = ReadBuf::new(&mut ahead[..]);
+                would_block(Pin::new(wire).poll_read(cx, &mut ahead))?;
+                let read = ahead.filled();
+                let n = read.len().min(buf.len());
+                buf[..n].copy_from_slice(&read[..n]);
+                if read.len() > n {
+                    out.unread = Some(Bytes::copy_from_slice(&read[n..]));
+                }
+                Ok(n)
+            })
+        })
+    }
+}
+
+impl io::Write for Io {
+    /// tungstenite's own frames (pongs, close frames) join the queue whole.
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.with(|out, cx| {
+            if out.wire.is_none() {
+                return Err(io::ErrorKind::NotConnected.into());
+            }
+            out.frames.push_back(Frame::raw(Bytes::copy_from_slice(buf)));
+            let _ = out.poll_write_out(cx);
+            Ok(buf.len())
+        })
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.with(|out, cx| would_block(out.poll_write_out(cx)))
+    }
+}

@@ -175,7 +175,7 @@ impl LiveView for BlogIndex {
         .into()
     }
 
-    async fn handle_event(&mut self, _: &mut Context, event: Event) -> Result<(), ViewError> {
+    async fn on_event(&mut self, _: &mut Context, event: Event) -> Result<(), ViewError> {
         match event.name.as_deref() {
             Some("search") => self.query = event.value("q").unwrap_or_default().chars().take(100).collect(),
             Some("order") => {
@@ -216,7 +216,7 @@ impl LiveView for ArticleView {
         self.article.title.clone()
     }
 
-    async fn connected(&mut self, ctx: &mut Context) -> Result<(), ViewError> {
+    async fn on_join(&mut self, ctx: &mut Context) -> Result<(), ViewError> {
         ctx.subscribe(&topic(self.article.id));
         Ok(())
     }
@@ -248,7 +248,7 @@ impl LiveView for ArticleView {
         .into()
     }
 
-    async fn handle_event(&mut self, ctx: &mut Context, event: Event) -> Result<(), ViewError> {
+    async fn on_event(&mut self, ctx: &mut Context, event: Event) -> Result<(), ViewError> {
         if event.name.as_deref() != Some("comment") {
             return Err(ViewError::unknown_event(&event));
         }
@@ -267,7 +267,7 @@ impl LiveView for ArticleView {
         Ok(())
     }
 
-    async fn handle_info(&mut self, _: &mut Context, info: Info) -> Result<(), ViewError> {
+    async fn on_info(&mut self, _: &mut Context, info: Info) -> Result<(), ViewError> {
         if let Some(comment) = info.get::<Comment>()
             && !self.comments.iter().any(|c| c.id == comment.id)
         {

@@ -42,7 +42,7 @@ impl LiveView for CounterView {
         "Counter".into()
     }
 
-    async fn connected(&mut self, ctx: &mut Context) -> Result<(), ViewError> {
+    async fn on_join(&mut self, ctx: &mut Context) -> Result<(), ViewError> {
         ctx.subscribe(TOPIC);
         ctx.every(Duration::from_secs(1), || Tick);
         Ok(())
@@ -73,7 +73,7 @@ impl LiveView for CounterView {
         .into()
     }
 
-    async fn handle_event(&mut self, ctx: &mut Context, event: Event) -> Result<(), ViewError> {
+    async fn on_event(&mut self, ctx: &mut Context, event: Event) -> Result<(), ViewError> {
         match event.name.as_deref() {
             Some("inc") => self.mine += 1,
             Some("dec") => self.mine -= 1,
@@ -93,7 +93,7 @@ impl LiveView for CounterView {
         Ok(())
     }
 
-    async fn handle_info(&mut self, _: &mut Context, info: Info) -> Result<(), ViewError> {
+    async fn on_info(&mut self, _: &mut Context, info: Info) -> Result<(), ViewError> {
         if info.get::<Tick>().is_some() {
             self.now = clock(self.offset);
         } else if let Some(&value) = info.get::<i64>() {

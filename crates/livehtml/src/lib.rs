@@ -8,7 +8,7 @@
 //!
 //! * [`protocol`]: the wire vocabulary as plain data: inbound [`Event`]s from every client,
 //!   outbound [`Fragment`]s and [`Frame`]s, close codes and what a client does after each.
-//! * [`render`]: region fingerprints and diffs of a rendered view. Pure code.
+//! * `render`: region fingerprints and diffs of a rendered view. Pure code.
 //! * [`pubsub`]: topics and broadcast, and what a subscriber is (a connection's queue, whatever
 //!   its transport).
 //! * `link`: the transport-neutral connection interface the session loop drives.
@@ -34,7 +34,7 @@
 mod link;
 pub mod protocol;
 pub mod pubsub;
-pub mod render;
+pub(crate) mod render;
 pub mod session;
 pub mod transport;
 pub mod view;
@@ -47,6 +47,7 @@ pub use pubsub::{Info, PubSub};
 pub use session::{Connect, Context, Session, SessionError};
 pub use transport::Limits;
 pub use view::runtime::Page;
+pub use view::{LiveView, Mount, ViewError, ViewTest};
 
 /// The README's example, compiled as a doc test so it keeps working.
 #[cfg(doctest)]

@@ -130,7 +130,7 @@ impl LiveView for Clicks {
         .into()
     }
 
-    async fn handle_event(&mut self, _: &mut Context, event: Event) -> Result<(), ViewError> {
+    async fn on_event(&mut self, _: &mut Context, event: Event) -> Result<(), ViewError> {
         match event.name.as_deref() {
             Some("inc") => self.count += 1,
             Some("reset") => self.count = 0,

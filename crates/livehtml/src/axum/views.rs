@@ -22,7 +22,7 @@ use crate::view::{LiveView, ViewError, ViewTest};
 /// #     type State = ();
 /// #     async fn mount(_: &(), _: &Mount) -> Result<Self, ViewError> { Ok(Home) }
 /// #     fn render(&self) -> Html { Html::trusted("<h1>Home</h1>") }
-/// #     async fn handle_event(&mut self, _: &mut Context, e: Event) -> Result<(), ViewError> { Err(ViewError::unknown_event(&e)) }
+/// #     async fn on_event(&mut self, _: &mut Context, e: Event) -> Result<(), ViewError> { Err(ViewError::unknown_event(&e)) }
 /// # }
 /// let live = Live::default();
 /// let views = LiveRoutes::new(&live, ()).route::<Home>("/").build();

@@ -17,14 +17,14 @@ use super::regions::{self, Region};
 
 /// What a page currently shows, in fingerprints: about 24 bytes per region.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Fingerprints {
+pub(crate) struct Fingerprints {
     root: u64,
     regions: HashMap<String, (u64, u64)>,
 }
 
 /// A render of a view, scanned for regions.
 #[derive(Debug, Clone)]
-pub struct Rendered {
+pub(crate) struct Rendered {
     html: String,
     /// `None` when the markup could not be scanned: such a view is always sent whole.
     regions: Option<Vec<Region>>,
@@ -32,7 +32,7 @@ pub struct Rendered {
 
 /// What to send after a render.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Patch {
+pub(crate) enum Patch {
     /// Nothing changed.
     None,
     /// These regions changed (byte ranges of their elements in the render), outermost first.
@@ -43,18 +43,18 @@ pub enum Patch {
 
 impl Rendered {
     /// Scans `html` for regions.
-    pub fn new(html: String) -> Self {
+    pub(crate) fn new(html: String) -> Self {
         let regions = regions::scan(&html).filter(|r| unique_ids(r));
         Self { html, regions }
     }
 
     /// The markup.
-    pub fn html(&self) -> &str {
+    pub(crate) fn html(&self) -> &str {
         &self.html
     }
 
     /// The fingerprints of this render.
-    pub fn fingerprints(&self) -> Fingerprints {
+    pub(crate) fn fingerprints(&self) -> Fingerprints {
         let Some(regions) = &self.regions else {
             return Fingerprints { root: hash(&self.html), regions: HashMap::new() };
         };
@@ -66,7 +66,7 @@ impl Rendered {
     }
 
     /// Compares with what the page shows (`old`).
-    pub fn diff(&self, old: &Fingerprints) -> Patch {
+    pub(crate) fn diff(&self, old: &Fingerprints) -> Patch {
         let Some(regions) = &self.regions else {
             return if hash(&self.html) == old.root && old.regions.is_empty() { Patch::None } else { Patch::Whole };
         };
@@ -115,7 +115,7 @@ impl Rendered {
     }
 
     /// The element at `range` with `hx-swap-oob="<style>"` added to its start tag.
-    pub fn region_with_oob(&self, range: &Range<usize>, style: &str) -> String {
+    pub(crate) fn region_with_oob(&self, range: &Range<usize>, style: &str) -> String {
         let regions = self.regions.as_deref().unwrap_or_default();
         let Some(at) = regions.iter().find(|r| r.outer == *range).map(|r| r.attr_at) else {
             return self.html[range.clone()].to_owned();

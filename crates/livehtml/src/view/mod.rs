@@ -4,7 +4,7 @@
 //! page is real HTML for `curl` and search engines; then again when the page's socket joins),
 //! renders to HTML, and changes with the events the page sends and the messages it receives.
 //! After each change the view is rendered again and only the regions (elements with an `id`)
-//! whose fingerprint changed travel back (see [`crate::render`]).
+//! whose fingerprint changed travel back (the region diff).
 //!
 //! Several views share one socket: links marked `lh-nav` switch views over it (push-state
 //! navigation), and a reload of any URL renders the same page over HTTP.
@@ -35,7 +35,7 @@
 //!         .into()
 //!     }
 //!
-//!     async fn handle_event(&mut self, _: &mut Context, event: Event) -> Result<(), ViewError> {
+//!     async fn on_event(&mut self, _: &mut Context, event: Event) -> Result<(), ViewError> {
 //!         match event.name.as_deref() {
 //!             Some("inc") => self.count += 1,
 //!             _ => return Err(ViewError::unknown_event(&event)),
@@ -84,19 +84,26 @@ pub trait LiveView: Send + Sized + 'static {
     }
 
     /// Called once the page's socket is connected: subscribe to topics, start timers here.
-    fn connected(&mut self, ctx: &mut Context) -> impl Future<Output = Result<(), ViewError>> + Send {
+    fn on_join(&mut self, ctx: &mut Context) -> impl Future<Output = Result<(), ViewError>> + Send {
         let _ = ctx;
         async { Ok(()) }
     }
 
     /// An event from the page (`lh-click`, `lh-submit`, a `ws-send` form...). An event the view
     /// does not know should return [`ViewError::unknown_event`].
-    fn handle_event(&mut self, ctx: &mut Context, event: Event) -> impl Future<Output = Result<(), ViewError>> + Send;
+    fn on_event(&mut self, ctx: &mut Context, event: Event) -> impl Future<Output = Result<(), ViewError>> + Send;
 
     /// A message from a topic this view subscribed to, or from its own timer.
-    fn handle_info(&mut self, ctx: &mut Context, info: Info) -> impl Future<Output = Result<(), ViewError>> + Send {
+    fn on_info(&mut self, ctx: &mut Context, info: Info) -> impl Future<Output = Result<(), ViewError>> + Send {
         let _ = (ctx, info);
         async { Ok(()) }
+    }
+
+    /// Called once when the view ends: its page left, or navigated to another view over the
+    /// same socket. Its subscriptions are dropped right after; nothing pushed here is sent.
+    fn on_leave(&mut self, ctx: &mut Context) -> impl Future<Output = ()> + Send {
+        let _ = ctx;
+        async {}
     }
 }
 
@@ -194,9 +201,10 @@ impl std::error::Error for ViewError {}
 pub(crate) trait DynView: Send {
     fn render(&self) -> Html;
     fn title(&self) -> String;
-    fn connected<'a>(&'a mut self, ctx: &'a mut Context) -> BoxFuture<'a, Result<(), ViewError>>;
-    fn handle_event<'a>(&'a mut self, ctx: &'a mut Context, event: Event) -> BoxFuture<'a, Result<(), ViewError>>;
-    fn handle_info<'a>(&'a mut self, ctx: &'a mut Context, info: Info) -> BoxFuture<'a, Result<(), ViewError>>;
+    fn on_join<'a>(&'a mut self, ctx: &'a mut Context) -> BoxFuture<'a, Result<(), ViewError>>;
+    fn on_event<'a>(&'a mut self, ctx: &'a mut Context, event: Event) -> BoxFuture<'a, Result<(), ViewError>>;
+    fn on_info<'a>(&'a mut self, ctx: &'a mut Context, info: Info) -> BoxFuture<'a, Result<(), ViewError>>;
+    fn on_leave<'a>(&'a mut self, ctx: &'a mut Context) -> BoxFuture<'a, ()>;
 }
 
 impl<V: LiveView> DynView for V {
@@ -208,15 +216,19 @@ impl<V: LiveView> DynView for V {
         LiveView::title(self)
     }
 
-    fn connected<'a>(&'a mut self, ctx: &'a mut Context) -> BoxFuture<'a, Result<(), ViewError>> {
-        Box::pin(LiveView::connected(self, ctx))
+    fn on_join<'a>(&'a mut self, ctx: &'a mut Context) -> BoxFuture<'a, Result<(), ViewError>> {
+        Box::pin(LiveView::on_join(self, ctx))
     }
 
-    fn handle_event<'a>(&'a mut self, ctx: &'a mut Context, event: Event) -> BoxFuture<'a, Result<(), ViewError>> {
-        Box::pin(LiveView::handle_event(self, ctx, event))
+    fn on_event<'a>(&'a mut self, ctx: &'a mut Context, event: Event) -> BoxFuture<'a, Result<(), ViewError>> {
+        Box::pin(LiveView::on_event(self, ctx, event))
     }
 
-    fn handle_info<'a>(&'a mut self, ctx: &'a mut Context, info: Info) -> BoxFuture<'a, Result<(), ViewError>> {
-        Box::pin(LiveView::handle_info(self, ctx, info))
+    fn on_info<'a>(&'a mut self, ctx: &'a mut Context, info: Info) -> BoxFuture<'a, Result<(), ViewError>> {
+        Box::pin(LiveView::on_info(self, ctx, info))
+    }
+
+    fn on_leave<'a>(&'a mut self, ctx: &'a mut Context) -> BoxFuture<'a, ()> {
+        Box::pin(LiveView::on_leave(self, ctx))
     }
 }

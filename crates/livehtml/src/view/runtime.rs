@@ -202,7 +202,7 @@ impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
     /// Mounts `url` as a connected view without a token (the test client's way in).
     pub(crate) async fn start(&mut self, ctx: &mut Context, url: &str) -> Result<(), ViewError> {
         let (mut view, url) = self.routes.mount(url, self.headers.clone(), true).await?;
-        view.connected(ctx).await?;
+        view.on_join(ctx).await?;
         self.shown = Rendered::new(view.render().into_string()).fingerprints();
         self.view = Some(view);
         self.url = url;
@@ -216,14 +216,14 @@ impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
             return self.navigate(ctx, &url).await;
         }
         let view = self.view.as_mut().ok_or(ViewError::NotFound)?;
-        let result = view.handle_event(ctx, event).await;
+        let result = view.on_event(ctx, event).await;
         self.refresh(ctx);
         result
     }
 
     pub(crate) async fn info(&mut self, ctx: &mut Context, info: Info) -> Result<(), ViewError> {
         let Some(view) = self.view.as_mut() else { return Ok(()) };
-        let result = view.handle_info(ctx, info).await;
+        let result = view.on_info(ctx, info).await;
         self.refresh(ctx);
         result
     }
@@ -264,8 +264,13 @@ impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
             }
             Err(e) => return Err(e),
         };
+        if let Some(old) = self.view.as_mut() {
+            old.on_leave(ctx).await;
+            // What the old view pushed while leaving is not for the new one.
+            ctx.take_frames();
+        }
         ctx.unsubscribe_all();
-        view.connected(ctx).await?;
+        view.on_join(ctx).await?;
         let html = view.render().into_string();
         let msg = serde_json::json!({
             "lh": "nav",
@@ -307,7 +312,7 @@ impl<St: Clone + Send + Sync + 'static> Session for ViewSession<St> {
             }
             Err(e) => return Err(SessionError::close(close::STALE_VIEW, e.user_message())),
         };
-        if let Err(e) = view.connected(ctx).await {
+        if let Err(e) = view.on_join(ctx).await {
             Self::flash(ctx, &e);
         }
         let rendered = Rendered::new(view.render().into_string());
@@ -335,6 +340,12 @@ impl<St: Clone + Send + Sync + 'static> Session for ViewSession<St> {
             Self::flash(ctx, &e);
         }
         Ok(())
+    }
+
+    async fn on_leave(&mut self, ctx: &mut Context) {
+        if let Some(view) = self.view.as_mut() {
+            view.on_leave(ctx).await;
+        }
     }
 }
 

@@ -62,7 +62,7 @@ impl Subscriber for Mailbox {
 /// #     type State = ();
 /// #     async fn mount(_: &(), _: &Mount) -> Result<Self, ViewError> { Ok(Counter { count: 0 }) }
 /// #     fn render(&self) -> Html { Html::trusted(format!(r#"<p id="count">{}</p>"#, self.count)) }
-/// #     async fn handle_event(&mut self, _: &mut Context, e: Event) -> Result<(), ViewError> {
+/// #     async fn on_event(&mut self, _: &mut Context, e: Event) -> Result<(), ViewError> {
 /// #         if e.name.as_deref() == Some("inc") { self.count += 1; Ok(()) } else { Err(ViewError::unknown_event(&e)) }
 /// #     }
 /// # }

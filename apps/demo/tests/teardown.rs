@@ -137,11 +137,17 @@ impl Demo {
         }
         assert_eq!(self.close_wait(), 0, "dead connections left in CLOSE-WAIT");
 
-        // Idle: CPU time over a second of wall time, with nobody connected.
-        let before = self.cpu_ticks();
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let spent = self.cpu_ticks() - before;
-        assert!(spent <= 20, "the server used {spent} ticks of CPU in 100 with no client connected");
+        // Idle: CPU time stops growing. A second of wall time with nobody connected must come
+        // that costs at most a fifth of a core; work left over from the scenario (a debug build
+        // freeing large queues) may take a few seconds, a spinning worker never stops.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut spent = u64::MAX;
+        while spent > 20 && Instant::now() < deadline {
+            let before = self.cpu_ticks();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            spent = self.cpu_ticks() - before;
+        }
+        assert!(spent <= 20, "the server still used {spent} ticks of CPU in 100 with no client connected");
 
         assert!(self.serves("/").await, "a new client is served");
         let mut ws = self.connect("/ws/echo").await;

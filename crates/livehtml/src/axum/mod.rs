@@ -4,6 +4,7 @@
 mod client;
 mod origin;
 mod shutdown;
+mod sse;
 pub(crate) mod upgrade;
 mod views;
 
@@ -27,6 +28,7 @@ use tungstenite::protocol::Role;
 pub use client::{SCRIPT, SCRIPT_PATH};
 pub use origin::Origins;
 pub use shutdown::shutdown_signal;
+pub use sse::STREAM_HEADER;
 pub use views::{LiveRoutes, Views};
 
 use crate::protocol::close;
@@ -132,6 +134,8 @@ struct Inner {
     heartbeats: Mutex<HashMap<Duration, Arc<Registry>>>,
     next_id: AtomicU64,
     signer: Signer,
+    /// Open SSE streams, for their posts.
+    streams: sse::Streams,
 }
 
 impl Default for Live {
@@ -153,6 +157,7 @@ impl Live {
                 heartbeats: Mutex::default(),
                 next_id: AtomicU64::new(0),
                 signer,
+                streams: Default::default(),
             }),
         }
     }

@@ -50,6 +50,16 @@ pub const HEARTBEAT_TIMEOUT: u16 = 4001;
 /// cannot recover from that; the page should reload, which renders the view afresh over HTTP.
 pub const STALE_VIEW: u16 = 4002;
 
+/// The reason the server gives with a close it decided itself (empty where the code says all).
+pub const fn reason(code: u16) -> &'static str {
+    match code {
+        SLOW_CONSUMER => "slow consumer: outbound queue overflowed",
+        HEARTBEAT_TIMEOUT => "heartbeat timeout",
+        RESTART | GOING_AWAY => "server shutting down",
+        _ => "",
+    }
+}
+
 /// What a client does after a close with some code. livehtml.js follows the same table: both
 /// are checked against `fixtures/wire.json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

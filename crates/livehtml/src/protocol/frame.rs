@@ -1,22 +1,32 @@
+use std::sync::{Arc, OnceLock};
+
 use bytes::{BufMut, Bytes, BytesMut};
 use tungstenite::protocol::frame::FrameHeader;
 use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 
 use super::Fragment;
 
-/// One WebSocket message, encoded for the wire once and cheap to clone: a broadcast is framed
-/// once and every subscriber's socket is written from the same bytes.
+/// One outbound message, published once and encoded at most once per wire: its WebSocket frame
+/// is made with it, its Server-Sent Events form the first time an SSE stream needs it, and
+/// every subscriber on a wire is written from the same bytes. Cheap to clone (one reference
+/// count).
 ///
-/// A server's frames are not masked (RFC 6455 section 5.1), so the bytes on the wire are the
-/// same for every client: the header is written here, in front of the payload, and no
+/// A server's WebSocket frames are not masked (RFC 6455 section 5.1), so the bytes on the wire
+/// are the same for every client: the header is written here, in front of the payload, and no
 /// per-connection framing or copy happens when the frame is sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame {
-    /// Header and payload, exactly as written to the socket.
+#[derive(Clone)]
+pub struct Frame(Arc<Encoded>);
+
+struct Encoded {
+    /// The WebSocket frame: header and payload, exactly as written to the socket.
     wire: Bytes,
     /// Where the payload starts in `wire`.
     header: u8,
     kind: Kind,
+    /// The SSE event name (`event:`); `None` for an unnamed event (`message`).
+    event: Option<Box<str>>,
+    /// The SSE form (`event:` and `data:` lines and the blank line), made on first use.
+    sse: OnceLock<Bytes>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,15 +37,51 @@ enum Kind {
     Raw,
 }
 
+impl PartialEq for Frame {
+    fn eq(&self, other: &Self) -> bool {
+        (self.0.kind, &self.0.wire, &self.0.event) == (other.0.kind, &other.0.wire, &other.0.event)
+    }
+}
+
+impl Eq for Frame {}
+
+impl std::fmt::Debug for Frame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Frame")
+            .field("kind", &self.0.kind)
+            .field("event", &self.0.event)
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
 impl Frame {
     /// A text message.
     pub fn text(text: impl Into<String>) -> Self {
-        Self::encode(OpCode::Data(Data::Text), Kind::Text, text.into().as_bytes())
+        Self::encode(OpCode::Data(Data::Text), Kind::Text, text.into().as_bytes(), None)
     }
 
-    /// A binary message.
+    /// A binary message (WebSocket only: an SSE stream skips it).
     pub fn binary(bytes: impl Into<Bytes>) -> Self {
-        Self::encode(OpCode::Data(Data::Binary), Kind::Binary, &bytes.into())
+        Self::encode(OpCode::Data(Data::Binary), Kind::Binary, &bytes.into(), None)
+    }
+
+    /// A named Server-Sent Event: on an SSE stream `event: name` with `data` (what htmx's
+    /// `sse-swap="name"` swaps, and what htmx 4 dispatches as a DOM event); on a WebSocket, a
+    /// text message of `data`.
+    ///
+    /// ```
+    /// use livehtml::Frame;
+    ///
+    /// let users = Frame::event("users", "<b>42</b>");
+    /// assert_eq!(users.as_text(), Some("<b>42</b>"));
+    /// assert_eq!(users.event_name(), Some("users"));
+    /// ```
+    pub fn event(name: &str, data: impl Into<String>) -> Self {
+        // Event names are one line without a colon at the start; anything else is dropped.
+        let name = name.lines().next().unwrap_or_default().trim_start_matches(':');
+        let name = (!name.is_empty()).then(|| name.into());
+        Self::encode(OpCode::Data(Data::Text), Kind::Text, data.into().as_bytes(), name)
     }
 
     /// One text message carrying every fragment, each with its explicit `hx-swap-oob`.
@@ -52,15 +98,15 @@ impl Frame {
 
     /// An empty ping (the server's heartbeat).
     pub(crate) fn ping() -> Self {
-        Self::encode(OpCode::Control(Control::Ping), Kind::Raw, b"")
+        Self::encode(OpCode::Control(Control::Ping), Kind::Raw, b"", None)
     }
 
     /// Bytes that are already one or more whole frames.
     pub(crate) fn raw(wire: Bytes) -> Self {
-        Self { wire, header: 0, kind: Kind::Raw }
+        Self(Arc::new(Encoded { wire, header: 0, kind: Kind::Raw, event: None, sse: OnceLock::new() }))
     }
 
-    fn encode(opcode: OpCode, kind: Kind, payload: &[u8]) -> Self {
+    fn encode(opcode: OpCode, kind: Kind, payload: &[u8], event: Option<Box<str>>) -> Self {
         let header = FrameHeader { opcode, ..FrameHeader::default() };
         let length = payload.len() as u64;
         let header_len = header.len(length);
@@ -68,25 +114,30 @@ impl Frame {
         header.format(length, &mut wire).expect("writing to memory cannot fail");
         let mut wire = wire.into_inner();
         wire.put_slice(payload);
-        Self { wire: wire.freeze(), header: header_len as u8, kind }
+        Self(Arc::new(Encoded { wire: wire.freeze(), header: header_len as u8, kind, event, sse: OnceLock::new() }))
     }
 
     /// The text, for a text message.
     pub fn as_text(&self) -> Option<&str> {
-        match self.kind {
+        match self.0.kind {
             // Built from a `String`: always valid UTF-8.
             Kind::Text => std::str::from_utf8(self.payload()).ok(),
             Kind::Binary | Kind::Raw => None,
         }
     }
 
+    /// The SSE event name, for a named event.
+    pub fn event_name(&self) -> Option<&str> {
+        self.0.event.as_deref()
+    }
+
     fn payload(&self) -> &[u8] {
-        &self.wire[usize::from(self.header)..]
+        &self.0.wire[usize::from(self.0.header)..]
     }
 
     /// The payload's size in bytes.
     pub fn len(&self) -> usize {
-        self.wire.len() - usize::from(self.header)
+        self.0.wire.len() - usize::from(self.0.header)
     }
 
     /// Whether the payload is empty.
@@ -94,9 +145,34 @@ impl Frame {
         self.len() == 0
     }
 
-    /// The bytes to write to the socket: header and payload.
+    /// The bytes to write to a WebSocket: header and payload.
     pub(crate) fn wire(&self) -> &[u8] {
-        &self.wire
+        &self.0.wire
+    }
+
+    /// The Server-Sent Event for a text message, made once and shared by every stream: an
+    /// `event:` line if it is named, one `data:` line per line of text, and the blank line that
+    /// ends the event. Empty for binary and control frames, which an SSE stream skips. (A
+    /// stream writes its own `id:` line before it.)
+    pub(crate) fn sse(&self) -> &[u8] {
+        self.0.sse.get_or_init(|| {
+            let Some(text) = self.as_text() else { return Bytes::new() };
+            let mut out = BytesMut::with_capacity(text.len() + 16);
+            if let Some(name) = &self.0.event {
+                out.put_slice(b"event: ");
+                out.put_slice(name.as_bytes());
+                out.put_u8(b'\n');
+            }
+            // SSE ends a line at \r\n, \r or \n: each becomes a data line of its own, and the
+            // client joins them with \n (HTML does not care which line break it gets back).
+            for line in text.split(['\n', '\r']) {
+                out.put_slice(b"data: ");
+                out.put_slice(line.as_bytes());
+                out.put_u8(b'\n');
+            }
+            out.put_u8(b'\n');
+            out.freeze()
+        })
     }
 }
 
@@ -145,5 +221,19 @@ mod tests {
         assert_eq!(long.len(), 70_000);
 
         assert_eq!(Frame::ping().wire(), b"\x89\x00");
+    }
+
+    #[test]
+    fn the_sse_form_names_the_event_and_splits_lines() {
+        assert_eq!(Frame::text("<p>hi</p>").sse(), b"data: <p>hi</p>\n\n");
+        assert_eq!(
+            Frame::event("users", "<b>1</b>\n<i>2</i>").sse(),
+            b"event: users\ndata: <b>1</b>\ndata: <i>2</i>\n\n"
+        );
+        // A line break in a name cannot smuggle in a field.
+        assert_eq!(Frame::event("a\ndata: x", "y").sse(), b"event: a\ndata: y\n\n");
+        assert_eq!(Frame::binary(vec![1u8]).sse(), b"");
+        let shared = Frame::text("x");
+        assert!(std::ptr::eq(shared.sse(), shared.clone().sse()), "encoded once, shared by clones");
     }
 }

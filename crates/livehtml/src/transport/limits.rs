@@ -21,6 +21,8 @@ pub struct Limits {
     pub(crate) ping_interval: Duration,
     pub(crate) close_timeout: Duration,
     pub(crate) write_timeout: Duration,
+    pub(crate) sse_heartbeat: Duration,
+    pub(crate) sse_retry: Duration,
     pub(crate) max_depth: usize,
     pub(crate) max_fields: usize,
     pub(crate) read_buffer: usize,
@@ -35,6 +37,8 @@ impl Default for Limits {
             ping_interval: Duration::from_secs(25),
             close_timeout: Duration::from_secs(5),
             write_timeout: Duration::from_secs(10),
+            sse_heartbeat: Duration::from_secs(15),
+            sse_retry: Duration::from_secs(1),
             max_depth: parse.max_depth,
             max_fields: parse.max_fields,
             read_buffer: 64,
@@ -89,6 +93,20 @@ impl Limits {
     /// is bounded by [`Limits::outbound_queue`] instead.
     pub fn write_timeout(mut self, timeout: Duration) -> Self {
         self.write_timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How often an SSE stream gets a `: heartbeat` comment (default 15 s), which keeps proxies
+    /// from closing a quiet stream and finds clients that are gone.
+    pub fn sse_heartbeat(mut self, interval: Duration) -> Self {
+        self.sse_heartbeat = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// The `retry:` an SSE stream announces: how long EventSource waits before it reconnects
+    /// (default 1 s).
+    pub fn sse_retry(mut self, delay: Duration) -> Self {
+        self.sse_retry = delay;
         self
     }
 

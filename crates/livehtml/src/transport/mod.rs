@@ -25,6 +25,7 @@
 
 mod limits;
 pub(crate) mod outbox;
+pub(crate) mod sse;
 pub(crate) mod ws;
 
 pub use limits::Limits;

@@ -85,7 +85,7 @@ impl Closing {
     }
 
     fn dropping(code: u16, after: After) -> Option<Box<Self>> {
-        Some(Box::new(Self { code, reason: Cow::Borrowed(reason_for(code)), flush: false, after }))
+        Some(Box::new(Self { code, reason: Cow::Borrowed(close::reason(code)), flush: false, after }))
     }
 }
 
@@ -105,6 +105,7 @@ impl Link for Connection {
                 biased;
                 ready = self.inbox.ready() => match ready {
                     Ready::Info(info) => return Some(Next::Info(info)),
+                    Ready::Message(message) => return Some(Next::Message(message)),
                     Ready::Close(code) => return self.end(Closing::dropping(code, After::Handshake)),
                     Ready::Ping => {
                         if !self.heard_since_ping {
@@ -300,15 +301,6 @@ fn flushed<'a>(socket: &'a mut WebSocket, inbox: &'a Inbox) -> impl Future<Outpu
 /// `Io` answers `WouldBlock` where an async stream would be pending.
 fn would_block(e: &tungstenite::Error) -> bool {
     matches!(e, tungstenite::Error::Io(e) if e.kind() == io::ErrorKind::WouldBlock)
-}
-
-fn reason_for(code: u16) -> &'static str {
-    match code {
-        close::SLOW_CONSUMER => "slow consumer: outbound queue overflowed",
-        close::HEARTBEAT_TIMEOUT => "heartbeat timeout",
-        close::RESTART | close::GOING_AWAY => "server shutting down",
-        _ => "",
-    }
 }
 
 /// Sends the close frame and, within `timeout`, does what `after` says; then drops TCP.

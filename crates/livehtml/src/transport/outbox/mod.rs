@@ -43,11 +43,13 @@ use crate::protocol::{Frame, close};
 use crate::pubsub::{Info, Offer, Subscriber, SubscriberRef};
 
 mod cork;
+mod pull;
 mod registry;
 mod stream;
 mod write;
 
 pub(crate) use cork::Corked;
+pub(crate) use pull::{PostError, Poster, Reader, Taken, attach_pull};
 pub(crate) use registry::Registry;
 pub(crate) use stream::Io;
 use stream::READ_BUFFER;
@@ -112,6 +114,9 @@ struct Out {
     /// Bytes read from the socket that tungstenite has not taken yet; `None` while there are
     /// none, so an idle connection holds no read buffer (see `Io`'s `read`).
     unread: Option<Bytes>,
+    /// For a connection whose frames are taken by a reader (an SSE response body) rather than
+    /// written to a socket: that reader and what the page posted. Boxed: a WebSocket has none.
+    pull: Option<Box<pull::Pull>>,
 }
 
 impl std::fmt::Debug for Out {
@@ -132,6 +137,8 @@ pub(crate) enum Ready {
     /// The socket stopped taking bytes with a write unfinished, at this count of writes that
     /// made progress: start the write deadline. Said once per stall.
     Stalled(u32),
+    /// The page posted a message (a connection whose frames a reader takes: SSE).
+    Message(crate::protocol::Inbound),
     /// The peer is gone (a write failed, or the socket was dropped): end the connection.
     Gone,
 }
@@ -157,7 +164,13 @@ pub(crate) fn outbox(capacity: usize) -> (SubscriberRef, Inbox) {
 /// A queue writing to `wire`: the handle topics and the session offer to, the task's half, and
 /// the stream tungstenite reads through.
 pub(crate) fn attach(capacity: usize, wire: Option<Wire>) -> (SubscriberRef, Inbox, Io) {
-    let shared = Arc::new_cyclic(|me| Shared {
+    let shared = new_shared(capacity, wire, None);
+    let waker = Waker::from(shared.clone());
+    (shared.clone(), Inbox { shared: shared.clone() }, Io { shared, waker })
+}
+
+fn new_shared(capacity: usize, wire: Option<Wire>, pull: Option<Box<pull::Pull>>) -> Arc<Shared> {
+    Arc::new_cyclic(|me| Shared {
         me: me.clone(),
         out: Mutex::new(Out {
             frames: VecDeque::new(),
@@ -171,13 +184,12 @@ pub(crate) fn attach(capacity: usize, wire: Option<Wire>) -> (SubscriberRef, Inb
             progress: 0,
             watched: false,
             unread: None,
+            pull,
         }),
         waker: AtomicWaker::new(),
         close_code: AtomicU16::new(0),
         ping_due: AtomicBool::new(false),
-    });
-    let waker = Waker::from(shared.clone());
-    (shared.clone(), Inbox { shared: shared.clone() }, Io { shared, waker })
+    })
 }
 
 impl Out {
@@ -237,6 +249,14 @@ impl Subscriber for Shared {
             Ok(out) => out,
             Err(refused) => return refused,
         };
+        if out.pull.is_some() {
+            // A reader takes it (an SSE body): no socket to write, no cork to wait in.
+            out.frames.push_back(frame);
+            if let Some(pull) = &out.pull {
+                pull.reader.wake_by_ref();
+            }
+            return Offer::Queued;
+        }
         let wake = if let Some(thread) = cork.filter(|_| !out.corked() && out.frames.is_empty()) {
             // The pass's first frame for this connection waits in the cork, not in the queue.
             let slot = cork::hold(self.me.upgrade().expect("a live connection offers"), frame);
@@ -318,6 +338,9 @@ impl Inbox {
                 }
                 Poll::Pending => {}
             }
+        }
+        if let Some(message) = out.pull.as_mut().and_then(|p| p.inbound.pop_front()) {
+            return Poll::Ready(Ready::Message(message));
         }
         if let Some(info) = out.infos.pop_front() {
             return Poll::Ready(Ready::Info(info));
@@ -453,6 +476,10 @@ impl Drop for Inbox {
         let mut out = self.shared.out();
         out.closed = true;
         out.infos = VecDeque::new();
+        // A reader sends what is left and ends.
+        if let Some(pull) = &out.pull {
+            pull.reader.wake_by_ref();
+        }
     }
 }
 

@@ -1,0 +1,217 @@
+//! Server-Sent Events endpoints: `GET` opens a stream that runs a session, `POST` (to the same
+//! path, carrying the stream's signed id) delivers the page's events to it.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
+
+use super::{Live, origin};
+use crate::protocol::{Inbound, parse_event};
+use crate::session::{Connect, Context, Session};
+use crate::transport::Limits;
+use crate::transport::outbox::{self, PostError, Poster};
+use crate::transport::sse::{EventStream, SseLink};
+
+/// The header (or query parameter) a post names its stream with.
+pub const STREAM_HEADER: &str = "LH-Stream";
+const STREAM_QUERY: &str = "lh-stream";
+/// What a signed stream id says before its MAC.
+const STREAM_PREFIX: &str = "s1.";
+
+/// The streams open in this process, for posts to find theirs.
+pub(super) type Streams = std::sync::Mutex<HashMap<u64, Poster>>;
+
+impl Live {
+    /// A route that serves `factory`'s sessions over Server-Sent Events, with the default
+    /// [`Limits`]: `GET` opens the stream (`text/event-stream`), `POST` to the same path sends
+    /// the page's events to it.
+    ///
+    /// The stream's first event, `lh-stream`, carries a signed id; a post names its stream with
+    /// it, in the `LH-Stream` header or the `lh-stream` query parameter. A post is an event in
+    /// any dialect the socket takes (htmx JSON, livehtml.js, a form): 204 when the stream took
+    /// it, 400 for a body that is not an event, 403 for a forged id or a foreign `Origin`, 410
+    /// for a stream that has ended, 413 over the size limit, 429 when the stream is behind.
+    ///
+    /// Fragments go out as unnamed events (what htmx 2's `sse-swap="message"`, htmx 4's
+    /// `hx-sse:connect` and livehtml.js swap by `hx-swap-oob`); [`crate::Frame::event`] sends a
+    /// named one. Every event has an `id:`; a `: heartbeat` comment comes every
+    /// [`Limits::sse_heartbeat`]. A stream the server ends gets a last `lh-close` event with a
+    /// close code (`{"code": 1012, "reason": "..."}` at shutdown) and then ends; EventSource
+    /// reconnects after `retry:`.
+    ///
+    /// ```
+    /// use axum::Router;
+    /// use livehtml::{Context, Event, Fragment, Html, Live, Session, SessionError};
+    ///
+    /// struct Feed;
+    ///
+    /// impl Session for Feed {
+    ///     async fn on_join(&mut self, ctx: &mut Context) -> Result<(), SessionError> {
+    ///         ctx.subscribe("feed");
+    ///         Ok(())
+    ///     }
+    ///
+    ///     async fn on_event(&mut self, ctx: &mut Context, event: Event) -> Result<(), SessionError> {
+    ///         let text = event.value("message").unwrap_or_default();
+    ///         ctx.broadcast("feed", &[Fragment::prepend("items", Html::escape(text))]);
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let live = Live::default();
+    /// let app: Router = Router::new().route("/sse/feed", live.sse_endpoint(|_| Feed));
+    /// ```
+    pub fn sse_endpoint<S, F, T>(&self, factory: F) -> MethodRouter<T>
+    where
+        S: Session,
+        F: Fn(&Connect) -> S + Clone + Send + Sync + 'static,
+        T: Clone + Send + Sync + 'static,
+    {
+        self.sse_endpoint_with(self.inner.config.limits, factory)
+    }
+
+    /// Like [`Live::sse_endpoint`] with limits of its own.
+    pub fn sse_endpoint_with<S, F, T>(&self, limits: Limits, factory: F) -> MethodRouter<T>
+    where
+        S: Session,
+        F: Fn(&Connect) -> S + Clone + Send + Sync + 'static,
+        T: Clone + Send + Sync + 'static,
+    {
+        let live = self.clone();
+        let poster = self.clone();
+        get(move |req: Request| {
+            let live = live.clone();
+            let factory = factory.clone();
+            async move { live.open_stream(limits, req, factory) }
+        })
+        .post(move |req: Request| {
+            let live = poster.clone();
+            async move { live.post_event(limits, req).await }
+        })
+    }
+
+    fn open_stream<S, F>(&self, limits: Limits, req: Request, factory: F) -> Response
+    where
+        S: Session,
+        F: Fn(&Connect) -> S + Send + 'static,
+    {
+        if let Err(origin::ForeignOrigin(origin)) = self.inner.config.origins.check(req.headers()) {
+            tracing::info!(%origin, "refused an event stream from a foreign origin");
+            return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+        }
+        if self.inner.shutdown.is_cancelled() {
+            return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+        }
+        let id = self.inner.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (parts, _body) = req.into_parts();
+        let connect = Connect { id, uri: parts.uri, headers: parts.headers };
+        let session = factory(&connect);
+        drop(connect);
+
+        let (subscriber, inbox, reader, poster) = outbox::attach_pull(limits.outbound_queue);
+        let ctx = Context::new(id, subscriber, self.inner.pubsub.clone(), limits.parse());
+        self.heartbeat(limits.sse_heartbeat).add(&inbox);
+        if self.inner.shutdown.is_cancelled() {
+            inbox.close(self.inner.config.shutdown_code);
+        }
+        self.streams().insert(id, poster);
+        let signed = self.inner.signer.seal(&format!("{STREAM_PREFIX}{id}"));
+        let link = SseLink { inbox, _token: self.inner.connections.token(), closing: None };
+        let live = self.clone();
+        tokio::spawn(outbox::Corked::new(async move {
+            crate::session::run(session, ctx, link).await;
+            live.streams().remove(&id);
+        }));
+
+        let retry = u64::try_from(limits.sse_retry.as_millis()).unwrap_or(u64::MAX);
+        let body = Body::from_stream(EventStream::new(reader, &signed, retry));
+        (
+            [
+                (header::CONTENT_TYPE, "text/event-stream"),
+                (header::CACHE_CONTROL, "no-cache"),
+                // Proxies such as nginx must not hold events back.
+                (header::HeaderName::from_static("x-accel-buffering"), "no"),
+            ],
+            body,
+        )
+            .into_response()
+    }
+
+    async fn post_event(&self, limits: Limits, req: Request) -> Response {
+        if let Err(origin::ForeignOrigin(origin)) = self.inner.config.origins.check(req.headers()) {
+            tracing::info!(%origin, "refused a post from a foreign origin");
+            return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+        }
+        let Some(signed) = stream_id(req.headers(), req.uri().query()) else {
+            return (StatusCode::FORBIDDEN, "no stream id (LH-Stream header or lh-stream parameter)").into_response();
+        };
+        let Some(id) =
+            self.inner.signer.open(&signed).ok().and_then(|body| body.strip_prefix(STREAM_PREFIX)?.parse().ok())
+        else {
+            return (StatusCode::FORBIDDEN, "stream id does not verify").into_response();
+        };
+        let poster = self.streams().get(&id).cloned();
+        let Some(poster) = poster.filter(|p| !p.is_gone()) else {
+            return (StatusCode::GONE, "the stream has ended: reconnect").into_response();
+        };
+        let form = is_form(req.headers());
+        let bytes = match axum::body::to_bytes(req.into_body(), limits.max_message_bytes).await {
+            Ok(bytes) => bytes,
+            Err(_) => {
+                let reason = format!("event exceeds {} bytes", limits.max_message_bytes);
+                return (StatusCode::PAYLOAD_TOO_LARGE, reason).into_response();
+            }
+        };
+        let text = if form { form_to_json(&bytes) } else { String::from_utf8(bytes.to_vec()).ok() };
+        let Some(text) = text else {
+            return (StatusCode::BAD_REQUEST, "the body is not UTF-8").into_response();
+        };
+        // Checked here so a bad post gets its reason and the stream stays open.
+        if let Err(e) = parse_event(&text, &limits.parse()) {
+            return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
+        }
+        match poster.post(Inbound::Text(text)) {
+            Ok(()) => StatusCode::NO_CONTENT.into_response(),
+            Err(PostError::Gone) => (StatusCode::GONE, "the stream has ended: reconnect").into_response(),
+            Err(PostError::Busy) => (StatusCode::TOO_MANY_REQUESTS, "the stream is behind").into_response(),
+        }
+    }
+
+    fn streams(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Poster>> {
+        self.inner.streams.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn stream_id(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    if let Some(value) = headers.get(STREAM_HEADER).and_then(|v| v.to_str().ok()) {
+        return Some(value.to_owned());
+    }
+    form_urlencoded::parse(query?.as_bytes()).find(|(k, _)| k == STREAM_QUERY).map(|(_, v)| v.into_owned())
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+}
+
+/// A form post (plain `hx-post`) as the JSON object a socket would have sent: one key per field,
+/// an array where a field repeats.
+fn form_to_json(body: &[u8]) -> Option<String> {
+    let mut object = serde_json::Map::new();
+    for (key, value) in form_urlencoded::parse(body) {
+        match object.get_mut(key.as_ref()) {
+            Some(serde_json::Value::Array(values)) => values.push(value.into_owned().into()),
+            Some(first) => *first = serde_json::Value::Array(vec![first.take(), value.into_owned().into()]),
+            None => {
+                object.insert(key.into_owned(), value.into_owned().into());
+            }
+        }
+    }
+    Some(serde_json::Value::Object(object).to_string())
+}

@@ -1,0 +1,283 @@
+//! Server-Sent Events end to end, over real sockets on 127.0.0.1:0: the wire (content type,
+//! ids, named events, multi-line data, heartbeats), posts bound to their stream by a signed id,
+//! slow readers, shutdown.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use livehtml::protocol::close;
+use livehtml::{Context, Event, Fragment, Frame, Html, Limits, Live, Session, SessionError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Joins "room"; each event is broadcast to it, escaped; `leave` counts leaves.
+struct Room {
+    left: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Session for Room {
+    async fn on_join(&mut self, ctx: &mut Context) -> Result<(), SessionError> {
+        ctx.subscribe("room");
+        Ok(())
+    }
+
+    async fn on_event(&mut self, ctx: &mut Context, event: Event) -> Result<(), SessionError> {
+        let text = event.value("message").unwrap_or_default();
+        ctx.broadcast("room", &[Fragment::append("log", Html::escape(text)).tag("ul")]);
+        Ok(())
+    }
+
+    async fn on_leave(&mut self, _: &mut Context) {
+        self.left.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+struct Server {
+    addr: SocketAddr,
+    live: Live,
+    left: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+async fn serve(limits: Limits) -> Server {
+    let live = Live::default();
+    let left = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = left.clone();
+    let app: Router =
+        Router::new().route("/sse", live.sse_endpoint_with(limits, move |_| Room { left: counter.clone() }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = live.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.graceful_shutdown(std::future::pending()))
+            .await
+            .unwrap();
+    });
+    Server { addr, live, left }
+}
+
+/// An open event stream, read through HTTP/1.1 chunked framing.
+struct Stream {
+    tcp: TcpStream,
+    head: String,
+    raw: Vec<u8>,
+    text: String,
+}
+
+impl Stream {
+    async fn open(addr: SocketAddr) -> Self {
+        Self::open_over(TcpStream::connect(addr).await.unwrap(), addr).await
+    }
+
+    async fn open_over(mut tcp: TcpStream, addr: SocketAddr) -> Self {
+        let req = format!("GET /sse HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n");
+        tcp.write_all(req.as_bytes()).await.unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            head.push(tcp.read_u8().await.unwrap());
+        }
+        Self { tcp, head: String::from_utf8(head).unwrap(), raw: Vec::new(), text: String::new() }
+    }
+
+    /// Decodes what chunks have arrived into `text`; false at the end of the body.
+    fn decode(&mut self) -> bool {
+        loop {
+            let Some(line_end) = self.raw.windows(2).position(|w| w == b"\r\n") else { return true };
+            let size = usize::from_str_radix(std::str::from_utf8(&self.raw[..line_end]).unwrap().trim(), 16).unwrap();
+            if size == 0 {
+                return false;
+            }
+            if self.raw.len() < line_end + 2 + size + 2 {
+                return true;
+            }
+            let chunk = self.raw[line_end + 2..line_end + 2 + size].to_vec();
+            self.text.push_str(std::str::from_utf8(&chunk).unwrap());
+            self.raw.drain(..line_end + 2 + size + 2);
+        }
+    }
+
+    /// Reads until the decoded text contains `needle`; returns everything up to its end.
+    async fn until(&mut self, needle: &str) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(at) = self.text.find(needle) {
+                let upto = self.text[..at + needle.len()].to_owned();
+                self.text.drain(..at + needle.len());
+                return upto;
+            }
+            let mut buf = [0u8; 16 * 1024];
+            let n = tokio::time::timeout_at(deadline, self.tcp.read(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("{needle:?} in time; got {:?}", self.text))
+                .unwrap();
+            assert!(n > 0, "the stream ended before {needle:?}; got {:?}", self.text);
+            self.raw.extend_from_slice(&buf[..n]);
+            self.decode();
+        }
+    }
+
+    /// Reads to the end of the body; returns what was left.
+    async fn read_to_end(&mut self) -> String {
+        let read = async {
+            loop {
+                let mut buf = [0u8; 16 * 1024];
+                let n = self.tcp.read(&mut buf).await.unwrap_or(0);
+                self.raw.extend_from_slice(&buf[..n]);
+                if !self.decode() || n == 0 {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(WAIT, read).await.expect("the stream ends in time");
+        std::mem::take(&mut self.text)
+    }
+
+    /// The signed id from the stream's first event.
+    async fn id(&mut self) -> String {
+        let first = self.until("\n\n").await;
+        first.split("event: lh-stream\ndata: ").nth(1).expect("the lh-stream event first").trim().to_owned()
+    }
+}
+
+async fn post(addr: SocketAddr, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    let req = format!(
+        "POST /sse HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut resp = String::new();
+    tcp.read_to_string(&mut resp).await.unwrap();
+    let status = resp[9..12].parse().unwrap();
+    (status, resp.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned())
+}
+
+async fn until_subscribed(live: &Live, n: usize) {
+    tokio::time::timeout(WAIT, async {
+        while live.pubsub().subscriber_count("room") != n {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .expect("subscribers joined");
+}
+
+#[tokio::test]
+async fn a_stream_carries_ids_named_events_and_multi_line_data() {
+    let server = serve(Limits::default()).await;
+    let mut stream = Stream::open(server.addr).await;
+    assert!(server_head_is_sse(&stream.head), "{}", stream.head);
+    let first = stream.until("\n\n").await;
+    assert!(first.starts_with("retry: 1000\nevent: lh-stream\ndata: s1."), "{first:?}");
+    until_subscribed(&server.live, 1).await;
+
+    server.live.pubsub().publish("room", Frame::text("<p id=\"a\" hx-swap-oob=\"true\">one\ntwo</p>"));
+    server.live.pubsub().publish("room", Frame::event("users", "<b>42</b>"));
+    let got = stream.until("<b>42</b>\n\n").await;
+    assert_eq!(
+        got,
+        "id: 1\ndata: <p id=\"a\" hx-swap-oob=\"true\">one\ndata: two</p>\n\nid: 2\nevent: users\ndata: <b>42</b>\n\n"
+    );
+}
+
+fn server_head_is_sse(head: &str) -> bool {
+    let head = head.to_ascii_lowercase();
+    head.starts_with("http/1.1 200")
+        && head.contains("content-type: text/event-stream")
+        && head.contains("cache-control: no-cache")
+}
+
+#[tokio::test]
+async fn a_quiet_stream_gets_heartbeat_comments() {
+    let server = serve(Limits::default().sse_heartbeat(Duration::from_millis(50))).await;
+    let mut stream = Stream::open(server.addr).await;
+    stream.id().await;
+    stream.until(": heartbeat\n\n").await;
+    stream.until(": heartbeat\n\n").await;
+}
+
+#[tokio::test]
+async fn posts_reach_the_stream_s_session_and_bad_ones_are_refused_with_a_status() {
+    let server = serve(Limits::default().max_message_bytes(1024)).await;
+    let mut stream = Stream::open(server.addr).await;
+    let id = stream.id().await;
+    let json = r#"{"message": "<hi>", "HEADERS": {"HX-Request": "true"}}"#;
+
+    assert_eq!(post(server.addr, &[("LH-Stream", &id), ("Content-Type", "application/json")], json).await.0, 204);
+    let got = stream.until("</ul>\n\n").await;
+    assert!(got.contains(r#"data: <ul id="log" hx-swap-oob="beforeend">&lt;hi&gt;</ul>"#), "{got:?}");
+
+    // A plain form post works too.
+    let form = [("LH-Stream", id.as_str()), ("Content-Type", "application/x-www-form-urlencoded")];
+    assert_eq!(post(server.addr, &form, "message=a+%26+b").await.0, 204);
+    assert!(stream.until("</ul>\n\n").await.contains("a &amp; b"));
+
+    let forged = id.replace("s1.", "s1.9");
+    assert_eq!(post(server.addr, &[("LH-Stream", &forged)], json).await.0, 403);
+    assert_eq!(post(server.addr, &[], json).await.0, 403);
+    let foreign = [("LH-Stream", id.as_str()), ("Origin", "https://evil.example")];
+    assert_eq!(post(server.addr, &foreign, json).await.0, 403);
+    assert_eq!(post(server.addr, &[("LH-Stream", &id)], &"x".repeat(2000)).await.0, 413);
+    let (status, reason) = post(server.addr, &[("LH-Stream", &id)], "not json").await;
+    assert_eq!(status, 400, "{reason}");
+    // The stream is still open after the bad posts.
+    assert_eq!(post(server.addr, &[("LH-Stream", &id)], json).await.0, 204);
+    stream.until("</ul>\n\n").await;
+
+    // Once the stream has ended, its posts are gone.
+    drop(stream);
+    tokio::time::timeout(WAIT, async {
+        while server.left.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the session left when its stream was dropped");
+    assert_eq!(post(server.addr, &[("LH-Stream", &id)], json).await.0, 410);
+    assert_eq!(server.live.connection_count(), 0);
+}
+
+#[tokio::test]
+async fn a_reader_that_falls_behind_is_cut_off_and_others_keep_receiving() {
+    let server = serve(Limits::default().outbound_queue(8)).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(1024).unwrap();
+    let mut slow = Stream::open_over(socket.connect(server.addr).await.unwrap(), server.addr).await;
+    let mut fast = Stream::open(server.addr).await;
+    fast.id().await;
+    until_subscribed(&server.live, 2).await;
+    let payload = "x".repeat(32 * 1024);
+    for i in 0..2000 {
+        server.live.pubsub().publish("room", Frame::text(format!("{i}:{payload}")));
+        fast.until(&format!("{i}:")).await;
+        if server.live.pubsub().subscriber_count("room") == 1 {
+            break;
+        }
+    }
+    assert_eq!(server.live.pubsub().subscriber_count("room"), 1, "the slow reader was cut off");
+    let rest = slow.read_to_end().await;
+    assert!(
+        rest.contains(&format!("event: lh-close\ndata: {{\"code\":{},", close::SLOW_CONSUMER)),
+        "{}",
+        &rest[rest.len().saturating_sub(200)..]
+    );
+}
+
+#[tokio::test]
+async fn shutdown_ends_every_stream_with_a_close_event_that_says_reconnect() {
+    let server = serve(Limits::default()).await;
+    let mut stream = Stream::open(server.addr).await;
+    stream.id().await;
+    server.live.shutdown();
+    let rest = stream.read_to_end().await;
+    assert!(
+        rest.ends_with("event: lh-close\ndata: {\"code\":1012,\"reason\":\"server shutting down\"}\n\n"),
+        "{rest:?}"
+    );
+    assert!(close::should_reconnect(1012));
+    assert!(server.live.drain(WAIT).await);
+}

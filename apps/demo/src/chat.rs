@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::routing::get;
 use livehtml::{Context, Event, Fragment, Session, SessionError};
 use maud::{Markup, html};
@@ -80,6 +80,12 @@ fn online_fragment(online: usize) -> Fragment {
     Fragment::inner("online", html! { (online) " online" }).tag("span")
 }
 
+/// `/chat?transport=sse` runs the page over Server-Sent Events.
+#[derive(Debug, serde::Deserialize)]
+struct ChatQuery {
+    transport: Option<String>,
+}
+
 fn render_message(m: &Message) -> Markup {
     html! { li { "[" (m.time) "] " strong { (m.name) } ": " (m.body) } }
 }
@@ -121,7 +127,10 @@ impl Session for ChatSession {
     }
 }
 
-async fn chat_page(State(state): State<AppState>) -> Result<Markup, (axum::http::StatusCode, &'static str)> {
+async fn chat_page(
+    State(state): State<AppState>,
+    Query(query): Query<ChatQuery>,
+) -> Result<Markup, (axum::http::StatusCode, &'static str)> {
     let history = state.chat.recent(HISTORY).await.map_err(|e| {
         tracing::error!(error = %e, "loading chat history");
         (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "could not load the chat history")
@@ -130,7 +139,8 @@ async fn chat_page(State(state): State<AppState>) -> Result<Markup, (axum::http:
         "Chat",
         html! {
             h1 { "Chatting with WebSockets" }
-            div lh-connect="/ws/chat" {
+            // The same endpoint serves a WebSocket and, with `?transport=sse`, Server-Sent Events.
+            div lh-connect="/ws/chat" lh-transport=[query.transport.as_deref()] {
                 p.status { span #online { "" } " · " }
                 form #chat-form lh-send lh-reset="message" {
                     input #name name="name" type="text" placeholder="Your name" value="Anonymous";

@@ -94,7 +94,14 @@ pub fn views(state: &AppState) -> Views<AppState> {
         .route::<blog::BlogIndex>("/blog")
         .route::<blog::ArticleView>("/article/{id}")
         .route::<counter::CounterView>("/counter")
-        .layout(|page| Html::from(layout::page(page.title(), maud::html! { (page.live_root()) })))
+        .layout(|page| {
+            // `?transport=sse` runs the page over Server-Sent Events instead of a WebSocket.
+            let sse = page.url().contains("transport=sse");
+            let body = maud::html! {
+                @if sse { div lh-transport="sse" { (page.live_root()) } } @else { (page.live_root()) }
+            };
+            Html::from(layout::page(page.title(), body))
+        })
         .build()
 }
 

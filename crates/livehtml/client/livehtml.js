@@ -3,6 +3,10 @@
 // Markup it understands:
 //   <div lh-connect="/ws/chat"> ... </div>   open a WebSocket to the server; fragments that
 //                                            arrive are swapped in by id (hx-swap-oob rules)
+//   lh-transport="sse"                        ...or run it (on it or an ancestor) over
+//                                            Server-Sent Events, events out
+//                                            by POST (one stream per tab: browsers allow six
+//                                            HTTP/1.1 connections per origin)
 //   <form lh-send> ... </form>                send the form's values on submit
 //   <button lh-send="toggle">                 send a click, named "toggle" (LH-Event)
 //   lh-value-NAME="v"                         add NAME=v to what the element sends
@@ -27,8 +31,10 @@
   // Public API
   // ======================================================================
 
-  /** @typedef {{ socket: WebSocket | null, url: string, element: Element, attempt: number,
-   *              queue: string[], timer: number | undefined, closed: boolean }} Connection */
+  /** What a connection sends through: a WebSocket, or an SSE stream with POSTs.
+   * @typedef {{ readyState: number, send(data: string): void, close(code?: number): void }} Channel */
+  /** @typedef {{ socket: Channel | null, url: string, element: Element, attempt: number,
+   *              queue: string[], timer: number | undefined, closed: boolean, sse: boolean }} Connection */
 
   const livehtml = {
     config: {
@@ -41,6 +47,8 @@
     },
     /** Replaceable, to test or to adapt the client. @param {string} url */
     createWebSocket: (url) => new WebSocket(url),
+    /** Replaceable, like createWebSocket, for lh-transport="sse". @param {string} url */
+    createEventSource: (url) => new EventSource(url),
     /** Opens (or returns) the connection of an lh-connect element. */
     connect,
     /** Sends values from `element` (a form, a button, anything) as one event. */
@@ -87,10 +95,12 @@
     if (conn) return conn;
     const path = element.getAttribute("lh-connect") || "";
     const url = new URL(path, location.href);
-    url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    // On the element or an ancestor: a layout can choose the transport for every view.
+    const sse = element.closest("[lh-transport]")?.getAttribute("lh-transport") === "sse";
+    if (!sse) url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     // Tells the server this client morphs (plain htmx pages get plain swaps).
     url.searchParams.set("client", "lh");
-    conn = { socket: null, url: url.href, element, attempt: 0, queue: [], timer: undefined, closed: false };
+    conn = { socket: null, url: url.href, element, attempt: 0, queue: [], timer: undefined, closed: false, sse };
     connections.set(element, conn);
     open(conn);
     return conn;
@@ -99,6 +109,15 @@
   /** @param {Connection} conn */
   function open(conn) {
     setState(conn, conn.attempt === 0 ? "connecting" : "reconnecting");
+    if (conn.sse) {
+      try {
+        conn.socket = openStream(conn);
+      } catch (error) {
+        fire(conn.element, "lh:error", { error });
+        scheduleReconnect(conn);
+      }
+      return;
+    }
     let socket;
     try {
       socket = livehtml.createWebSocket(conn.url);
@@ -107,29 +126,88 @@
       return scheduleReconnect(conn);
     }
     conn.socket = socket;
-    socket.addEventListener("open", () => {
-      conn.attempt = 0;
-      setState(conn, "open");
-      fire(conn.element, "lh:open", {});
-      while (conn.queue.length && socket.readyState === WebSocket.OPEN) socket.send(/** @type {string} */ (conn.queue.shift()));
-    });
+    socket.addEventListener("open", () => opened(conn, socket));
     socket.addEventListener("message", (event) => {
-      if (typeof event.data !== "string") return;
-      fire(conn.element, "lh:message", { data: event.data });
-      // Fragments are HTML and start with "<"; control envelopes are JSON objects.
-      if (event.data.startsWith("{")) control(conn, JSON.parse(event.data));
-      else swap(event.data);
+      if (typeof event.data === "string") received(conn, event.data);
     });
-    socket.addEventListener("close", (event) => {
-      if (conn.socket !== socket) return;
-      conn.socket = null;
-      const policy = closePolicy(event.code);
-      if (policy === "reload" && reloadOnce()) return;
-      const reconnect = !conn.closed && conn.element.isConnected && policy === "reconnect";
-      fire(conn.element, "lh:close", { code: event.code, reason: event.reason, reconnect });
-      if (reconnect) scheduleReconnect(conn);
-      else setState(conn, "closed");
+    socket.addEventListener("close", (event) => closed(conn, socket, event.code, event.reason));
+  }
+
+  /** Server-Sent Events: fragments arrive as events, the page's messages go out by POST to the
+   * same URL with the stream's signed id (its first event, lh-stream). A stream the server ends
+   * says why in a last lh-close event, with the WebSocket close code's meaning.
+   * @param {Connection} conn @returns {Channel} */
+  function openStream(conn) {
+    const source = livehtml.createEventSource(conn.url);
+    let id = "";
+    /** @param {number} code @param {string} reason */
+    const end = (code, reason) => {
+      source.close();
+      channel.readyState = WebSocket.CLOSED;
+      closed(conn, channel, code, reason);
+    };
+    /** @type {Channel} */
+    const channel = {
+      readyState: WebSocket.CONNECTING,
+      send(data) {
+        const headers = { "Content-Type": "application/json", "LH-Stream": id };
+        fetch(conn.url, { method: "POST", headers, body: data }).then((r) => {
+          if (r.ok) return;
+          fire(conn.element, "lh:error", { error: new Error(`event refused: ${r.status}`) });
+          // The stream ended under us: start a new one.
+          if (r.status === 410 && conn.socket === channel) end(1006, "stream gone");
+        }, (error) => fire(conn.element, "lh:error", { error }));
+      },
+      close(code) {
+        end(code ?? 1000, "");
+      },
+    };
+    source.addEventListener("lh-stream", (event) => {
+      id = /** @type {MessageEvent} */ (event).data;
+      channel.readyState = WebSocket.OPEN;
+      opened(conn, channel);
     });
+    source.addEventListener("message", (event) => received(conn, event.data));
+    source.addEventListener("lh-close", (event) => {
+      /** @type {{code?: number, reason?: string}} */
+      let why = {};
+      try {
+        why = JSON.parse(/** @type {MessageEvent} */ (event).data);
+      } catch (_) { /* a malformed notice is a dropped stream */ }
+      end(why.code ?? 1006, why.reason ?? "");
+    });
+    // A dropped stream reconnects on the same schedule as a socket (EventSource's own retry
+    // would not back off).
+    source.addEventListener("error", () => end(1006, ""));
+    return channel;
+  }
+
+  /** @param {Connection} conn @param {Channel} socket */
+  function opened(conn, socket) {
+    conn.attempt = 0;
+    setState(conn, "open");
+    fire(conn.element, "lh:open", {});
+    while (conn.queue.length && socket.readyState === WebSocket.OPEN) socket.send(/** @type {string} */ (conn.queue.shift()));
+  }
+
+  /** @param {Connection} conn @param {string} data */
+  function received(conn, data) {
+    fire(conn.element, "lh:message", { data });
+    // Fragments are HTML and start with "<"; control envelopes are JSON objects.
+    if (data.startsWith("{")) control(conn, JSON.parse(data));
+    else swap(data);
+  }
+
+  /** @param {Connection} conn @param {Channel} socket @param {number} code @param {string} reason */
+  function closed(conn, socket, code, reason) {
+    if (conn.socket !== socket) return;
+    conn.socket = null;
+    const policy = closePolicy(code);
+    if (policy === "reload" && reloadOnce()) return;
+    const reconnect = !conn.closed && conn.element.isConnected && policy === "reconnect";
+    fire(conn.element, "lh:close", { code, reason, reconnect });
+    if (reconnect) scheduleReconnect(conn);
+    else setState(conn, "closed");
   }
 
   /** Reloads the page, unless it already did so in the last 10 s (a server that refuses every

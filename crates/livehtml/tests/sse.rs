@@ -45,8 +45,7 @@ async fn serve(limits: Limits) -> Server {
     let live = Live::default();
     let left = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = left.clone();
-    let app: Router =
-        Router::new().route("/sse", live.sse_endpoint_with(limits, move |_| Room { left: counter.clone() }));
+    let app: Router = Router::new().route("/sse", live.endpoint_with(limits, move |_| Room { left: counter.clone() }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = live.clone();

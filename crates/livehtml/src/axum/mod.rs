@@ -167,11 +167,26 @@ impl Live {
         &self.inner.pubsub
     }
 
-    /// A `GET` route that upgrades to a live WebSocket and runs a fresh session from `factory`
-    /// for each connection, with the default [`Limits`].
+    /// A live endpoint: a fresh session from `factory` for each page that connects, over a
+    /// WebSocket or over Server-Sent Events, with the default [`Limits`]. The session does not
+    /// know which.
     ///
-    /// A foreign `Origin` gets 403 Forbidden; a request during shutdown gets 503; a request that
-    /// is not a valid WebSocket upgrade gets 400, 405 or 426 with the reason in the body.
+    /// * **WebSocket**: a `GET` that asks for the upgrade. A foreign `Origin` gets 403; a request
+    ///   during shutdown gets 503; a request that is not a valid upgrade gets 400, 405 or 426
+    ///   with the reason in the body.
+    /// * **Server-Sent Events**: a `GET` that accepts `text/event-stream` (EventSource, htmx 2's
+    ///   `sse-connect`, htmx 4's `hx-sse:connect`, livehtml.js's `lh-transport="sse"`) opens a
+    ///   stream. Its first event, `lh-stream`, carries a signed id; the page's events are
+    ///   `POST`ed to the same path with it, in the `LH-Stream` header ([`crate::STREAM_HEADER`])
+    ///   or the `lh-stream` query parameter, in any dialect the socket takes (htmx JSON,
+    ///   livehtml.js, a form): 204 when the stream took it, 400 for a body that is not an event,
+    ///   403 for a forged id or a foreign `Origin`, 410 for a stream that has ended, 413 over the
+    ///   size limit, 429 when the stream is behind. Fragments go out as unnamed events (what
+    ///   htmx 2's `sse-swap="message"`, htmx 4 and livehtml.js swap by `hx-swap-oob`);
+    ///   [`crate::Frame::event`] sends a named one. Every event has an `id:`; a `: heartbeat`
+    ///   comment comes every [`Limits::sse_heartbeat`]. A stream the server ends gets a last
+    ///   `lh-close` event with a close code (`{"code": 1012, ...}` at shutdown) and ends.
+    ///   Browsers allow six HTTP/1.1 connections per origin: one stream per tab (or HTTP/2).
     pub fn endpoint<S, F, T>(&self, factory: F) -> MethodRouter<T>
     where
         S: Session,
@@ -189,10 +204,21 @@ impl Live {
         T: Clone + Send + Sync + 'static,
     {
         let live = self.clone();
+        let poster = self.clone();
         get(move |req: Request| {
             let live = live.clone();
             let factory = factory.clone();
-            async move { live.upgrade(limits, req, factory) }
+            async move {
+                if sse::wants_event_stream(req.headers()) {
+                    live.open_stream(limits, req, factory)
+                } else {
+                    live.upgrade(limits, req, factory)
+                }
+            }
+        })
+        .post(move |req: Request| {
+            let live = poster.clone();
+            async move { live.post_event(limits, req).await }
         })
     }
 

@@ -1,5 +1,6 @@
-//! Server-Sent Events endpoints: `GET` opens a stream that runs a session, `POST` (to the same
-//! path, carrying the stream's signed id) delivers the page's events to it.
+//! Server-Sent Events on a live endpoint: a `GET` that accepts `text/event-stream` opens a
+//! stream that runs a session, a `POST` to the same path (carrying the stream's signed id)
+//! delivers the page's events to it.
 
 use std::collections::HashMap;
 
@@ -7,7 +8,6 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get};
 
 use super::{Live, origin};
 use crate::protocol::{Inbound, parse_event};
@@ -26,75 +26,7 @@ const STREAM_PREFIX: &str = "s1.";
 pub(super) type Streams = std::sync::Mutex<HashMap<u64, Poster>>;
 
 impl Live {
-    /// A route that serves `factory`'s sessions over Server-Sent Events, with the default
-    /// [`Limits`]: `GET` opens the stream (`text/event-stream`), `POST` to the same path sends
-    /// the page's events to it.
-    ///
-    /// The stream's first event, `lh-stream`, carries a signed id; a post names its stream with
-    /// it, in the `LH-Stream` header or the `lh-stream` query parameter. A post is an event in
-    /// any dialect the socket takes (htmx JSON, livehtml.js, a form): 204 when the stream took
-    /// it, 400 for a body that is not an event, 403 for a forged id or a foreign `Origin`, 410
-    /// for a stream that has ended, 413 over the size limit, 429 when the stream is behind.
-    ///
-    /// Fragments go out as unnamed events (what htmx 2's `sse-swap="message"`, htmx 4's
-    /// `hx-sse:connect` and livehtml.js swap by `hx-swap-oob`); [`crate::Frame::event`] sends a
-    /// named one. Every event has an `id:`; a `: heartbeat` comment comes every
-    /// [`Limits::sse_heartbeat`]. A stream the server ends gets a last `lh-close` event with a
-    /// close code (`{"code": 1012, "reason": "..."}` at shutdown) and then ends; EventSource
-    /// reconnects after `retry:`.
-    ///
-    /// ```
-    /// use axum::Router;
-    /// use livehtml::{Context, Event, Fragment, Html, Live, Session, SessionError};
-    ///
-    /// struct Feed;
-    ///
-    /// impl Session for Feed {
-    ///     async fn on_join(&mut self, ctx: &mut Context) -> Result<(), SessionError> {
-    ///         ctx.subscribe("feed");
-    ///         Ok(())
-    ///     }
-    ///
-    ///     async fn on_event(&mut self, ctx: &mut Context, event: Event) -> Result<(), SessionError> {
-    ///         let text = event.value("message").unwrap_or_default();
-    ///         ctx.broadcast("feed", &[Fragment::prepend("items", Html::escape(text))]);
-    ///         Ok(())
-    ///     }
-    /// }
-    ///
-    /// let live = Live::default();
-    /// let app: Router = Router::new().route("/sse/feed", live.sse_endpoint(|_| Feed));
-    /// ```
-    pub fn sse_endpoint<S, F, T>(&self, factory: F) -> MethodRouter<T>
-    where
-        S: Session,
-        F: Fn(&Connect) -> S + Clone + Send + Sync + 'static,
-        T: Clone + Send + Sync + 'static,
-    {
-        self.sse_endpoint_with(self.inner.config.limits, factory)
-    }
-
-    /// Like [`Live::sse_endpoint`] with limits of its own.
-    pub fn sse_endpoint_with<S, F, T>(&self, limits: Limits, factory: F) -> MethodRouter<T>
-    where
-        S: Session,
-        F: Fn(&Connect) -> S + Clone + Send + Sync + 'static,
-        T: Clone + Send + Sync + 'static,
-    {
-        let live = self.clone();
-        let poster = self.clone();
-        get(move |req: Request| {
-            let live = live.clone();
-            let factory = factory.clone();
-            async move { live.open_stream(limits, req, factory) }
-        })
-        .post(move |req: Request| {
-            let live = poster.clone();
-            async move { live.post_event(limits, req).await }
-        })
-    }
-
-    fn open_stream<S, F>(&self, limits: Limits, req: Request, factory: F) -> Response
+    pub(super) fn open_stream<S, F>(&self, limits: Limits, req: Request, factory: F) -> Response
     where
         S: Session,
         F: Fn(&Connect) -> S + Send + 'static,
@@ -141,7 +73,7 @@ impl Live {
             .into_response()
     }
 
-    async fn post_event(&self, limits: Limits, req: Request) -> Response {
+    pub(super) async fn post_event(&self, limits: Limits, req: Request) -> Response {
         if let Err(origin::ForeignOrigin(origin)) = self.inner.config.origins.check(req.headers()) {
             tracing::info!(%origin, "refused a post from a foreign origin");
             return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
@@ -184,6 +116,12 @@ impl Live {
     fn streams(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Poster>> {
         self.inner.streams.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// A `GET` for an event stream rather than a WebSocket upgrade.
+pub(super) fn wants_event_stream(headers: &HeaderMap) -> bool {
+    let accepts = headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok());
+    !headers.contains_key(header::UPGRADE) && accepts.into_iter().any(|v| v.contains("text/event-stream"))
 }
 
 fn stream_id(headers: &HeaderMap, query: Option<&str>) -> Option<String> {

@@ -23,12 +23,18 @@ type Mounter<St> = Box<dyn Fn(St, Mount) -> BoxFuture<'static, Result<Box<dyn Dy
 /// What a layout gets to build a page around a view.
 #[derive(Debug, Clone)]
 pub struct Page {
+    pub(crate) url: String,
     pub(crate) title: String,
     pub(crate) connect_url: String,
     pub(crate) content: Html,
 }
 
 impl Page {
+    /// The URL the page was rendered for (path and query).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// The view's title.
     pub fn title(&self) -> &str {
         &self.title
@@ -128,9 +134,10 @@ impl<St: Clone + Send + Sync + 'static> Routes<St> {
     pub(crate) async fn page(&self, url: &str, headers: HeaderMap) -> Result<String, ViewError> {
         let (view, url) = self.mount(url, headers, false).await?;
         let html = view.render().into_string();
-        let token = self.signer.sign(&Claims { url, render: fingerprint(&html), issued: now() });
+        let token = self.signer.sign(&Claims { url: url.clone(), render: fingerprint(&html), issued: now() });
         let page = Page {
             title: view.title(),
+            url: url.clone(),
             connect_url: format!("{}?t={token}", self.socket_path),
             content: Html::trusted(html),
         };

@@ -1,0 +1,91 @@
+// livehtml.js over Server-Sent Events (lh-transport="sse"): the same endpoints and sessions as
+// over a WebSocket, events out by POST with the stream's signed id.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { binary, launch, newPage, startServer, tempDir } from "./harness.mjs";
+
+async function demo(t) {
+  const browser = await launch(t);
+  if (!browser) return {};
+  t.after(() => browser.close());
+  const server = await startServer(binary("livehtml-demo"), ["--addr", "127.0.0.1:0", "--data-dir", tempDir("livehtml-sse-")]);
+  t.after(() => server.stop("SIGKILL"));
+  return { browser, server };
+}
+
+test("chat: a page on SSE and a page on a WebSocket see each other's messages", async (t) => {
+  const { browser, server } = await demo(t);
+  if (!browser) return;
+  const sse = await newPage(browser);
+  const ws = await newPage(browser);
+  await sse.goto(`${server.url}/chat?transport=sse`);
+  await ws.goto(`${server.url}/chat`);
+  await sse.locator('[lh-connect][lh-state="open"]').waitFor();
+  await sse.locator("#online", { hasText: "2 online" }).waitFor();
+  await ws.locator("#online", { hasText: "2 online" }).waitFor();
+  assert.equal(ws.frames.length > 0, true, "the WebSocket page runs on a socket");
+
+  await sse.fill("#name", "Sse");
+  await sse.fill("#message", "<b>over SSE</b>");
+  await sse.click("#send");
+  await ws.fill("#name", "Ws");
+  await ws.fill("#message", "over a socket");
+  await ws.click("#send");
+  for (const page of [sse, ws]) {
+    await page.locator("#messages li", { hasText: "Sse: <b>over SSE</b>" }).waitFor();
+    await page.locator("#messages li", { hasText: "Ws: over a socket" }).waitFor();
+    assert.equal(await page.locator("#messages li b").count(), 0, "escaped");
+    assert.deepEqual(page.errors, []);
+  }
+  assert.equal(await sse.inputValue("#message"), "", "the form is reset after the post");
+
+  // The SSE page leaves: the other page hears the head count drop.
+  await sse.close();
+  await ws.locator("#online", { hasText: "1 online" }).waitFor();
+});
+
+test("counter view over SSE: clicks update the page, the shared count reaches a WebSocket page", async (t) => {
+  const { browser, server } = await demo(t);
+  if (!browser) return;
+  const sse = await newPage(browser);
+  const ws = await newPage(browser);
+  await sse.goto(`${server.url}/counter?transport=sse`);
+  await ws.goto(`${server.url}/counter`);
+  await sse.locator('#lh-view[lh-state="open"]').waitFor();
+  await ws.locator('#lh-view[lh-state="open"]').waitFor();
+
+  await sse.click("#inc");
+  await sse.click("#inc");
+  await sse.locator("#mine", { hasText: "2" }).waitFor();
+  await sse.click("#shared-inc");
+  await ws.locator("#shared", { hasText: "1" }).waitFor();
+  await sse.locator("#shared", { hasText: "1" }).waitFor();
+  assert.equal(await ws.textContent("#mine"), "0", "per-page state");
+  // No socket was opened by the SSE page.
+  assert.equal(sse.frames.length, 0);
+  assert.deepEqual(sse.errors, []);
+});
+
+test("a server restart: the SSE page is told to reconnect (1012) and comes back by itself", async (t) => {
+  const browser = await launch(t);
+  if (!browser) return;
+  t.after(() => browser.close());
+  const dataDir = tempDir("livehtml-sse-restart-");
+  let server = await startServer(binary("livehtml-demo"), ["--addr", "127.0.0.1:0", "--data-dir", dataDir]);
+  t.after(() => server.stop("SIGKILL"));
+  const page = await newPage(browser);
+  await page.goto(`${server.url}/chat?transport=sse`);
+  await page.locator('[lh-connect][lh-state="open"]').waitFor();
+  await page.evaluate(() => {
+    window.lhClosed = new Promise((resolve) => {
+      document.querySelector("[lh-connect]").addEventListener("lh:close", (e) => resolve(e.detail), { once: true });
+    });
+  });
+  assert.equal(await server.stop("SIGTERM"), 0);
+  assert.deepEqual(await page.evaluate(() => window.lhClosed), { code: 1012, reason: "server shutting down", reconnect: true });
+  server = await startServer(binary("livehtml-demo"), ["--addr", server.addr, "--data-dir", dataDir]);
+  await page.locator('[lh-connect][lh-state="open"]').waitFor({ timeout: 20_000 });
+  await page.fill("#message", "back");
+  await page.click("#send");
+  await page.locator("#messages li", { hasText: "back" }).waitFor();
+});

@@ -13,10 +13,43 @@ ul.log { list-style: none; padding: 0; }
 [lh-state="reconnecting"] .status::after, [lh-state="connecting"] .status::after { content: "reconnecting…"; color: #a60; }
 [lh-state="closed"] .status::after { content: "disconnected"; color: #a00; }
 .player.ready { color: #080; }
+.cards { display: flex; gap: 1rem; flex-wrap: wrap; }
+.card { border: 1px solid #ccc; border-radius: .5rem; padding: .5rem 1rem; min-width: 9rem; }
+.metric { font-size: 1.6rem; font-weight: bold; }
+.badge { background: #c00; color: #fff; border-radius: 1rem; padding: 0 .5rem; }
+.toast { border-left: 4px solid #06c; padding: .25rem .5rem; margin: .25rem 0; background: #f4f8ff; }
 "#;
+
+/// htmx 2 and its SSE extension, for the pages that run on plain htmx (pinned, with their
+/// integrity hashes; the browser tests serve the same files from npm).
+pub(crate) const HTMX2: (&str, &str) = (
+    "https://unpkg.com/htmx.org@2.0.11/dist/htmx.min.js",
+    "sha384-2OatzQy1H+Zd/IIrjr1TcuDGqLXeHhbooAyJY1KdQMKnr4LZ22k31GBLdYKHmVjg",
+);
+pub(crate) const HTMX2_SSE: (&str, &str) = (
+    "https://unpkg.com/htmx-ext-sse@2.2.4/dist/sse.min.js",
+    "sha384-A986SAtodyH8eg8x8irJnYUk7i9inVQqYigD6qZ9evobksGNIXfeFvDwLSHcp31N",
+);
+
+/// A complete page around `body` on plain htmx 2 with its SSE extension (no livehtml.js).
+pub(crate) fn htmx_page(title: &str, body: Markup) -> Markup {
+    shell(
+        title,
+        html! {
+            @for (src, integrity) in [HTMX2, HTMX2_SSE] {
+                script src=(src) integrity=(integrity) crossorigin="anonymous" {}
+            }
+        },
+        body,
+    )
+}
 
 /// A complete page around `body`, loading livehtml.js.
 pub(crate) fn page(title: &str, body: Markup) -> Markup {
+    shell(title, html! { script src=(livehtml::SCRIPT_PATH) defer {} }, body)
+}
+
+fn shell(title: &str, scripts: Markup, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -25,12 +58,13 @@ pub(crate) fn page(title: &str, body: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · livehtml" }
                 style { (maud::PreEscaped(STYLE)) }
-                script src=(livehtml::SCRIPT_PATH) defer {}
+                (scripts)
             }
             body {
                 nav {
                     a href="/" { "livehtml" } a href="/chat" { "Chat" } a href="/echo" { "Echo" } a href="/lobby" { "Lobby" }
                     a href="/blog" lh-nav { "Blog" } a href="/counter" lh-nav { "Counter" }
+                    a href="/dashboard" { "Dashboard" } a href="/notifications" { "Notifications" }
                 }
                 (body)
             }
@@ -50,6 +84,9 @@ pub(crate) async fn home() -> Markup {
                 li { a href="/lobby" { "Lobby" } ": one message updates three regions of the page." }
                 li { a href="/blog" { "Blog" } ": live views on SQLite, navigated over one socket like a SPA." }
                 li { a href="/counter" { "Counter" } ": state on the server, a shared counter and a server clock." }
+                li { a href="/dashboard" { "Dashboard" } ": live metrics over Server-Sent Events, on plain htmx (" code { "sse-swap" } ")." }
+                li { a href="/notifications" { "Notifications" } ": a badge and a toast feed over Server-Sent Events, on plain htmx; mention " code { "@name" } " in the chat." }
+                li { a href="/chat?transport=sse" { "Chat over SSE" } " and " a href="/counter?transport=sse" { "the counter over SSE" } ": the same sessions without a WebSocket." }
             }
         },
     )

@@ -3,9 +3,11 @@
 pub mod blog;
 mod chat;
 pub mod counter;
+pub mod dashboard;
 mod echo;
 mod layout;
 mod lobby;
+pub mod notifications;
 mod raw;
 
 use std::net::SocketAddr;
@@ -52,6 +54,10 @@ pub struct AppState {
     pub blog: blog::Store,
     /// The counter every tab shares.
     pub counter: Arc<AtomicI64>,
+    /// What the dashboard counts.
+    pub metrics: Arc<dashboard::Metrics>,
+    /// The notification feed.
+    pub feed: Arc<notifications::Feed>,
 }
 
 /// Opens the data directory (and the blog's database) and builds the app's state.
@@ -66,7 +72,16 @@ pub async fn state(
     let sqlite = format!("sqlite://{}?mode=rwc", file.display());
     let blog = blog::Store::open(database_url.unwrap_or(&sqlite)).await?;
     let live = Live::new(Config::default().secret(secret(data_dir)?));
-    Ok(AppState { live, chat, lobby: Arc::default(), offset, blog, counter: Arc::default() })
+    Ok(AppState {
+        live,
+        chat,
+        lobby: Arc::default(),
+        offset,
+        blog,
+        counter: Arc::default(),
+        metrics: Arc::default(),
+        feed: Arc::default(),
+    })
 }
 
 /// The key that signs live-view tokens, kept in the data directory so that pages rendered
@@ -105,15 +120,18 @@ pub fn views(state: &AppState) -> Views<AppState> {
         .build()
 }
 
-/// All routes of the demo.
+/// All routes of the demo; starts the dashboard's clock.
 pub fn app(state: AppState) -> Router {
     let live = state.live.clone();
+    dashboard::spawn_clock(state.clone());
     Router::new()
         .route("/", get(layout::home))
         .merge(chat::routes(&state))
         .merge(echo::routes(&live))
         .merge(lobby::routes(&state))
         .merge(raw::routes(&live))
+        .merge(dashboard::routes(&state))
+        .merge(notifications::routes(&state))
         .merge(views(&state).router())
         .merge(live.client_script())
 }

@@ -60,3 +60,16 @@ test("an htmx 2 page and an htmx 4 page share one room and the same bytes", asyn
   const last = (page) => page.frames.filter((f) => f.includes("from four")).at(-1);
   assert.equal(last(two), last(four));
 });
+
+test("htmx 4 over SSE (hx-sse:connect): posts bound to the stream, fragments swapped out of band", async (t) => {
+  const { browser, server } = await room(t);
+  if (!browser) return;
+  const sse = await open(browser, `${server.url}/htmx4-sse`);
+  const ws = await open(browser, `${server.url}/htmx4`);
+  // The form has its stream's id before it is used.
+  await sse.waitForFunction(() => document.getElementById("room-form").getAttribute("hx-headers")?.includes("LH-Stream"));
+  await sendAndSeeInBoth(sse, ws, "<b>from the stream</b>", "Htmx4");
+  await sendAndSeeInBoth(ws, sse, "from the socket", "Htmx4");
+  assert.equal(sse.frames.length, 0, "no socket on the SSE page");
+  assert.equal(await sse.locator("[hx-swap-oob]").count(), 0);
+});

@@ -104,6 +104,27 @@ async fn htmx4() -> Markup {
     )
 }
 
+/// htmx 4's built-in SSE: the room's fragments arrive as unnamed events (swapped out of band);
+/// the form posts to the same endpoint with the stream's id, which the stream's first event
+/// (`lh-stream`, a DOM event under htmx 4) hands to the form as its `hx-headers`.
+async fn htmx4_sse() -> Markup {
+    page(
+        "htmx 4 + hx-sse",
+        &["/vendor/htmx4/dist/htmx.min.js", "/vendor/htmx4/dist/ext/hx-sse.js"],
+        html! {
+            div "hx-sse:connect"="/ws/room" hx-swap="none"
+                "hx-on:lh-stream"="document.getElementById('room-form').setAttribute('hx-headers', JSON.stringify({'LH-Stream': event.detail.data}))" {
+                form #room-form hx-post="/ws/room" hx-swap="none" {
+                    input name="message" autocomplete="off";
+                    button type="submit" { "Send" }
+                }
+                p { "Status: " span #status { "connecting" } " · last sent by: " span #last-dialect {} }
+                ul #log {}
+            }
+        },
+    )
+}
+
 /// A live view driven by a plain htmx 2 page: `ws-send` buttons in, changed regions out.
 struct Clicks {
     count: i64,
@@ -161,6 +182,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = Router::new()
         .route("/htmx2", get(htmx2))
         .route("/htmx4", get(htmx4))
+        .route("/htmx4-sse", get(htmx4_sse))
         .route("/ws/room", live.endpoint(|_| Room))
         .merge(LiveRoutes::new(&live, ()).route::<Clicks>("/htmx2/live").layout(htmx2_layout).build().router())
         .nest_service("/vendor", ServeDir::new(&args.vendor));

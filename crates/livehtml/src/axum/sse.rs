@@ -90,7 +90,7 @@ impl Live {
         let Some(poster) = poster.filter(|p| !p.is_gone()) else {
             return (StatusCode::GONE, "the stream has ended: reconnect").into_response();
         };
-        let form = is_form(req.headers());
+        let form = is_form(req.headers()).then(|| htmx_headers(req.headers()));
         let bytes = match axum::body::to_bytes(req.into_body(), limits.max_message_bytes).await {
             Ok(bytes) => bytes,
             Err(_) => {
@@ -98,7 +98,10 @@ impl Live {
                 return (StatusCode::PAYLOAD_TOO_LARGE, reason).into_response();
             }
         };
-        let text = if form { form_to_json(&bytes) } else { String::from_utf8(bytes.to_vec()).ok() };
+        let text = match form {
+            Some(headers) => form_to_json(&bytes, headers),
+            None => String::from_utf8(bytes.to_vec()).ok(),
+        };
         let Some(text) = text else {
             return (StatusCode::BAD_REQUEST, "the body is not UTF-8").into_response();
         };
@@ -138,9 +141,23 @@ fn is_form(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
 }
 
+/// The htmx request headers of a form post, as the object a socket message carries them in:
+/// `headers` for htmx 4 (it sends `HX-Source`), `HEADERS` for htmx 2.
+fn htmx_headers(headers: &HeaderMap) -> Option<(&'static str, serde_json::Value)> {
+    headers.get("hx-request")?;
+    let mut object = serde_json::Map::new();
+    for name in ["HX-Request", "HX-Trigger", "HX-Trigger-Name", "HX-Target", "HX-Current-URL", "HX-Source"] {
+        if let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()) {
+            object.insert(name.to_owned(), value.into());
+        }
+    }
+    let key = if headers.contains_key("hx-source") { "headers" } else { "HEADERS" };
+    Some((key, serde_json::Value::Object(object)))
+}
+
 /// A form post (plain `hx-post`) as the JSON object a socket would have sent: one key per field,
-/// an array where a field repeats.
-fn form_to_json(body: &[u8]) -> Option<String> {
+/// an array where a field repeats, and htmx's request headers where htmx sent it.
+fn form_to_json(body: &[u8], headers: Option<(&'static str, serde_json::Value)>) -> Option<String> {
     let mut object = serde_json::Map::new();
     for (key, value) in form_urlencoded::parse(body) {
         match object.get_mut(key.as_ref()) {
@@ -150,6 +167,9 @@ fn form_to_json(body: &[u8]) -> Option<String> {
                 object.insert(key.into_owned(), value.into_owned().into());
             }
         }
+    }
+    if let Some((key, headers)) = headers {
+        object.insert(key.to_owned(), headers);
     }
     Some(serde_json::Value::Object(object).to_string())
 }

@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 use std::future::Future;
+use std::task::{Context, Poll};
 
 use crate::protocol::Inbound;
 use crate::pubsub::Info;
@@ -15,8 +16,9 @@ use crate::pubsub::Info;
 /// One page's connection, as the session loop drives it.
 pub(crate) trait Link: Send {
     /// The next thing for the session; `None` once the connection ended (the transport knows
-    /// why, and how to close).
-    fn next(&mut self) -> impl Future<Output = Option<Next>> + Send + '_;
+    /// why, and how to close). A poll, not a future: an idle connection's task holds no state
+    /// for it beyond the link itself.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Next>>;
 
     /// Ends the connection: with the session's own close request (`Some`: code and reason, after
     /// what it pushed), or as the transport decided when `next` answered `None`.

@@ -258,6 +258,8 @@ async fn a_reader_that_falls_behind_is_cut_off_and_others_keep_receiving() {
         }
     }
     assert_eq!(server.live.pubsub().subscriber_count("room"), 1, "the slow reader was cut off");
+    // Now it reads at full speed (a 1 KiB window drains the server's buffers 320 bytes a probe).
+    socket2::SockRef::from(&slow.tcp).set_recv_buffer_size(4 << 20).unwrap();
     let rest = slow.read_to_end().await;
     assert!(
         rest.contains(&format!("event: lh-close\ndata: {{\"code\":{},", close::SLOW_CONSUMER)),

@@ -374,3 +374,44 @@ impl Live {
         tokio::time::timeout(timeout, self.inner.connections.wait()).await.is_ok()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::transport::outbox;
+    use crate::transport::ws::Connection;
+
+    struct Idle;
+
+    impl crate::Session for Idle {
+        async fn on_event(&mut self, _: &mut crate::Context, _: crate::Event) -> Result<(), crate::SessionError> {
+            Ok(())
+        }
+    }
+
+    /// An idle WebSocket connection's task is the session loop's future: it is most of what an
+    /// idle connection costs (BENCHMARKS.md's idle mode), so it must not grow unnoticed.
+    #[test]
+    fn an_idle_connection_task_stays_small() {
+        let (subscriber, inbox, io) = outbox::attach(8, None);
+        let socket = tungstenite::WebSocket::from_raw_socket(io, tungstenite::protocol::Role::Server, None);
+        let tracker = tokio_util::task::TaskTracker::new();
+        let connection = Connection {
+            socket,
+            _token: tracker.token(),
+            inbox,
+            max_message_bytes: 1,
+            close_timeout: Duration::ZERO,
+            write_timeout: Duration::ZERO,
+            heard_since_ping: true,
+            draining: false,
+            deadline: None,
+            closing: None,
+        };
+        let ctx = crate::Context::new(0, subscriber, crate::PubSub::default(), Default::default());
+        let task = crate::session::run(Idle, ctx, connection);
+        // 760 bytes before the session loop left the transport; 728 after.
+        assert!(std::mem::size_of_val(&task) <= 728, "{} bytes", std::mem::size_of_val(&task));
+    }
+}

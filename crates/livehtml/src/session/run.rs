@@ -46,7 +46,7 @@ async fn drive<S: Session, L: Link>(
         // A connection with work always ready (a flood of messages or infos) still lets the
         // worker thread serve others: this yields once tokio's budget for the task is spent.
         tokio::task::coop::consume_budget().await;
-        let handled = match link.next().await? {
+        let handled = match std::future::poll_fn(|cx| link.poll_next(cx)).await? {
             Next::Message(message) => Box::pin(session.on_message(ctx, message)).await,
             Next::Info(info) => Box::pin(session.on_info(ctx, info)).await,
         };

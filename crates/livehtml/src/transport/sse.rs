@@ -91,20 +91,21 @@ pub(crate) struct SseLink {
 }
 
 impl Link for SseLink {
-    async fn next(&mut self) -> Option<Next> {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Next>> {
         loop {
-            match self.inbox.ready().await {
-                Ready::Message(message) => return Some(Next::Message(message)),
-                Ready::Info(info) => return Some(Next::Info(info)),
+            let Poll::Ready(ready) = self.inbox.poll_ready(cx) else { return Poll::Pending };
+            match ready {
+                Ready::Message(message) => return Poll::Ready(Some(Next::Message(message))),
+                Ready::Info(info) => return Poll::Ready(Some(Next::Info(info))),
                 Ready::Close(code) => {
                     self.closing = Some(code);
-                    return None;
+                    return Poll::Ready(None);
                 }
                 // The heartbeat is a comment on the stream, written by its reader.
                 Ready::Ping => self.inbox.heartbeat_to_reader(),
                 // No socket of its own to stall.
                 Ready::Stalled(_) => {}
-                Ready::Gone => return None,
+                Ready::Gone => return Poll::Ready(None),
             }
         }
     }

@@ -47,7 +47,7 @@ pub(crate) struct Connection {
     /// The socket is gone: only what was already read is still handled.
     pub(crate) draining: bool,
     /// Armed only while a write is stalled, so an idle connection holds no timer.
-    pub(crate) deadline: Option<Deadline>,
+    pub(crate) deadline: Option<Box<Deadline>>,
     /// How the transport decided to end, once `next` answered `None`. Boxed: rarely set.
     pub(crate) closing: Option<Box<Closing>>,
 }
@@ -72,6 +72,9 @@ enum After {
     Fail,
     /// The socket takes no bytes: offer the close frame to it once, and drop TCP.
     Abort,
+    /// No close frame from us (the client ended the stream, or its close was answered by
+    /// tungstenite): what is due goes out, then TCP is dropped.
+    Flush,
 }
 
 impl Closing {
@@ -84,28 +87,33 @@ impl Closing {
         Some(Box::new(Self { code, reason, flush: true, after: After::Fail }))
     }
 
+    fn flush_only() -> Option<Box<Self>> {
+        Some(Box::new(Self { code: 0, reason: Cow::Borrowed(""), flush: true, after: After::Flush }))
+    }
+
     fn dropping(code: u16, after: After) -> Option<Box<Self>> {
         Some(Box::new(Self { code, reason: Cow::Borrowed(close::reason(code)), flush: false, after }))
     }
 }
 
 impl Link for Connection {
-    async fn next(&mut self) -> Option<Next> {
+    /// Biased: the queue first (a close request wins), then the write deadline, then the socket.
+    /// Every `continue` follows a change of state, so the loop never spins on the same answer.
+    fn poll_next(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Option<Next>> {
         loop {
             if self.draining {
                 // What the client sent before it went is still handled; replies go nowhere.
-                // Never waits: without a socket, reads end with what was buffered.
-                match next(&mut self.socket, &self.inbox, self.max_message_bytes).await {
-                    Received::Data(message) => return Some(Next::Message(message)),
-                    Received::Control => continue,
-                    Received::Closed | Received::End(_) => return None,
-                }
+                // Never pending: without a socket, reads end with what was buffered.
+                return match poll_read(&mut self.socket, &self.inbox, cx).map(|m| received(m, self.max_message_bytes)) {
+                    Poll::Ready(Received::Data(message)) => Poll::Ready(Some(Next::Message(message))),
+                    Poll::Ready(Received::Control) => continue,
+                    Poll::Ready(_) | Poll::Pending => Poll::Ready(None),
+                };
             }
-            tokio::select! {
-                biased;
-                ready = self.inbox.ready() => match ready {
-                    Ready::Info(info) => return Some(Next::Info(info)),
-                    Ready::Message(message) => return Some(Next::Message(message)),
+            if let Poll::Ready(ready) = self.inbox.poll_ready(cx) {
+                match ready {
+                    Ready::Info(info) => return Poll::Ready(Some(Next::Info(info))),
+                    Ready::Message(message) => return Poll::Ready(Some(Next::Message(message))),
                     Ready::Close(code) => return self.end(Closing::dropping(code, After::Handshake)),
                     Ready::Ping => {
                         if !self.heard_since_ping {
@@ -118,48 +126,37 @@ impl Link for Connection {
                     }
                     Ready::Stalled(progress) => {
                         if self.deadline.is_none() {
-                            self.deadline = Some(Deadline::new(self.write_timeout, progress));
+                            self.deadline = Some(Box::new(Deadline::new(self.write_timeout, progress)));
                         }
                     }
                     // A socket that is gone ends the connection, whatever is queued for it.
                     Ready::Gone => self.draining = true,
-                },
-                () = expired(&mut self.deadline) => {
-                    let Some(armed) = self.deadline.as_mut() else { continue };
-                    match self.inbox.stall(armed.progress) {
-                        Stall::Cleared => self.deadline = None,
-                        Stall::Progressed(progress) => armed.restart(self.write_timeout, progress),
-                        Stall::Stuck => {
-                            tracing::debug!("closing a connection whose socket took no bytes for the write timeout");
-                            return self.end(Closing::dropping(close::SLOW_CONSUMER, After::Abort));
-                        }
+                }
+                continue;
+            }
+            if let Some(armed) = self.deadline.as_mut()
+                && armed.timer.as_mut().poll(cx).is_ready()
+            {
+                match self.inbox.stall(armed.progress) {
+                    Stall::Cleared => self.deadline = None,
+                    Stall::Progressed(progress) => armed.restart(self.write_timeout, progress),
+                    Stall::Stuck => {
+                        tracing::debug!("closing a connection whose socket took no bytes for the write timeout");
+                        return self.end(Closing::dropping(close::SLOW_CONSUMER, After::Abort));
                     }
                 }
-                received = next(&mut self.socket, &self.inbox, self.max_message_bytes) => {
-                    self.heard_since_ping = true;
-                    match received {
-                        Received::Data(message) => return Some(Next::Message(message)),
-                        Received::Control => {}
-                        Received::End(None) => {
-                            // The client's end of the stream: a half-closed client still
-                            // gets the replies already due, within the close timeout (a
-                            // client that is gone ends this at once: its writes fail).
-                            let flush = self.inbox.flushed();
-                            let _ = Box::pin(tokio::time::timeout(self.close_timeout, flush)).await;
-                            return None;
-                        }
-                        Received::End(closing) => return self.end(closing),
-                        Received::Closed => {
-                            // tungstenite queued the close reply behind the replies already
-                            // due; they all go out before the socket is dropped, completing
-                            // the handshake.
-                            let inbox = &self.inbox;
-                            let flush = flushed(&mut self.socket, inbox).then(|_| inbox.flushed());
-                            let _ = Box::pin(tokio::time::timeout(self.close_timeout, flush)).await;
-                            return None;
-                        }
-                    }
-                }
+                continue;
+            }
+            let Poll::Ready(message) = poll_read(&mut self.socket, &self.inbox, cx) else { return Poll::Pending };
+            self.heard_since_ping = true;
+            match received(message, self.max_message_bytes) {
+                Received::Data(message) => return Poll::Ready(Some(Next::Message(message))),
+                Received::Control => {}
+                // The client's end of the stream (a half-closed client still gets the replies
+                // already due), or its close frame (tungstenite queued the reply behind them):
+                // what is due goes out before the socket is dropped.
+                Received::End(None) | Received::Closed => return self.end(Closing::flush_only()),
+                Received::End(closing) => return self.end(closing),
             }
         }
     }
@@ -169,6 +166,14 @@ impl Link for Connection {
         async move {
             if let Some(closing) = requested.map_or(closing, Closing::flushed) {
                 let Closing { code, reason, flush, after } = *closing;
+                if after == After::Flush {
+                    // No close frame of ours: flush what is due (a close reply included), within
+                    // the close timeout (a client that is gone ends this at once).
+                    let mut socket = socket;
+                    let flush = flushed(&mut socket, &inbox).then(|_| inbox.flushed());
+                    let _ = tokio::time::timeout(close_timeout, flush).await;
+                    return;
+                }
                 if !flush {
                     inbox.discard_unsent();
                 }
@@ -182,9 +187,9 @@ impl Link for Connection {
 
 impl Connection {
     /// Ends the loop, remembering how to close.
-    fn end(&mut self, closing: Option<Box<Closing>>) -> Option<Next> {
+    fn end(&mut self, closing: Option<Box<Closing>>) -> Poll<Option<Next>> {
         self.closing = closing;
-        None
+        Poll::Ready(None)
     }
 }
 
@@ -204,14 +209,6 @@ impl Deadline {
         self.timer.as_mut().reset(tokio::time::Instant::now() + after);
         self.progress = progress;
     }
-}
-
-/// Resolves when the armed deadline expires; never, while none is armed.
-fn expired(deadline: &mut Option<Deadline>) -> impl Future<Output = ()> + '_ {
-    std::future::poll_fn(move |cx| match deadline.as_mut() {
-        Some(armed) => armed.timer.as_mut().poll(cx),
-        None => Poll::Pending,
-    })
 }
 
 /// What a read brought.
@@ -254,16 +251,6 @@ fn received(message: Option<tungstenite::Result<Message>>, max_message_bytes: us
         Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Received::Control,
         Some(Ok(Message::Close(_))) => Received::Closed,
     }
-}
-
-/// The next message, sorted for the loop. Small where tungstenite's results are large: the
-/// idle task keeps this future's output slot.
-fn next<'a>(
-    socket: &'a mut WebSocket,
-    inbox: &'a Inbox,
-    max_message_bytes: usize,
-) -> impl Future<Output = Received> + 'a {
-    std::future::poll_fn(move |cx| poll_read(socket, inbox, cx).map(|m| received(m, max_message_bytes)))
 }
 
 /// The next message, `None` once the connection is closed.

@@ -352,6 +352,7 @@ impl Inbox {
         Poll::Pending
     }
 
+    #[cfg(test)]
     pub(crate) fn ready(&self) -> impl Future<Output = Ready> + '_ {
         std::future::poll_fn(|cx| self.poll_ready(cx))
     }

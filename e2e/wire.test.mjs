@@ -30,6 +30,12 @@ test("livehtml.js follows the close-code table", async (t) => {
   }
 });
 
+test("livehtml.js uses the server's names on the wire", async (t) => {
+  const page = await client(t);
+  if (!page) return;
+  assert.deepEqual(await page.evaluate(() => window.livehtml.wire), fixture.names);
+});
+
 // What each style does to <p id="t" class="old">old</p>, given <p id="t" class="new">new</p>:
 // the text of the parent, and the class of the element left with id "t" (null if none).
 const EFFECT = {

@@ -36,6 +36,15 @@
   /** @typedef {{ socket: Channel | null, url: string, element: Element, attempt: number,
    *              queue: string[], timer: number | undefined, closed: boolean, sse: boolean }} Connection */
 
+  // Names on the wire, as the server declares them (protocol::names; both are checked against
+  // crates/livehtml/fixtures/wire.json).
+  const WIRE = {
+    header: { STREAM: "LH-Stream", EVENT: "LH-Event", CLIENT: "LH-Client" },
+    event: { STREAM: "lh-stream", CLOSE: "lh-close" },
+    control: { KEY: "lh", NAV: "nav", REDIRECT: "redirect", NAV_EVENT: "lh:nav" },
+    query: { STREAM: "lh-stream", CLIENT: "client" },
+  };
+
   const livehtml = {
     config: {
       /** First reconnect delay ceiling, ms; doubles each attempt (full jitter). */
@@ -59,6 +68,8 @@
     morphChildren,
     /** What the client does after a close with a code: "stay", "reconnect" or "reload". */
     closePolicy,
+    /** The names on the wire (headers, SSE events, control messages), as the server's. */
+    wire: WIRE,
   };
   /** @type {any} */ (window).livehtml = livehtml;
 
@@ -99,7 +110,7 @@
     const sse = element.closest("[lh-transport]")?.getAttribute("lh-transport") === "sse";
     if (!sse) url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     // Tells the server this client morphs (plain htmx pages get plain swaps).
-    url.searchParams.set("client", "lh");
+    url.searchParams.set(WIRE.query.CLIENT, "lh");
     conn = { socket: null, url: url.href, element, attempt: 0, queue: [], timer: undefined, closed: false, sse };
     connections.set(element, conn);
     open(conn);
@@ -150,7 +161,7 @@
     const channel = {
       readyState: WebSocket.CONNECTING,
       send(data) {
-        const headers = { "Content-Type": "application/json", "LH-Stream": id };
+        const headers = { "Content-Type": "application/json", [WIRE.header.STREAM]: id };
         fetch(conn.url, { method: "POST", headers, body: data }).then((r) => {
           if (r.ok) return;
           fire(conn.element, "lh:error", { error: new Error(`event refused: ${r.status}`) });
@@ -162,13 +173,13 @@
         end(code ?? 1000, "");
       },
     };
-    source.addEventListener("lh-stream", (event) => {
+    source.addEventListener(WIRE.event.STREAM, (event) => {
       id = /** @type {MessageEvent} */ (event).data;
       channel.readyState = WebSocket.OPEN;
       opened(conn, channel);
     });
     source.addEventListener("message", (event) => received(conn, event.data));
-    source.addEventListener("lh-close", (event) => {
+    source.addEventListener(WIRE.event.CLOSE, (event) => {
       /** @type {{code?: number, reason?: string}} */
       let why = {};
       try {
@@ -279,13 +290,13 @@
     const headers = {
       "HX-Request": "true",
       "HX-Current-URL": location.href,
-      "LH-Client": "1",
+      [WIRE.header.CLIENT]: "1",
     };
     if (element.id) headers["HX-Trigger"] = element.id;
     const name = element.getAttribute("name");
     if (name) headers["HX-Trigger-Name"] = name;
     const name_ = eventName ?? element.getAttribute("lh-send");
-    if (name_) headers["LH-Event"] = name_;
+    if (name_) headers[WIRE.header.EVENT] = name_;
     const target = element.getAttribute("lh-target");
     if (target) headers["HX-Target"] = target;
     const data = JSON.stringify({ ...values, HEADERS: headers });
@@ -384,17 +395,18 @@
   /** @param {Element} root @param {string} url @param {boolean} push */
   function navigate(root, url, push) {
     pendingPush.set(root, push);
-    send(root, null, "lh:nav", { url });
+    send(root, null, WIRE.control.NAV_EVENT, { url });
   }
 
   /** @type {WeakMap<Element, boolean>} */
   const pendingPush = new WeakMap();
 
-  /** @param {Connection} conn @param {{lh: string, url?: string, title?: string, token?: string, html?: string}} msg */
+  /** @param {Connection} conn @param {{[key: string]: string | undefined, url?: string, title?: string, token?: string, html?: string}} msg */
   function control(conn, msg) {
-    if (msg.lh === "redirect" && msg.url) {
+    const kind = msg[WIRE.control.KEY];
+    if (kind === WIRE.control.REDIRECT && msg.url) {
       location.assign(msg.url);
-    } else if (msg.lh === "nav" && msg.url && msg.html !== undefined) {
+    } else if (kind === WIRE.control.NAV && msg.url && msg.html !== undefined) {
       if (pendingPush.get(conn.element) !== false) history.pushState({ lh: true }, "", msg.url);
       pendingPush.delete(conn.element);
       if (msg.title) document.title = msg.title;

@@ -205,14 +205,17 @@ impl Live {
     {
         let live = self.clone();
         let poster = self.clone();
+        // One copy per endpoint: each WebSocket connection holds a pointer to it.
+        let shared = Arc::new(limits);
         get(move |req: Request| {
             let live = live.clone();
             let factory = factory.clone();
+            let shared = shared.clone();
             async move {
                 if sse::wants_event_stream(req.headers()) {
                     live.open_stream(limits, req, factory)
                 } else {
-                    live.upgrade(limits, req, factory)
+                    live.upgrade(shared, req, factory)
                 }
             }
         })
@@ -222,11 +225,12 @@ impl Live {
         })
     }
 
-    fn upgrade<S, F>(&self, limits: Limits, mut req: Request, factory: F) -> Response
+    fn upgrade<S, F>(&self, shared_limits: Arc<Limits>, mut req: Request, factory: F) -> Response
     where
         S: Session,
         F: Fn(&Connect) -> S + Send + 'static,
     {
+        let limits = *shared_limits;
         let handshake = match upgrade::Handshake::from_request(&mut req) {
             Ok(h) => h,
             Err(rejection) => return rejection.into_response(),
@@ -269,9 +273,7 @@ impl Live {
                 socket,
                 _token: token,
                 inbox,
-                max_message_bytes: limits.max_message_bytes,
-                close_timeout: limits.close_timeout,
-                write_timeout: limits.write_timeout,
+                limits: shared_limits,
                 heard_since_ping: true,
                 draining: false,
                 deadline: None,
@@ -377,7 +379,6 @@ impl Live {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
 
     use crate::transport::outbox;
     use crate::transport::ws::Connection;
@@ -401,9 +402,7 @@ mod tests {
             socket,
             _token: tracker.token(),
             inbox,
-            max_message_bytes: 1,
-            close_timeout: Duration::ZERO,
-            write_timeout: Duration::ZERO,
+            limits: std::sync::Arc::new(crate::Limits::default()),
             heard_since_ping: true,
             draining: false,
             deadline: None,
@@ -411,7 +410,8 @@ mod tests {
         };
         let ctx = crate::Context::new(0, subscriber, crate::PubSub::default(), Default::default());
         let task = crate::session::run(Idle, ctx, connection);
-        // 760 bytes before the session loop left the transport; 728 after.
-        assert!(std::mem::size_of_val(&task) <= 728, "{} bytes", std::mem::size_of_val(&task));
+        // 760 bytes before the session loop left the transport; 696 with the link polled and
+        // the endpoint's limits shared.
+        assert!(std::mem::size_of_val(&task) <= 696, "{} bytes", std::mem::size_of_val(&task));
     }
 }

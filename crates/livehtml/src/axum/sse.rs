@@ -10,15 +10,14 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{Live, origin};
-use crate::protocol::{Inbound, parse_event};
+use crate::protocol::{Inbound, names, parse_event};
 use crate::session::{Connect, Context, Session};
 use crate::transport::Limits;
 use crate::transport::outbox::{self, PostError, Poster};
 use crate::transport::sse::{EventStream, SseLink};
 
-/// The header (or query parameter) a post names its stream with.
-pub const STREAM_HEADER: &str = "LH-Stream";
-const STREAM_QUERY: &str = "lh-stream";
+/// The header a post names its stream with (or the `lh-stream` query parameter).
+pub const STREAM_HEADER: &str = names::header::STREAM;
 /// What a signed stream id says before its MAC.
 const STREAM_PREFIX: &str = "s1.";
 
@@ -131,7 +130,7 @@ fn stream_id(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
     if let Some(value) = headers.get(STREAM_HEADER).and_then(|v| v.to_str().ok()) {
         return Some(value.to_owned());
     }
-    form_urlencoded::parse(query?.as_bytes()).find(|(k, _)| k == STREAM_QUERY).map(|(_, v)| v.into_owned())
+    form_urlencoded::parse(query?.as_bytes()).find(|(k, _)| k == names::query::STREAM).map(|(_, v)| v.into_owned())
 }
 
 fn is_form(headers: &HeaderMap) -> bool {

@@ -104,7 +104,7 @@ impl<St: Clone + Send + Sync + 'static> Views<St> {
             for (k, v) in form_urlencoded::parse(query.as_bytes()) {
                 match k.as_ref() {
                     "t" => token = Some(v.into_owned()),
-                    "client" => morph = v == "lh",
+                    crate::protocol::names::query::CLIENT => morph = v == "lh",
                     _ => {}
                 }
             }

@@ -11,6 +11,7 @@
 //! A field with several values (checkboxes, multi-selects) is a JSON array. Numbers and booleans
 //! (from `hx-vals`) become their JSON text. Anything else is a [`ParseError`], never a panic.
 
+use super::names;
 use std::fmt;
 
 use serde_json::{Map, Value};
@@ -191,12 +192,14 @@ pub fn parse_event(text: &str, limits: &ParseLimits) -> Result<Event, ParseError
 
     let (dialect, headers) = if let Some(h) = top.remove("HEADERS") {
         let headers = header_map(h, "HEADERS")?;
-        let dialect =
-            if headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("LH-Event") || k.eq_ignore_ascii_case("LH-Client")) {
-                Dialect::LiveHtml
-            } else {
-                Dialect::Htmx2
-            };
+        let dialect = if headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case(names::header::EVENT) || k.eq_ignore_ascii_case(names::header::CLIENT))
+        {
+            Dialect::LiveHtml
+        } else {
+            Dialect::Htmx2
+        };
         (dialect, headers)
     } else if let Some(h) = top.remove("headers") {
         (Dialect::Htmx4, header_map(h, "headers")?)
@@ -222,7 +225,7 @@ pub fn parse_event(text: &str, limits: &ParseLimits) -> Result<Event, ParseError
     let trigger_name = header("HX-Trigger-Name");
     // The event's name: livehtml.js says it; a plain htmx form can name it in a field
     // called `lh-event`; otherwise the element's name, then its id.
-    let name = header("LH-Event")
+    let name = header(names::header::EVENT)
         .or_else(|| values.get("lh-event").map(str::to_owned))
         .or_else(|| trigger_name.clone())
         .or_else(|| trigger.clone());

@@ -6,6 +6,7 @@ pub mod close;
 mod fragment;
 mod frame;
 mod inbound;
+pub mod names;
 
 pub(crate) use fragment::escape_into as escape_attr;
 pub use fragment::{Fragment, Html, Swap};
@@ -54,6 +55,31 @@ mod wire_fixture {
         ] {
             assert!(codes.contains_key(&code.to_string()), "{code} is missing from wire.json");
         }
+    }
+
+    #[test]
+    fn names_match_the_fixture() {
+        use super::names::{control, event, header, query};
+        let fixture = fixture();
+        let names = &fixture["names"];
+        let ours = [
+            ("header", "STREAM", header::STREAM),
+            ("header", "EVENT", header::EVENT),
+            ("header", "CLIENT", header::CLIENT),
+            ("event", "STREAM", event::STREAM),
+            ("event", "CLOSE", event::CLOSE),
+            ("control", "KEY", control::KEY),
+            ("control", "NAV", control::NAV),
+            ("control", "REDIRECT", control::REDIRECT),
+            ("control", "NAV_EVENT", control::NAV_EVENT),
+            ("query", "STREAM", query::STREAM),
+            ("query", "CLIENT", query::CLIENT),
+        ];
+        for (group, name, value) in ours {
+            assert_eq!(names[group][name].as_str(), Some(value), "{group}.{name}");
+        }
+        let listed: usize = names.as_object().unwrap().values().map(|g| g.as_object().unwrap().len()).sum();
+        assert_eq!(listed, ours.len(), "every name in wire.json is one of ours");
     }
 
     #[test]

@@ -19,11 +19,7 @@ use super::outbox::{Inbox, Reader, Ready, Taken};
 use crate::link::{Link, Next};
 use crate::protocol::{Frame, close};
 
-/// The event that tells the page its stream's signed id, which its posts carry.
-pub(crate) const STREAM_EVENT: &str = "lh-stream";
-/// The last event of a stream the server ends: `{"code", "reason"}`, with the WebSocket close
-/// code's meaning (`protocol::close::policy` says whether to reconnect).
-pub(crate) const CLOSE_EVENT: &str = "lh-close";
+use crate::protocol::names::event::{CLOSE as CLOSE_EVENT, STREAM as STREAM_EVENT};
 
 /// The response body: events as the connection's queue fills.
 pub(crate) struct EventStream {

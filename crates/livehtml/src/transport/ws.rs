@@ -38,9 +38,8 @@ pub(crate) struct Connection {
     /// Counts this connection in [`crate::Live::drain`] until it is dropped.
     pub(crate) _token: tokio_util::task::task_tracker::TaskTrackerToken,
     pub(crate) inbox: Inbox,
-    pub(crate) max_message_bytes: usize,
-    pub(crate) close_timeout: Duration,
-    pub(crate) write_timeout: Duration,
+    /// The endpoint's limits, shared by its connections (one pointer each, not three fields).
+    pub(crate) limits: std::sync::Arc<super::Limits>,
     /// The client sent something since the last ping (the heartbeat comes from the endpoint's
     /// one timer, see `Registry`, through the inbox).
     pub(crate) heard_since_ping: bool,
@@ -104,7 +103,9 @@ impl Link for Connection {
             if self.draining {
                 // What the client sent before it went is still handled; replies go nowhere.
                 // Never pending: without a socket, reads end with what was buffered.
-                return match poll_read(&mut self.socket, &self.inbox, cx).map(|m| received(m, self.max_message_bytes)) {
+                return match poll_read(&mut self.socket, &self.inbox, cx)
+                    .map(|m| received(m, self.limits.max_message_bytes))
+                {
                     Poll::Ready(Received::Data(message)) => Poll::Ready(Some(Next::Message(message))),
                     Poll::Ready(Received::Control) => continue,
                     Poll::Ready(_) | Poll::Pending => Poll::Ready(None),
@@ -126,7 +127,7 @@ impl Link for Connection {
                     }
                     Ready::Stalled(progress) => {
                         if self.deadline.is_none() {
-                            self.deadline = Some(Box::new(Deadline::new(self.write_timeout, progress)));
+                            self.deadline = Some(Box::new(Deadline::new(self.limits.write_timeout, progress)));
                         }
                     }
                     // A socket that is gone ends the connection, whatever is queued for it.
@@ -139,7 +140,7 @@ impl Link for Connection {
             {
                 match self.inbox.stall(armed.progress) {
                     Stall::Cleared => self.deadline = None,
-                    Stall::Progressed(progress) => armed.restart(self.write_timeout, progress),
+                    Stall::Progressed(progress) => armed.restart(self.limits.write_timeout, progress),
                     Stall::Stuck => {
                         tracing::debug!("closing a connection whose socket took no bytes for the write timeout");
                         return self.end(Closing::dropping(close::SLOW_CONSUMER, After::Abort));
@@ -149,7 +150,7 @@ impl Link for Connection {
             }
             let Poll::Ready(message) = poll_read(&mut self.socket, &self.inbox, cx) else { return Poll::Pending };
             self.heard_since_ping = true;
-            match received(message, self.max_message_bytes) {
+            match received(message, self.limits.max_message_bytes) {
                 Received::Data(message) => return Poll::Ready(Some(Next::Message(message))),
                 Received::Control => {}
                 // The client's end of the stream (a half-closed client still gets the replies
@@ -162,7 +163,8 @@ impl Link for Connection {
     }
 
     fn close(self, requested: Option<(u16, Cow<'static, str>)>) -> impl Future<Output = ()> + Send {
-        let Connection { socket, inbox, close_timeout, closing, .. } = self;
+        let Connection { socket, inbox, limits, closing, .. } = self;
+        let close_timeout = limits.close_timeout;
         async move {
             if let Some(closing) = requested.map_or(closing, Closing::flushed) {
                 let Closing { code, reason, flush, after } = *closing;

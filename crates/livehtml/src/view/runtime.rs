@@ -10,13 +10,14 @@ use futures_util::future::BoxFuture;
 
 use super::token::{Claims, Signer};
 use super::{DynView, LiveView, Mount, ViewError};
+use crate::protocol::names::control;
 use crate::protocol::{Event, Fragment, Frame, Html, Swap, close};
 use crate::pubsub::{Info, PubSub};
 use crate::render::{Fingerprints, Patch, Rendered};
 use crate::session::{Context, Session, SessionError};
 
 /// The event name livehtml.js sends to navigate; its `url` value is the target.
-pub(crate) const NAV_EVENT: &str = "lh:nav";
+pub(crate) const NAV_EVENT: &str = control::NAV_EVENT;
 
 type Mounter<St> = Box<dyn Fn(St, Mount) -> BoxFuture<'static, Result<Box<dyn DynView>, ViewError>> + Send + Sync>;
 
@@ -265,7 +266,7 @@ impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
             Ok(found) => found,
             Err(ViewError::NotFound) => {
                 // Not a live route: the page loads it the ordinary way.
-                let msg = serde_json::json!({"lh": "redirect", "url": local_part(url)});
+                let msg = serde_json::json!({(control::KEY): control::REDIRECT, "url": local_part(url)});
                 ctx.push_frame(Frame::text(msg.to_string()));
                 return Ok(());
             }
@@ -280,7 +281,7 @@ impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
         view.on_join(ctx).await?;
         let html = view.render().into_string();
         let msg = serde_json::json!({
-            "lh": "nav",
+            (control::KEY): control::NAV,
             "url": url,
             "title": view.title(),
             "token": self.routes.token_for(&url, &html),

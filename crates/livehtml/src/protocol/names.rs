@@ -1,0 +1,43 @@
+//! Names on the wire that the server and livehtml.js share: header names, Server-Sent Event
+//! names, control messages, the live-view socket's query. Declared once here; livehtml.js keeps
+//! the same table (`livehtml.wire`), and both are checked against `fixtures/wire.json`.
+
+/// Header names (in a socket message's `HEADERS`, or on an HTTP request).
+pub mod header {
+    /// The signed id of the SSE stream a `POST` is for.
+    pub const STREAM: &str = "LH-Stream";
+    /// The event's name, from livehtml.js (`lh-send="name"`, `lh-click="name"`...).
+    pub const EVENT: &str = "LH-Event";
+    /// Set by livehtml.js on everything it sends.
+    pub const CLIENT: &str = "LH-Client";
+}
+
+/// Server-Sent Event names.
+pub mod event {
+    /// The stream's first event: its signed id, which the page's posts carry.
+    pub const STREAM: &str = "lh-stream";
+    /// The last event of a stream the server ends: `{"code", "reason"}`, with the WebSocket
+    /// close code's meaning ([`super::super::close::policy`]).
+    pub const CLOSE: &str = "lh-close";
+}
+
+/// Control messages: a JSON object whose [`control::KEY`] names what to do, where fragments are
+/// HTML.
+pub mod control {
+    /// The key that marks a control message.
+    pub const KEY: &str = "lh";
+    /// Show another live view: `url`, `title`, `token`, `html`.
+    pub const NAV: &str = "nav";
+    /// Load `url` the ordinary way (not a live view).
+    pub const REDIRECT: &str = "redirect";
+    /// The event name livehtml.js sends to navigate; its `url` value is the target.
+    pub const NAV_EVENT: &str = "lh:nav";
+}
+
+/// Query parameters.
+pub mod query {
+    /// The signed id of the SSE stream a `POST` is for, where a header cannot be set.
+    pub const STREAM: &str = "lh-stream";
+    /// `client=lh`: the page runs livehtml.js (it morphs; plain htmx pages get plain swaps).
+    pub const CLIENT: &str = "client";
+}

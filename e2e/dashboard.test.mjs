@@ -4,21 +4,12 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import fs from "node:fs";
 import path from "node:path";
-import { binary, launch, newPage, root, startServer, tempDir } from "./harness.mjs";
+import { demo, newPage, root } from "./harness.mjs";
 
 const CDN = {
   "https://unpkg.com/htmx.org@2.0.11/dist/htmx.min.js": "htmx2/dist/htmx.min.js",
   "https://unpkg.com/htmx-ext-sse@2.2.4/dist/sse.min.js": "htmx-ext-sse/dist/sse.min.js",
 };
-
-async function demo(t) {
-  const browser = await launch(t);
-  if (!browser) return {};
-  t.after(() => browser.close());
-  const server = await startServer(binary("livehtml-demo"), ["--addr", "127.0.0.1:0", "--data-dir", tempDir("livehtml-dash-")]);
-  t.after(() => server.stop("SIGKILL"));
-  return { browser, server };
-}
 
 /** A page whose CDN scripts come from e2e/node_modules (the machine has no internet). */
 async function htmxPage(browser) {
@@ -33,7 +24,7 @@ async function htmxPage(browser) {
 }
 
 test("dashboard: plain htmx 2 sse-swap cards update live, and count chat messages", async (t) => {
-  const { browser, server } = await demo(t);
+  const { browser, server } = await demo(t, "dash");
   if (!browser) return;
   const page = await htmxPage(browser);
   await page.goto(`${server.url}/dashboard`);
@@ -57,7 +48,7 @@ test("dashboard: plain htmx 2 sse-swap cards update live, and count chat message
 });
 
 test("notifications: a plain hx-post and a chat @mention reach every feed; the feed keeps 50 toasts", async (t) => {
-  const { browser, server } = await demo(t);
+  const { browser, server } = await demo(t, "dash");
   if (!browser) return;
   const a = await htmxPage(browser);
   const b = await htmxPage(browser);

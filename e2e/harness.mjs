@@ -82,3 +82,17 @@ export async function newPage(browser) {
   });
   return page;
 }
+
+/**
+ * Chromium and a fresh demo server (its own data directory), both stopped after the test;
+ * `{}` when the browser is missing and the test is skipped.
+ * @param {import("node:test").TestContext} t @param {string} name  names the data directory
+ */
+export async function demo(t, name) {
+  const browser = await launch(t);
+  if (!browser) return {};
+  t.after(() => browser.close());
+  const server = await startServer(binary("livehtml-demo"), ["--addr", "127.0.0.1:0", "--data-dir", tempDir(`livehtml-${name}-`)]);
+  t.after(() => server.stop("SIGKILL"));
+  return { browser, server };
+}

@@ -2,19 +2,10 @@
 // over a WebSocket, events out by POST with the stream's signed id.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { binary, launch, newPage, startServer, tempDir } from "./harness.mjs";
-
-async function demo(t) {
-  const browser = await launch(t);
-  if (!browser) return {};
-  t.after(() => browser.close());
-  const server = await startServer(binary("livehtml-demo"), ["--addr", "127.0.0.1:0", "--data-dir", tempDir("livehtml-sse-")]);
-  t.after(() => server.stop("SIGKILL"));
-  return { browser, server };
-}
+import { binary, demo, launch, newPage, startServer, tempDir } from "./harness.mjs";
 
 test("chat: a page on SSE and a page on a WebSocket see each other's messages", async (t) => {
-  const { browser, server } = await demo(t);
+  const { browser, server } = await demo(t, "sse");
   if (!browser) return;
   const sse = await newPage(browser);
   const ws = await newPage(browser);
@@ -45,7 +36,7 @@ test("chat: a page on SSE and a page on a WebSocket see each other's messages", 
 });
 
 test("counter view over SSE: clicks update the page, the shared count reaches a WebSocket page", async (t) => {
-  const { browser, server } = await demo(t);
+  const { browser, server } = await demo(t, "sse");
   if (!browser) return;
   const sse = await newPage(browser);
   const ws = await newPage(browser);

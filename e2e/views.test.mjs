@@ -4,16 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import fs from "node:fs";
 import path from "node:path";
-import { binary, launch, newPage, root, startServer, tempDir } from "./harness.mjs";
-
-async function demo(t) {
-  const browser = await launch(t);
-  if (!browser) return {};
-  t.after(() => browser.close());
-  const server = await startServer(binary("livehtml-demo"), ["--addr", "127.0.0.1:0", "--data-dir", tempDir("livehtml-views-")]);
-  t.after(() => server.stop("SIGKILL"));
-  return { browser, server };
-}
+import { binary, demo, launch, newPage, root, startServer, tempDir } from "./harness.mjs";
 
 async function open(browser, url) {
   const page = await newPage(browser);
@@ -23,7 +14,7 @@ async function open(browser, url) {
 }
 
 test("blog: list → article → back without a page load; a reload renders the same page", async (t) => {
-  const { browser, server } = await demo(t);
+  const { browser, server } = await demo(t, "views");
   if (!browser) return;
   const page = await open(browser, `${server.url}/blog`);
   let loads = 0;
@@ -58,7 +49,7 @@ test("blog: list → article → back without a page load; a reload renders the 
 });
 
 test("blog: a comment posted in one page shows in a second page; typed text and focus stay", async (t) => {
-  const { browser, server } = await demo(t);
+  const { browser, server } = await demo(t, "views");
   if (!browser) return;
   const writer = await open(browser, `${server.url}/article/1`);
   const reader = await open(browser, `${server.url}/article/1`);
@@ -98,7 +89,7 @@ test("blog: a comment posted in one page shows in a second page; typed text and 
 });
 
 test("blog: lh-keyup with lh-debounce searches once typing pauses; lh-change reorders", async (t) => {
-  const { browser, server } = await demo(t);
+  const { browser, server } = await demo(t, "views");
   if (!browser) return;
   const page = await open(browser, `${server.url}/blog`);
   await page.type("#search", "reconn", { delay: 20 });
@@ -119,7 +110,7 @@ test("blog: lh-keyup with lh-debounce searches once typing pauses; lh-change reo
 });
 
 test("counter: per-page and shared counters, and the server clock ticks", async (t) => {
-  const { browser, server } = await demo(t);
+  const { browser, server } = await demo(t, "views");
   if (!browser) return;
   const a = await open(browser, `${server.url}/counter`);
   const b = await open(browser, `${server.url}/counter`);

@@ -71,8 +71,12 @@ impl Stream {
         Self::open_over(TcpStream::connect(addr).await.unwrap(), addr).await
     }
 
-    async fn open_over(mut tcp: TcpStream, addr: SocketAddr) -> Self {
-        let req = format!("GET /sse HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n");
+    async fn open_over(tcp: TcpStream, addr: SocketAddr) -> Self {
+        Self::open_with(tcp, addr, "").await
+    }
+
+    async fn open_with(mut tcp: TcpStream, addr: SocketAddr, headers: &str) -> Self {
+        let req = format!("GET /sse HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n{headers}\r\n");
         tcp.write_all(req.as_bytes()).await.unwrap();
         let mut head = Vec::new();
         while !head.ends_with(b"\r\n\r\n") {
@@ -281,4 +285,34 @@ async fn shutdown_ends_every_stream_with_a_close_event_that_says_reconnect() {
     );
     assert!(close::should_reconnect(1012));
     assert!(server.live.drain(WAIT).await);
+}
+
+/// Datastar 1.0: a `@get` with `Datastar-Request` opens a stream whose id arrives as the signal
+/// `lhStream`; a `@post` sends every signal back (the id with them, nested ones too) and the
+/// event's name in `LH-Event`; fragments arrive as `datastar-patch-elements` events.
+#[tokio::test]
+async fn a_datastar_page_gets_patch_events_and_its_posts_carry_the_stream_id_as_a_signal() {
+    let server = serve(Limits::default()).await;
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let mut stream = Stream::open_with(tcp, server.addr, "Datastar-Request: true\r\n").await;
+    let first = stream.until("\n\n").await;
+    let signals = first.split("event: datastar-patch-signals\ndata: signals ").nth(1).expect("the id as a signal");
+    let signals: serde_json::Value = serde_json::from_str(signals.trim()).unwrap();
+    let id = signals["lhStream"].as_str().expect("lhStream").to_owned();
+    until_subscribed(&server.live, 1).await;
+
+    let body = serde_json::json!({"lhStream": id, "message": "<hi>", "form": {"extra": 1}}).to_string();
+    let headers = [("Datastar-Request", "true"), ("Content-Type", "application/json"), ("LH-Event", "say")];
+    assert_eq!(post(server.addr, &headers, &body).await.0, 204);
+    let got = stream.until("&lt;hi&gt;\n\n").await;
+    assert!(
+        got.ends_with(
+            "event: datastar-patch-elements\ndata: selector #log\ndata: mode append\ndata: elements &lt;hi&gt;\n\n"
+        ),
+        "{got:?}"
+    );
+    // Without the id, or with a forged one, the post is refused.
+    let without = serde_json::json!({"message": "x"}).to_string();
+    assert_eq!(post(server.addr, &headers, &without).await.0, 403);
+    assert_eq!(post(server.addr, &headers, "[1]").await.0, 400);
 }

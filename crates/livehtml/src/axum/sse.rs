@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{Live, origin};
-use crate::protocol::{Inbound, names, parse_event};
+use crate::protocol::{Inbound, datastar, names, parse_event};
 use crate::session::{Connect, Context, Session};
 use crate::transport::Limits;
 use crate::transport::outbox::{self, PostError, Poster};
@@ -39,6 +39,7 @@ impl Live {
         }
         let id = self.inner.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (parts, _body) = req.into_parts();
+        let parts_datastar = parts.headers.contains_key(datastar::REQUEST_HEADER);
         let connect = Connect { id, uri: parts.uri, headers: parts.headers };
         let session = factory(&connect);
         drop(connect);
@@ -59,7 +60,8 @@ impl Live {
         }));
 
         let retry = u64::try_from(limits.sse_retry.as_millis()).unwrap_or(u64::MAX);
-        let body = Body::from_stream(EventStream::new(reader, &signed, retry));
+        let datastar = parts_datastar;
+        let body = Body::from_stream(EventStream::new(reader, &signed, retry, datastar));
         (
             [
                 (header::CONTENT_TYPE, "text/event-stream"),
@@ -77,8 +79,28 @@ impl Live {
             tracing::info!(%origin, "refused a post from a foreign origin");
             return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
         }
-        let Some(signed) = stream_id(req.headers(), req.uri().query()) else {
-            return (StatusCode::FORBIDDEN, "no stream id (LH-Stream header or lh-stream parameter)").into_response();
+        let headers = req.headers().clone();
+        let query = req.uri().query().map(str::to_owned);
+        let bytes = match axum::body::to_bytes(req.into_body(), limits.max_message_bytes).await {
+            Ok(bytes) => bytes,
+            Err(_) => {
+                let reason = format!("event exceeds {} bytes", limits.max_message_bytes);
+                return (StatusCode::PAYLOAD_TOO_LARGE, reason).into_response();
+            }
+        };
+        let (text, from_body) = if headers.contains_key(datastar::REQUEST_HEADER) {
+            match datastar_event(&bytes, &headers) {
+                Some((text, stream)) => (Some(text), stream),
+                None => return (StatusCode::BAD_REQUEST, "Datastar signals are not a JSON object").into_response(),
+            }
+        } else if is_form(&headers) {
+            (form_to_json(&bytes, htmx_headers(&headers)), None)
+        } else {
+            (String::from_utf8(bytes.to_vec()).ok(), None)
+        };
+        let Some(signed) = stream_id(&headers, query.as_deref()).or(from_body) else {
+            return (StatusCode::FORBIDDEN, "no stream id (LH-Stream header, lh-stream parameter or lhStream signal)")
+                .into_response();
         };
         let Some(id) =
             self.inner.signer.open(&signed).ok().and_then(|body| body.strip_prefix(STREAM_PREFIX)?.parse().ok())
@@ -88,18 +110,6 @@ impl Live {
         let poster = self.streams().get(&id).cloned();
         let Some(poster) = poster.filter(|p| !p.is_gone()) else {
             return (StatusCode::GONE, "the stream has ended: reconnect").into_response();
-        };
-        let form = is_form(req.headers()).then(|| htmx_headers(req.headers()));
-        let bytes = match axum::body::to_bytes(req.into_body(), limits.max_message_bytes).await {
-            Ok(bytes) => bytes,
-            Err(_) => {
-                let reason = format!("event exceeds {} bytes", limits.max_message_bytes);
-                return (StatusCode::PAYLOAD_TOO_LARGE, reason).into_response();
-            }
-        };
-        let text = match form {
-            Some(headers) => form_to_json(&bytes, headers),
-            None => String::from_utf8(bytes.to_vec()).ok(),
         };
         let Some(text) = text else {
             return (StatusCode::BAD_REQUEST, "the body is not UTF-8").into_response();
@@ -117,6 +127,41 @@ impl Live {
 
     fn streams(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Poster>> {
         self.inner.streams.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A Datastar `@post`: its signals (nested ones as dotted names), the stream id among them, and
+/// the event's name from an `LH-Event` header, as the event JSON a socket would have sent.
+fn datastar_event(body: &[u8], headers: &HeaderMap) -> Option<(String, Option<String>)> {
+    let serde_json::Value::Object(signals) = serde_json::from_slice(body).ok()? else { return None };
+    let mut flat = serde_json::Map::new();
+    flatten("", signals, &mut flat);
+    let stream = match flat.remove(names::signal::STREAM) {
+        Some(serde_json::Value::String(id)) => Some(id),
+        _ => None,
+    };
+    let mut marks = serde_json::Map::new();
+    marks.insert(datastar::REQUEST_HEADER.to_owned(), "true".into());
+    if let Some(event) = headers.get(names::header::EVENT).and_then(|v| v.to_str().ok()) {
+        marks.insert(names::header::EVENT.to_owned(), event.into());
+    }
+    flat.insert("HEADERS".to_owned(), serde_json::Value::Object(marks));
+    Some((serde_json::Value::Object(flat).to_string(), stream))
+}
+
+fn flatten(
+    prefix: &str,
+    object: serde_json::Map<String, serde_json::Value>,
+    out: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    for (key, value) in object {
+        let name = if prefix.is_empty() { key } else { format!("{prefix}.{key}") };
+        match value {
+            serde_json::Value::Object(inner) => flatten(&name, inner, out),
+            value => {
+                out.insert(name, value);
+            }
+        }
     }
 }
 

@@ -27,6 +27,8 @@ struct Encoded {
     event: Option<Box<str>>,
     /// The SSE form (`event:` and `data:` lines and the blank line), made on first use.
     sse: OnceLock<Bytes>,
+    /// Datastar's form (`datastar-patch-elements` events), made on first use.
+    datastar: OnceLock<Bytes>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +105,14 @@ impl Frame {
 
     /// Bytes that are already one or more whole frames.
     pub(crate) fn raw(wire: Bytes) -> Self {
-        Self(Arc::new(Encoded { wire, header: 0, kind: Kind::Raw, event: None, sse: OnceLock::new() }))
+        Self(Arc::new(Encoded {
+            wire,
+            header: 0,
+            kind: Kind::Raw,
+            event: None,
+            sse: OnceLock::new(),
+            datastar: OnceLock::new(),
+        }))
     }
 
     fn encode(opcode: OpCode, kind: Kind, payload: &[u8], event: Option<Box<str>>) -> Self {
@@ -114,7 +123,14 @@ impl Frame {
         header.format(length, &mut wire).expect("writing to memory cannot fail");
         let mut wire = wire.into_inner();
         wire.put_slice(payload);
-        Self(Arc::new(Encoded { wire: wire.freeze(), header: header_len as u8, kind, event, sse: OnceLock::new() }))
+        Self(Arc::new(Encoded {
+            wire: wire.freeze(),
+            header: header_len as u8,
+            kind,
+            event,
+            sse: OnceLock::new(),
+            datastar: OnceLock::new(),
+        }))
     }
 
     /// The text, for a text message.
@@ -148,6 +164,15 @@ impl Frame {
     /// The bytes to write to a WebSocket: header and payload.
     pub(crate) fn wire(&self) -> &[u8] {
         &self.0.wire
+    }
+
+    /// The message as Datastar 1.0 events (`datastar-patch-elements`), made once and shared
+    /// by every Datastar stream. Empty for named events, binary and control frames.
+    pub(crate) fn datastar(&self) -> &[u8] {
+        self.0.datastar.get_or_init(|| match (self.as_text(), &self.0.event) {
+            (Some(text), None) => super::datastar::patch_elements(text),
+            _ => Bytes::new(),
+        })
     }
 
     /// The Server-Sent Event for a text message, made once and shared by every stream: an

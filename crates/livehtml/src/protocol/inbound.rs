@@ -45,6 +45,8 @@ pub enum Dialect {
     LiveHtml,
     /// A bare JSON object with no headers at all (a script, a test, a CLI client).
     Bare,
+    /// Datastar 1.0 (`@post` with its signals; `Datastar-Request` among the headers).
+    Datastar,
 }
 
 /// One event sent by a page: which element fired it and the form values that came with it.
@@ -192,7 +194,9 @@ pub fn parse_event(text: &str, limits: &ParseLimits) -> Result<Event, ParseError
 
     let (dialect, headers) = if let Some(h) = top.remove("HEADERS") {
         let headers = header_map(h, "HEADERS")?;
-        let dialect = if headers
+        let dialect = if headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(super::datastar::REQUEST_HEADER)) {
+            Dialect::Datastar
+        } else if headers
             .iter()
             .any(|(k, _)| k.eq_ignore_ascii_case(names::header::EVENT) || k.eq_ignore_ascii_case(names::header::CLIENT))
         {

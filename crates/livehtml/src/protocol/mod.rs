@@ -3,6 +3,7 @@
 //! No I/O here; every malformed input maps to a typed [`ParseError`].
 
 pub mod close;
+pub(crate) mod datastar;
 mod fragment;
 mod frame;
 mod inbound;

@@ -34,6 +34,12 @@ pub mod control {
     pub const NAV_EVENT: &str = "lh:nav";
 }
 
+/// Datastar signals.
+pub mod signal {
+    /// The signal that carries a Datastar page's stream id (its posts send every signal back).
+    pub const STREAM: &str = "lhStream";
+}
+
 /// Query parameters.
 pub mod query {
     /// The signed id of the SSE stream a `POST` is for, where a header cannot be set.

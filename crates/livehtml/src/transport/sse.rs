@@ -20,10 +20,13 @@ use crate::link::{Link, Next};
 use crate::protocol::{Frame, close};
 
 use crate::protocol::names::event::{CLOSE as CLOSE_EVENT, STREAM as STREAM_EVENT};
+use crate::protocol::names::signal::STREAM as STREAM_SIGNAL;
 
 /// The response body: events as the connection's queue fills.
 pub(crate) struct EventStream {
     reader: Reader,
+    /// A Datastar page's stream: messages as `datastar-patch-elements` events.
+    datastar: bool,
     /// `retry:` and the stream's id, sent first.
     preamble: Option<Bytes>,
     next_id: u64,
@@ -31,9 +34,16 @@ pub(crate) struct EventStream {
 }
 
 impl EventStream {
-    pub(crate) fn new(reader: Reader, stream_id: &str, retry_ms: u64) -> Self {
-        let preamble = format!("retry: {retry_ms}\nevent: {STREAM_EVENT}\ndata: {stream_id}\n\n");
-        Self { reader, preamble: Some(Bytes::from(preamble)), next_id: 1, ended: false }
+    /// A stream for htmx and livehtml.js pages, or (`datastar`) for a Datastar page, whose
+    /// stream id arrives as the signal `lhStream` so that its posts carry it back.
+    pub(crate) fn new(reader: Reader, stream_id: &str, retry_ms: u64, datastar: bool) -> Self {
+        let preamble = if datastar {
+            let signals = serde_json::json!({ STREAM_SIGNAL: stream_id });
+            format!("retry: {retry_ms}\n{}", crate::protocol::datastar::patch_signals(&signals.to_string()))
+        } else {
+            format!("retry: {retry_ms}\nevent: {STREAM_EVENT}\ndata: {stream_id}\n\n")
+        };
+        Self { reader, datastar, preamble: Some(Bytes::from(preamble)), next_id: 1, ended: false }
     }
 }
 
@@ -62,7 +72,7 @@ impl Stream for EventStream {
             chunk.put_slice(b": heartbeat\n\n");
         }
         for frame in &frames {
-            let event = frame.sse();
+            let event = if self.datastar { frame.datastar() } else { frame.sse() };
             if event.is_empty() {
                 continue;
             }

@@ -1,0 +1,81 @@
+// Datastar 1.0's wire, checked against Datastar's own SDK (@starfederation/datastar-sdk 1.0.0):
+// a livehtml session (examples/htmx's room) driven as a Datastar page would (`@get` the stream,
+// `@post` the signals), its fragments compared with what the SDK writes for the same patch.
+// npm has no Datastar 1.0 browser client (only 1.0.0-beta.11, whose event names predate 1.0),
+// so this checks the wire, not a browser.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import path from "node:path";
+import { ServerSentEventGenerator } from "@starfederation/datastar-sdk/abstractServerSentEventGenerator";
+import { binary, root, startServer } from "./harness.mjs";
+
+/** The SDK's lines for a patch (its abstract generator returns them instead of writing). */
+class Lines extends ServerSentEventGenerator {}
+
+/** Reads SSE events from a fetch body; yields {event, data: [lines]}. */
+async function* events(body) {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, end).split("\n");
+      buffer = buffer.slice(end + 2);
+      const event = block.find((l) => l.startsWith("event: "))?.slice(7);
+      const data = block.filter((l) => l.startsWith("data: ")).map((l) => l.slice(6));
+      if (event) yield { event, data };
+    }
+  }
+}
+
+test("a Datastar page's @get and @post drive a session; patches match the SDK's", async (t) => {
+  const server = await startServer(binary("example-htmx"),
+    ["--addr", "127.0.0.1:0", "--vendor", path.join(root, "e2e", "node_modules")]);
+  t.after(() => server.stop("SIGKILL"));
+  const ac = new AbortController();
+  t.after(() => ac.abort());
+  const res = await fetch(`${server.url}/ws/room`, {
+    headers: { Accept: "text/event-stream", "Datastar-Request": "true" },
+    signal: ac.signal,
+  });
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get("content-type"), /^text\/event-stream/);
+  const stream = events(res.body);
+
+  // The stream's id, as a signal the page keeps and posts back.
+  const first = (await stream.next()).value;
+  assert.equal(first.event, "datastar-patch-signals");
+  const signals = JSON.parse(first.data[0].replace(/^signals /, ""));
+  assert.ok(signals.lhStream, "lhStream signal");
+  // The session joined: it says so with an inner patch of #status.
+  const joined = (await stream.next()).value;
+  assert.deepEqual(joined, {
+    event: "datastar-patch-elements",
+    data: sdk("joined", { selector: "#status", mode: "inner" }),
+  });
+
+  const post = await fetch(`${server.url}/ws/room`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "Datastar-Request": "true" },
+    body: JSON.stringify({ ...signals, message: "<b>hi</b> from datastar" }),
+  });
+  assert.equal(post.status, 204);
+  const appended = (await stream.next()).value;
+  assert.deepEqual(appended, {
+    event: "datastar-patch-elements",
+    data: sdk("<li>&lt;b&gt;hi&lt;/b&gt; from datastar</li>", { selector: "#log", mode: "append" }),
+  });
+  const dialect = (await stream.next()).value;
+  assert.deepEqual(dialect, { event: "datastar-patch-elements", data: sdk("Datastar", { selector: "#last-dialect", mode: "inner" }) });
+});
+
+/** The data lines Datastar's SDK writes for `patchElements(elements, options)`. */
+function sdk(elements, options) {
+  const lines = new Lines().patchElements(elements, options);
+  assert.equal(lines[0], "event: datastar-patch-elements\n");
+  return lines.filter((l) => l.startsWith("data: ")).map((l) => l.slice(6, -1));
+}

@@ -80,3 +80,24 @@ test("a server restart: the SSE page is told to reconnect (1012) and comes back 
   await page.click("#send");
   await page.locator("#messages li", { hasText: "back" }).waitFor();
 });
+
+test("blog over SSE: lh-nav switches views without a page load, comments post over the stream", async (t) => {
+  const { browser, server } = await demo(t, "sse-nav");
+  if (!browser) return;
+  const page = await newPage(browser);
+  await page.goto(`${server.url}/blog?transport=sse`);
+  await page.locator('#lh-view[lh-state="open"]').waitFor();
+  let loads = 0;
+  page.on("load", () => loads++);
+  await page.click('#articles a[href="/article/2"]');
+  await page.locator("#title", { hasText: "Why a live view keeps its state on the server" }).waitFor();
+  assert.equal(new URL(page.url()).pathname, "/article/2");
+  await page.fill("textarea[name=body]", "posted over SSE");
+  await page.click("#comment-form button[type=submit]");
+  await page.locator("#comments", { hasText: "posted over SSE" }).waitFor();
+  await page.goBack();
+  await page.locator("#articles").waitFor();
+  assert.equal(loads, 0, "no page load while navigating");
+  assert.equal(page.frames.length, 0, "no socket");
+  assert.deepEqual(page.errors, []);
+});

@@ -155,12 +155,15 @@ async fn the_blog_runs_on_postgresql_when_database_url_says_so() {
             return;
         }
     };
-    // A clean slate in the test database: the store creates and seeds its tables.
-    for table in ["blog_comments", "blog_articles"] {
-        sqlx::query(&format!("DROP TABLE IF EXISTS {table}")).execute(&pool).await.unwrap();
-    }
+    // A schema of this run's own: tests sharing the server never see each other's tables.
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let schema = format!("lh_test_{}_{nanos}", std::process::id());
+    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&pool).await.unwrap();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let scoped = format!("{url}{separator}options=-c%20search_path%3D{schema}");
     let dir = tempfile::tempdir().unwrap();
-    let state = livehtml_demo::state(dir.path(), Some(&url), time::UtcOffset::UTC).await.expect("state on PostgreSQL");
+    let state =
+        livehtml_demo::state(dir.path(), Some(&scoped), time::UtcOffset::UTC).await.expect("state on PostgreSQL");
     let views = livehtml_demo::views(&state);
     let mut page = views.test("/blog").await.unwrap();
     assert!(page.html().contains("HTML over WebSockets"), "seeded on first run");
@@ -169,6 +172,8 @@ async fn the_blog_runs_on_postgresql_when_database_url_says_so() {
     assert!(sent.contains("<strong>Pg</strong>: stored in PostgreSQL"));
     let fresh = views.test("/article/3").await.unwrap();
     assert!(fresh.html().contains("stored in PostgreSQL"), "read back from PostgreSQL");
-    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM blog_comments").fetch_one(&pool).await.unwrap();
+    let count = format!("SELECT COUNT(*) FROM {schema}.blog_comments");
+    let (n,): (i64,) = sqlx::query_as(&count).fetch_one(&pool).await.unwrap();
     assert_eq!(n, 1);
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&pool).await.unwrap();
 }

@@ -15,6 +15,9 @@ root=$(pwd)
 RUNS=${RUNS:-3}
 PEERS=${PEERS:-"livehtml bare-rust uws bun node-ws socketio go fastapi tornado socketify"}
 MODES=${MODES:-"closed-1000 closed-5000 burst-1000 idle-10000 capacity-19900"}
+# Server-Sent Events: streams at GET /sse, the sender POSTs to /post (SSE_PEERS="" to skip).
+SSE_PEERS=${SSE_PEERS-"livehtml bun node go fastapi"}
+SSE_MODES=${SSE_MODES:-"closed-1000 burst-1000 idle-10000"}
 OUT=${OUT:-bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 
@@ -28,6 +31,7 @@ fi
 bench/.venv/bin/pip install --quiet --disable-pip-version-check -r bench/peers/requirements.txt
 cargo build --release -p livehtml-bench -p peer-livehtml -p peer-rust-bare
 (cd bench/peers/go && GO111MODULE=off GOPATH=/usr/share/gocode go build -o "$root/target/release/peer-go" .)
+(cd bench/peers/go-sse && GO111MODULE=off go build -o "$root/target/release/peer-go-sse" .)
 
 # Up to the hard limit of open files (20,000 here): for the server and the workers.
 ulimit -n "$(ulimit -Hn)"
@@ -49,6 +53,16 @@ peer_cmd() {
     *) echo "unknown peer $1" >&2; exit 2 ;;
   esac
 }
+sse_peer_cmd() {
+  case $1 in
+    livehtml) echo "$root/target/release/peer-livehtml" ;;
+    bun) echo "$peers/node_modules/.bin/bun $peers/bun-sse/server.mjs" ;;
+    node) echo "node $peers/node-sse/server.mjs" ;;
+    go) echo "$root/target/release/peer-go-sse" ;;
+    fastapi) echo "$py $peers/fastapi-sse/app.py" ;;
+    *) echo "unknown SSE peer $1" >&2; exit 2 ;;
+  esac
+}
 
 for run in $(seq 1 "$RUNS"); do
   for mode in $MODES; do
@@ -66,6 +80,26 @@ for run in $(seq 1 "$RUNS"); do
       target/release/lhbench run --mode "$kind" --name "$peer" --dialect "$dialect" --clients "$clients" \
         "${extra[@]}" --timeout 120 --out "$OUT/$peer-$mode-$run.json" -- $cmd >/dev/null \
         || echo "!! $peer $mode run $run failed" >&2
+    done
+  done
+done
+
+for run in $(seq 1 "$RUNS"); do
+  for mode in $SSE_MODES; do
+    kind=${mode%-*}
+    clients=${mode#*-}
+    case $kind in
+      closed) extra=(--messages 200) ;;
+      burst) extra=(--messages 1000) ;;
+      *) extra=() ;;
+    esac
+    for peer in $SSE_PEERS; do
+      cmd=$(sse_peer_cmd "$peer")
+      echo "== run $run: $peer sse $mode" >&2
+      # shellcheck disable=SC2086
+      target/release/lhbench run --mode "$kind" --name "$peer" --dialect sse --clients "$clients" \
+        "${extra[@]}" --timeout 120 --out "$OUT/$peer-sse-$mode-$run.json" -- $cmd >/dev/null \
+        || echo "!! $peer sse $mode run $run failed" >&2
     done
   done
 done

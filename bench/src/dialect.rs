@@ -15,6 +15,9 @@ pub(crate) enum Dialect {
     Json,
     /// Socket.IO (Engine.IO 4 over WebSocket): `42["chat", {...}]`.
     Socketio,
+    /// Server-Sent Events: clients hold `GET /sse` streams; the sender `POST`s the FastAPI
+    /// example's JSON to `/post`, which the peer sends to every stream as one event.
+    Sse,
 }
 
 impl Dialect {
@@ -24,6 +27,7 @@ impl Dialect {
         match self {
             Self::Socketio => format!("{base}/socket.io/?EIO=4&transport=websocket"),
             Self::Htmx | Self::Json => format!("{base}/ws"),
+            Self::Sse => format!("{base}/sse"),
         }
     }
 
@@ -34,7 +38,7 @@ impl Dialect {
             Self::Htmx => format!(
                 r#"{{"name":"bench","message":"{text}","HEADERS":{{"HX-Request":"true","HX-Trigger":"chat-form","HX-Trigger-Name":null,"HX-Target":"chat-form","HX-Current-URL":"http://127.0.0.1/chat"}}}}"#
             ),
-            Self::Json => format!(r#"{{"name":"bench","message":"{text}"}}"#),
+            Self::Json | Self::Sse => format!(r#"{{"name":"bench","message":"{text}"}}"#),
             Self::Socketio => format!(r#"42["chat",{{"name":"bench","message":"{text}"}}]"#),
         }
     }

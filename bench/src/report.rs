@@ -113,6 +113,8 @@ pub(crate) fn table(files: &[PathBuf]) -> Result<String, Box<dyn std::error::Err
     for f in files {
         let r: Report = serde_json::from_slice(&std::fs::read(f)?)?;
         let mode = format!("{:?}", r.mode).to_lowercase();
+        // SSE runs get tables of their own.
+        let mode = if r.dialect == crate::dialect::Dialect::Sse { format!("sse {mode}") } else { mode };
         groups.entry((mode, r.clients)).or_default().entry(r.peer.clone()).or_default().push(r);
     }
     let ours = |p: &str| p == "livehtml" || p.starts_with("bare");
@@ -120,7 +122,7 @@ pub(crate) fn table(files: &[PathBuf]) -> Result<String, Box<dyn std::error::Err
     for ((mode, clients), peers) in groups {
         let m = |rs: &[Report], f: fn(&Report) -> Option<f64>| median(rs.iter().filter_map(f).collect());
         out += &format!("\n### {mode}, {clients} clients\n\n");
-        match mode.as_str() {
+        match mode.trim_start_matches("sse ") {
             "closed" | "burst" => {
                 let best = peers
                     .iter()

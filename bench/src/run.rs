@@ -184,6 +184,7 @@ impl Dialect {
             Dialect::Htmx => "htmx",
             Dialect::Json => "json",
             Dialect::Socketio => "socketio",
+            Dialect::Sse => "sse",
         }
     }
 }
@@ -195,6 +196,9 @@ struct Sender {
 }
 
 async fn connect_sender(args: &RunArgs, peer: &Peer) -> Result<Sender, Error> {
+    if args.dialect == Dialect::Sse {
+        return post_sender(peer).await;
+    }
     let config = WebSocketConfig::default().read_buffer_size(crate::worker::READ_BUFFER);
     let (mut ws, _) =
         tokio_tungstenite::connect_async_with_config(args.dialect.url(&peer.url), Some(config), true).await?;
@@ -227,6 +231,40 @@ async fn connect_sender(args: &RunArgs, peer: &Peer) -> Result<Sender, Error> {
                 }
             }
             if sink.flush().await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(Sender { tx })
+}
+
+/// The sender of an SSE peer: pipelined `POST /post` requests on one keep-alive connection;
+/// the answers are read and dropped.
+async fn post_sender(peer: &Peer) -> Result<Sender, Error> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = peer.addr;
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let (mut read, mut write) = tcp.into_split();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        while matches!(read.read(&mut buf).await, Ok(n) if n > 0) {}
+    });
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<String>>();
+    tokio::spawn(async move {
+        while let Some(batch) = rx.recv().await {
+            let mut out = Vec::new();
+            for body in batch {
+                out.extend_from_slice(
+                    format!(
+                        "POST /post HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
+                out.extend_from_slice(body.as_bytes());
+            }
+            if write.write_all(&out).await.is_err() {
                 return;
             }
         }

@@ -136,7 +136,82 @@ enum State {
         joined: bool,
         warmed: bool,
     },
+    /// An SSE stream (the `sse` dialect): its request sent, reading events.
+    Stream(Box<EventStream>),
     Gone,
+}
+
+/// One SSE client: reads `GET /sse`'s response, de-chunks it, and hands each event (the text up
+/// to a blank line) to the stats, which find the message's marker in it.
+struct EventStream {
+    sock: Sock,
+    /// The response head has been read (the client counts as joined).
+    head: bool,
+    /// HTTP/1.1 chunked framing: bytes left in the current chunk, and whether its CRLF follows.
+    chunked: bool,
+    left: usize,
+    crlf: bool,
+    /// Received, not yet de-chunked.
+    raw: Vec<u8>,
+    /// De-chunked, not yet a whole event.
+    text: Vec<u8>,
+    warmed: bool,
+}
+
+impl EventStream {
+    /// Moves what `raw` holds into `text` through the chunked framing; false at the body's end.
+    fn dechunk(&mut self) -> bool {
+        if !self.chunked {
+            self.text.append(&mut self.raw);
+            return true;
+        }
+        let mut at = 0;
+        loop {
+            if self.crlf {
+                if self.raw.len() - at < 2 {
+                    break;
+                }
+                at += 2;
+                self.crlf = false;
+            }
+            if self.left > 0 {
+                let n = self.left.min(self.raw.len() - at);
+                if n == 0 {
+                    break;
+                }
+                self.text.extend_from_slice(&self.raw[at..at + n]);
+                at += n;
+                self.left -= n;
+                self.crlf = self.left == 0;
+                continue;
+            }
+            let Some(end) = self.raw[at..].windows(2).position(|w| w == b"\r\n") else { break };
+            let line = std::str::from_utf8(&self.raw[at..at + end]).unwrap_or("");
+            let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
+            at += end + 2;
+            if size == 0 {
+                self.raw.clear();
+                return false;
+            }
+            self.left = size;
+        }
+        self.raw.drain(..at);
+        true
+    }
+}
+
+/// Where the first event in `text` ends, and the length of its blank line.
+fn event_end(text: &[u8]) -> Option<(usize, usize)> {
+    let i = text.windows(2).position(|w| w == b"\n\n" || w == b"\n\r")?;
+    if text[i + 1] == b'\n' {
+        return Some((i, 2));
+    }
+    // "\n\r": a blank CRLF line when "\n" follows; else keep looking after it.
+    match text.get(i + 2) {
+        Some(b'\n') => Some((i, 3)),
+        Some(_) => event_end(&text[i + 2..]).map(|(end, len)| (i + 2 + end, len)),
+        None => None,
+    }
 }
 
 struct Stats {
@@ -359,6 +434,9 @@ impl Worker {
                     return self.fail(i, e);
                 }
                 sock.drained = false;
+                if self.args.dialect == Dialect::Sse {
+                    return self.open_stream(i, sock);
+                }
                 let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER);
                 self.handshake(i, tungstenite::client::client_with_config(self.args.url.as_str(), sock, Some(config)))
             }
@@ -380,8 +458,84 @@ impl Worker {
                 };
                 self.open_or_lost(flushed, ws, joined, warmed)
             }
+            State::Stream(mut stream) => {
+                if readable {
+                    stream.sock.drained = false;
+                }
+                self.read_stream(stream)
+            }
             State::Gone => State::Gone,
         };
+    }
+
+    /// Sends the stream's `GET` (a few dozen bytes: a fresh socket takes them whole).
+    fn open_stream(&mut self, i: usize, mut sock: Sock) {
+        let request = format!("GET /sse HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n", self.args.addr);
+        if let Err(e) = sock.tcp.write_all(request.as_bytes()) {
+            return self.fail(i, e);
+        }
+        let stream = EventStream {
+            sock,
+            head: false,
+            chunked: false,
+            left: 0,
+            crlf: false,
+            raw: Vec::new(),
+            text: Vec::new(),
+            warmed: false,
+        };
+        self.clients[i] = self.read_stream(Box::new(stream));
+    }
+
+    /// Reads what the stream has: its head first, then whole events.
+    fn read_stream(&mut self, mut stream: Box<EventStream>) -> State {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match stream.sock.read(&mut buf) {
+                Ok(0) => {
+                    self.stats.error("the stream ended");
+                    self.lost(stream.head);
+                    return State::Gone;
+                }
+                Ok(n) => stream.raw.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    self.stats.error(e);
+                    self.lost(stream.head);
+                    return State::Gone;
+                }
+            }
+        }
+        if !stream.head {
+            let Some(end) = stream.raw.windows(4).position(|w| w == b"\r\n\r\n") else { return State::Stream(stream) };
+            let head = String::from_utf8_lossy(&stream.raw[..end]).to_ascii_lowercase();
+            if !head.starts_with("http/1.1 200") {
+                self.stats.error(format!("stream refused: {}", head.lines().next().unwrap_or("")));
+                self.connecting -= 1;
+                self.stats.failed += 1;
+                self.connect_settled();
+                return State::Gone;
+            }
+            stream.chunked = head.contains("transfer-encoding: chunked");
+            stream.raw.drain(..end + 4);
+            stream.head = true;
+            self.connecting -= 1;
+            self.joined();
+        }
+        let open = stream.dechunk();
+        // An event ends at a blank line: "\n\n", or "\r\n\r\n" (sse-starlette writes CRLF).
+        while let Some((end, len)) = event_end(&stream.text) {
+            let mut warmed = stream.warmed;
+            self.stats.on_payload(&stream.text[..end], &mut warmed, self.args.messages);
+            stream.warmed = warmed;
+            stream.text.drain(..end + len);
+        }
+        if !open {
+            self.stats.error("the stream ended");
+            self.lost(true);
+            return State::Gone;
+        }
+        State::Stream(stream)
     }
 
     fn handshake(
@@ -499,5 +653,18 @@ fn send(ws: &mut WebSocket<Sock>, message: Message) -> tungstenite::Result<()> {
     match ws.send(message) {
         Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::event_end;
+
+    #[test]
+    fn events_end_at_a_blank_line_of_either_kind() {
+        assert_eq!(event_end(b"data: a\n\ndata: b"), Some((7, 2)));
+        assert_eq!(event_end(b"data: a\r\n\r\ndata: b"), Some((8, 3)));
+        assert_eq!(event_end(b"data: a\r\ndata: b\r\n\r\n"), Some((17, 3)));
+        assert_eq!(event_end(b"data: a\r\n"), None);
     }
 }

@@ -19,19 +19,41 @@ impl Session for Chat {
     }
 
     async fn on_event(&mut self, ctx: &mut Context, event: Event) -> Result<(), SessionError> {
-        let now = time::OffsetDateTime::now_utc();
-        let (h, m, s) = now.to_hms();
         let name = event.value("name").unwrap_or("Anonymous");
-        let message = event.value("message").unwrap_or_default();
-        let line = html! { li { "[" (format!("{h:02}:{m:02}:{s:02}")) "] " strong { (name) } ": " (message) } };
-        ctx.broadcast("chat", &[Fragment::append("messages", line).tag("ul")]);
+        ctx.broadcast("chat", &[line(name, event.value("message").unwrap_or_default())]);
         Ok(())
     }
 }
 
-/// The peer's routes: the chat socket at `/ws`.
+/// The chat line every client gets: the server's time, the name, the message, escaped.
+fn line(name: &str, message: &str) -> Fragment {
+    let (h, m, s) = time::OffsetDateTime::now_utc().to_hms();
+    let line = html! { li { "[" (format!("{h:02}:{m:02}:{s:02}")) "] " strong { (name) } ": " (message) } };
+    Fragment::append("messages", line).tag("ul")
+}
+
+/// The SSE benchmark's sender: `{"name", "message"}` posted, broadcast to every stream.
+#[derive(serde::Deserialize)]
+struct Post {
+    name: Option<String>,
+    message: String,
+}
+
+/// The peer's routes: the chat socket at `/ws`; the same sessions over Server-Sent Events at
+/// `/sse`, with `/post` for the benchmark's sender (it is not a page bound to a stream).
 pub fn app() -> (Live, Router) {
     let live = Live::new(Config::default().origins(Origins::Any).limits(Limits::default().outbound_queue(QUEUE)));
-    let router = Router::new().route("/ws", live.endpoint(|_| Chat));
+    let pubsub = live.pubsub().clone();
+    let router = Router::new().route("/ws", live.endpoint(|_| Chat)).route("/sse", live.endpoint(|_| Chat)).route(
+        "/post",
+        axum::routing::post(move |axum::Json(post): axum::Json<Post>| {
+            let pubsub = pubsub.clone();
+            async move {
+                let name = post.name.as_deref().unwrap_or("Anonymous");
+                pubsub.publish("chat", livehtml::Frame::fragments(&[line(name, &post.message)]));
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
     (live, router)
 }

@@ -79,9 +79,9 @@ impl Live {
             tracing::info!(%origin, "refused a post from a foreign origin");
             return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
         }
-        let headers = req.headers().clone();
-        let query = req.uri().query().map(str::to_owned);
-        let bytes = match axum::body::to_bytes(req.into_body(), limits.max_message_bytes).await {
+        let (parts, body) = req.into_parts();
+        let (headers, query) = (parts.headers, parts.uri.query());
+        let bytes = match axum::body::to_bytes(body, limits.max_message_bytes).await {
             Ok(bytes) => bytes,
             Err(_) => {
                 let reason = format!("event exceeds {} bytes", limits.max_message_bytes);
@@ -98,7 +98,7 @@ impl Live {
         } else {
             (String::from_utf8(bytes.to_vec()).ok(), None)
         };
-        let Some(signed) = stream_id(&headers, query.as_deref()).or(from_body) else {
+        let Some(signed) = stream_id(&headers, query).or(from_body) else {
             return (StatusCode::FORBIDDEN, "no stream id (LH-Stream header, lh-stream parameter or lhStream signal)")
                 .into_response();
         };

@@ -1,0 +1,126 @@
+//! The queue, its cork and its close signal, without sockets.
+
+use super::*;
+
+#[tokio::test]
+async fn overflow_requests_slow_consumer_close() {
+    let (outbox, inbox) = outbox(2);
+    assert_eq!(outbox.offer(Frame::text("1")), Offer::Queued);
+    assert_eq!(outbox.offer(Frame::text("2")), Offer::Queued);
+    assert_eq!(outbox.offer(Frame::text("3")), Offer::Overflowed);
+    assert!(matches!(inbox.ready().await, Ready::Close(close::SLOW_CONSUMER)));
+    assert!(matches!(inbox.pop(), Some(f) if f == Frame::text("1")));
+    drop(inbox);
+    assert_eq!(outbox.offer(Frame::text("4")), Offer::Closed);
+    assert!(outbox.is_closed());
+}
+
+#[tokio::test]
+async fn first_close_code_wins() {
+    let (_outbox, inbox) = outbox(1);
+    inbox.close(close::RESTART);
+    inbox.close(close::SLOW_CONSUMER);
+    assert!(matches!(inbox.ready().await, Ready::Close(close::RESTART)));
+}
+
+#[tokio::test]
+async fn a_queued_info_wakes_the_waiting_task() {
+    let (outbox, inbox) = outbox(4);
+    let waiter = tokio::spawn(async move { inbox.ready().await });
+    tokio::task::yield_now().await;
+    outbox.offer_info(Info::new("t", 7u8));
+    let Ready::Info(info) = waiter.await.unwrap() else { panic!("an info") };
+    assert_eq!(info.get::<u8>(), Some(&7));
+}
+
+#[tokio::test]
+async fn corked_frames_are_held_until_the_pass_ends() {
+    let (outbox, inbox) = outbox(8);
+    let during = Corked::new(async {
+        outbox.offer(Frame::text("a"));
+        outbox.offer(Frame::text("b"));
+        cork::active()
+    })
+    .await;
+    assert!(during && !cork::active());
+    assert!(!inbox.shared.out().corked());
+    assert!(matches!(inbox.pop(), Some(f) if f.as_text() == Some("a")));
+    assert!(matches!(inbox.pop(), Some(f) if f.as_text() == Some("b")));
+}
+
+#[tokio::test]
+async fn a_long_pass_keeps_its_order_across_batches() {
+    let (outbox, inbox) = outbox(1024);
+    let count = 3 * BATCH + 5;
+    Corked::new(async {
+        for i in 0..count {
+            assert_eq!(outbox.offer(Frame::text(i.to_string())), Offer::Queued);
+        }
+    })
+    .await;
+    for i in 0..count {
+        let Some(f) = inbox.pop() else { panic!("frame {i}") };
+        assert_eq!(f.as_text(), Some(i.to_string().as_str()));
+    }
+    assert!(inbox.pop().is_none());
+}
+
+#[tokio::test]
+async fn a_wide_pass_is_written_from_two_threads_in_order() {
+    let queues: Vec<_> = (0..600).map(|_| outbox(8)).collect();
+    Corked::new(async {
+        for i in 0..3 {
+            for (outbox, _) in &queues {
+                assert_eq!(outbox.offer(Frame::text(i.to_string())), Offer::Queued);
+            }
+        }
+    })
+    .await;
+    for (_, inbox) in &queues {
+        for i in 0..3 {
+            let Some(f) = inbox.pop() else { panic!("frame {i}") };
+            assert_eq!(f.as_text(), Some(i.to_string().as_str()));
+        }
+    }
+}
+
+/// The livelock of issue 9: frames offered after the socket failed were queued, and the task
+/// was told `Frames` with no socket to write them to, over and over.
+#[tokio::test]
+async fn a_gone_socket_refuses_everything_and_ends_the_task() {
+    let (outbox, inbox) = outbox(8);
+    inbox.shared.out().wire = None;
+    inbox.shared.out().gone(&std::io::ErrorKind::BrokenPipe.into());
+    assert_eq!(outbox.offer(Frame::text("after")), Offer::Closed);
+    assert_eq!(outbox.offer_info(Info::new("t", 1u8)), Offer::Closed);
+    inbox.push_control(Frame::ping());
+    assert!(inbox.pop().is_none(), "nothing queued for a socket that is gone");
+    assert!(matches!(inbox.ready().await, Ready::Gone));
+    // Waiters on the queue end too.
+    inbox.flushed().await;
+    inbox.shutdown_write().await;
+}
+
+#[tokio::test]
+async fn a_stall_is_cleared_progressed_or_stuck() {
+    let (outbox, inbox) = outbox(8);
+    assert_eq!(inbox.stall(0), Stall::Cleared);
+    outbox.offer(Frame::text("a"));
+    assert_eq!(inbox.stall(0), Stall::Stuck);
+    inbox.shared.out().progress = 3;
+    assert_eq!(inbox.stall(0), Stall::Progressed(3));
+    assert_eq!(inbox.stall(3), Stall::Stuck);
+}
+
+#[test]
+fn discarding_keeps_a_partly_written_frame() {
+    let (outbox, inbox) = outbox(8);
+    outbox.offer(Frame::text("a"));
+    outbox.offer(Frame::text("b"));
+    inbox.shared.out().written = 1;
+    inbox.discard_unsent();
+    assert_eq!(inbox.shared.out().frames.len(), 1);
+    inbox.shared.out().written = 0;
+    inbox.discard_unsent();
+    assert!(inbox.pop().is_none());
+}

@@ -140,10 +140,12 @@ pub fn app(state: AppState) -> Router {
 pub async fn run(args: Args, offset: time::UtcOffset) -> Result<(), Box<dyn std::error::Error>> {
     let state = state(&args.data_dir, args.database_url.as_deref(), offset).await?;
     let live = state.live.clone();
-    let listener = TcpListener::bind(args.addr).await?;
+    // livehtml's listener lets an event stream leave hyper after its head (2 KB per idle stream).
+    let listener = livehtml::Listener::new(TcpListener::bind(args.addr).await?);
     // Tests and scripts read this line to find the port.
     println!("listening on http://{}", listener.local_addr()?);
-    let serve = axum::serve(listener, app(state)).with_graceful_shutdown(live.graceful_shutdown(shutdown_signal()));
+    let app = app(state).into_make_service_with_connect_info::<livehtml::Peer>();
+    let serve = axum::serve(listener, app).with_graceful_shutdown(live.graceful_shutdown(shutdown_signal()));
     // axum's graceful shutdown waits for every HTTP connection, however slow its client: the
     // drain bound holds for those too.
     let drain = Duration::from_secs(args.drain_secs);

@@ -41,7 +41,10 @@ pub mod view;
 
 mod axum;
 
-pub use crate::axum::{Config, Live, LiveRoutes, Origins, SCRIPT, SCRIPT_PATH, STREAM_HEADER, Views, shutdown_signal};
+pub use crate::axum::{
+    Config, Listener, ListenerConnection, Live, LiveRoutes, Origins, Peer, SCRIPT, SCRIPT_PATH, STREAM_HEADER, Views,
+    shutdown_signal,
+};
 pub use protocol::{Event, Fragment, Frame, Html, Inbound, Swap};
 pub use pubsub::{Info, PubSub};
 pub use session::{Connect, Context, Session, SessionError};

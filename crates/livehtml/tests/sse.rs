@@ -41,20 +41,45 @@ struct Server {
     left: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
-async fn serve(limits: Limits) -> Server {
+/// Who writes a stream: hyper, as a response body (the app serves a plain `TcpListener`), or
+/// livehtml on the socket it took after the head (`livehtml::Listener`). Every test runs both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Hyper,
+    Taken,
+}
+
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn written_by_hyper() {
+                super::$name(super::Mode::Hyper).await
+            }
+
+            #[tokio::test]
+            async fn on_a_socket_taken_from_hyper() {
+                super::$name(super::Mode::Taken).await
+            }
+        }
+    )*};
+}
+
+async fn serve(mode: Mode, limits: Limits) -> Server {
     let live = Live::default();
     let left = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = left.clone();
     let app: Router = Router::new().route("/sse", live.endpoint_with(limits, move |_| Room { left: counter.clone() }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let shutdown = live.clone();
-    tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.graceful_shutdown(std::future::pending()))
-            .await
-            .unwrap();
-    });
+    let shutdown = live.clone().graceful_shutdown(std::future::pending());
+    match mode {
+        Mode::Hyper => tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(shutdown).await }),
+        Mode::Taken => tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<livehtml::Peer>();
+            axum::serve(livehtml::Listener::new(listener), app).with_graceful_shutdown(shutdown).await
+        }),
+    };
     Server { addr, live, left }
 }
 
@@ -169,9 +194,8 @@ async fn until_subscribed(live: &Live, n: usize) {
     .expect("subscribers joined");
 }
 
-#[tokio::test]
-async fn a_stream_carries_ids_named_events_and_multi_line_data() {
-    let server = serve(Limits::default()).await;
+async fn a_stream_carries_ids_named_events_and_multi_line_data(mode: Mode) {
+    let server = serve(mode, Limits::default()).await;
     let mut stream = Stream::open(server.addr).await;
     assert!(server_head_is_sse(&stream.head), "{}", stream.head);
     let first = stream.until("\n\n").await;
@@ -194,18 +218,16 @@ fn server_head_is_sse(head: &str) -> bool {
         && head.contains("cache-control: no-cache")
 }
 
-#[tokio::test]
-async fn a_quiet_stream_gets_heartbeat_comments() {
-    let server = serve(Limits::default().sse_heartbeat(Duration::from_millis(50))).await;
+async fn a_quiet_stream_gets_heartbeat_comments(mode: Mode) {
+    let server = serve(mode, Limits::default().sse_heartbeat(Duration::from_millis(50))).await;
     let mut stream = Stream::open(server.addr).await;
     stream.id().await;
     stream.until(": heartbeat\n\n").await;
     stream.until(": heartbeat\n\n").await;
 }
 
-#[tokio::test]
-async fn posts_reach_the_stream_s_session_and_bad_ones_are_refused_with_a_status() {
-    let server = serve(Limits::default().max_message_bytes(1024)).await;
+async fn posts_reach_the_stream_s_session_and_bad_ones_are_refused_with_a_status(mode: Mode) {
+    let server = serve(mode, Limits::default().max_message_bytes(1024)).await;
     let mut stream = Stream::open(server.addr).await;
     let id = stream.id().await;
     let json = r#"{"message": "<hi>", "HEADERS": {"HX-Request": "true"}}"#;
@@ -244,9 +266,8 @@ async fn posts_reach_the_stream_s_session_and_bad_ones_are_refused_with_a_status
     assert_eq!(server.live.connection_count(), 0);
 }
 
-#[tokio::test]
-async fn a_reader_that_falls_behind_is_cut_off_and_others_keep_receiving() {
-    let server = serve(Limits::default().outbound_queue(8)).await;
+async fn a_reader_that_falls_behind_is_cut_off_and_others_keep_receiving(mode: Mode) {
+    let server = serve(mode, Limits::default().outbound_queue(8)).await;
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(1024).unwrap();
     let mut slow = Stream::open_over(socket.connect(server.addr).await.unwrap(), server.addr).await;
@@ -272,9 +293,8 @@ async fn a_reader_that_falls_behind_is_cut_off_and_others_keep_receiving() {
     );
 }
 
-#[tokio::test]
-async fn shutdown_ends_every_stream_with_a_close_event_that_says_reconnect() {
-    let server = serve(Limits::default()).await;
+async fn shutdown_ends_every_stream_with_a_close_event_that_says_reconnect(mode: Mode) {
+    let server = serve(mode, Limits::default()).await;
     let mut stream = Stream::open(server.addr).await;
     stream.id().await;
     server.live.shutdown();
@@ -290,9 +310,8 @@ async fn shutdown_ends_every_stream_with_a_close_event_that_says_reconnect() {
 /// Datastar 1.0: a `@get` with `Datastar-Request` opens a stream whose id arrives as the signal
 /// `lhStream`; a `@post` sends every signal back (the id with them, nested ones too) and the
 /// event's name in `LH-Event`; fragments arrive as `datastar-patch-elements` events.
-#[tokio::test]
-async fn a_datastar_page_gets_patch_events_and_its_posts_carry_the_stream_id_as_a_signal() {
-    let server = serve(Limits::default()).await;
+async fn a_datastar_page_gets_patch_events_and_its_posts_carry_the_stream_id_as_a_signal(mode: Mode) {
+    let server = serve(mode, Limits::default()).await;
     let tcp = TcpStream::connect(server.addr).await.unwrap();
     let mut stream = Stream::open_with(tcp, server.addr, "Datastar-Request: true\r\n").await;
     let first = stream.until("\n\n").await;
@@ -315,4 +334,56 @@ async fn a_datastar_page_gets_patch_events_and_its_posts_carry_the_stream_id_as_
     let without = serde_json::json!({"message": "x"}).to_string();
     assert_eq!(post(server.addr, &headers, &without).await.0, 403);
     assert_eq!(post(server.addr, &headers, "[1]").await.0, 400);
+}
+
+both!(
+    a_stream_carries_ids_named_events_and_multi_line_data,
+    a_quiet_stream_gets_heartbeat_comments,
+    posts_reach_the_stream_s_session_and_bad_ones_are_refused_with_a_status,
+    a_reader_that_falls_behind_is_cut_off_and_others_keep_receiving,
+    shutdown_ends_every_stream_with_a_close_event_that_says_reconnect,
+    a_datastar_page_gets_patch_events_and_its_posts_carry_the_stream_id_as_a_signal,
+);
+
+/// On its own socket a stream has the WebSocket's write deadline: a client that stops reading
+/// (the kernel's buffers absorbing what the queue bound would have refused) is cut off once
+/// its socket takes no byte for `write_timeout`. (hyper has no write deadline of its own.)
+#[tokio::test]
+async fn a_stalled_stream_on_its_own_socket_is_cut_off_by_the_write_deadline() {
+    let limits = Limits::default().outbound_queue(1 << 20).write_timeout(Duration::from_millis(200));
+    let server = serve(Mode::Taken, limits).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(1024).unwrap();
+    let mut stalled = Stream::open_over(socket.connect(server.addr).await.unwrap(), server.addr).await;
+    stalled.id().await;
+    until_subscribed(&server.live, 1).await;
+    let payload = "x".repeat(64 * 1024);
+    // Enough to fill the socket's buffers on both sides, far below the queue's bound.
+    for _ in 0..200 {
+        server.live.pubsub().publish("room", Frame::text(payload.clone()));
+    }
+    until_subscribed(&server.live, 0).await;
+    assert_eq!(server.left.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+/// A browser opens its event stream on a connection that already served the page: the socket
+/// is taken after a keep-alive exchange too.
+#[tokio::test]
+async fn a_stream_opened_on_a_kept_alive_connection_is_taken_over() {
+    let server = serve(Mode::Taken, Limits::default()).await;
+    let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+    let req = format!("GET /missing HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr);
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(tcp.read_u8().await.unwrap());
+    }
+    assert!(head.starts_with(b"HTTP/1.1 404"), "{}", String::from_utf8_lossy(&head));
+    assert!(String::from_utf8_lossy(&head).contains("content-length: 0"));
+    let mut stream = Stream::open_over(tcp, server.addr).await;
+    assert!(server_head_is_sse(&stream.head), "{}", stream.head);
+    stream.id().await;
+    until_subscribed(&server.live, 1).await;
+    server.live.pubsub().publish("room", Frame::text("<p>after keep-alive</p>"));
+    stream.until("after keep-alive</p>\n\n").await;
 }

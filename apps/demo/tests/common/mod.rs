@@ -22,9 +22,9 @@ pub struct Server {
 impl Server {
     pub async fn start(data_dir: &Path) -> Self {
         let state = livehtml_demo::state(data_dir, None, time::UtcOffset::UTC).await.expect("state");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = livehtml::Listener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = livehtml_demo::app(state.clone());
+        let app = livehtml_demo::app(state.clone()).into_make_service_with_connect_info::<livehtml::Peer>();
         let live = state.live.clone();
         let task = tokio::spawn(async move {
             axum::serve(listener, app)

@@ -2,6 +2,7 @@
 //! Only this module knows axum's router types.
 
 mod client;
+mod listener;
 mod origin;
 mod shutdown;
 mod sse;
@@ -26,6 +27,7 @@ use tokio_util::task::TaskTracker;
 use tungstenite::protocol::Role;
 
 pub use client::{SCRIPT, SCRIPT_PATH};
+pub use listener::{Connection as ListenerConnection, Listener, Peer};
 pub use origin::Origins;
 pub use shutdown::shutdown_signal;
 pub use sse::STREAM_HEADER;
@@ -213,7 +215,7 @@ impl Live {
             let shared = shared.clone();
             async move {
                 if sse::wants_event_stream(req.headers()) {
-                    live.open_stream(limits, req, factory)
+                    live.open_stream(shared, req, factory)
                 } else {
                     live.upgrade(shared, req, factory)
                 }

@@ -4,17 +4,21 @@
 
 use std::collections::HashMap;
 
-use axum::body::Body;
-use axum::extract::Request;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
 
-use super::{Live, origin};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{HeaderMap, StatusCode, Version, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt;
+use futures_util::future::Either;
+
+use super::{Live, Peer, origin};
 use crate::protocol::{Inbound, datastar, names, parse_event};
 use crate::session::{Connect, Context, Session};
 use crate::transport::Limits;
-use crate::transport::outbox::{self, PostError, Poster};
-use crate::transport::sse::{EventStream, SseLink};
+use crate::transport::outbox::{self, Framing, Inbox, PostError, Poster, Wire};
+use crate::transport::sse::{EventStream, SseLink, preamble};
 
 /// The header a post names its stream with (or the `lh-stream` query parameter).
 pub const STREAM_HEADER: &str = names::header::STREAM;
@@ -25,11 +29,12 @@ const STREAM_PREFIX: &str = "s1.";
 pub(super) type Streams = std::sync::Mutex<HashMap<u64, Poster>>;
 
 impl Live {
-    pub(super) fn open_stream<S, F>(&self, limits: Limits, req: Request, factory: F) -> Response
+    pub(super) fn open_stream<S, F>(&self, shared_limits: Arc<Limits>, req: Request, factory: F) -> Response
     where
         S: Session,
         F: Fn(&Connect) -> S + Send + 'static,
     {
+        let limits = *shared_limits;
         if let Err(origin::ForeignOrigin(origin)) = self.inner.config.origins.check(req.headers()) {
             tracing::info!(%origin, "refused an event stream from a foreign origin");
             return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
@@ -39,39 +44,68 @@ impl Live {
         }
         let id = self.inner.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (parts, _body) = req.into_parts();
-        let parts_datastar = parts.headers.contains_key(datastar::REQUEST_HEADER);
+        // Served through `Listener` over HTTP/1.1: the socket leaves hyper after the head.
+        let takeover = match parts.extensions.get::<ConnectInfo<Peer>>() {
+            Some(ConnectInfo(peer)) if parts.version == Version::HTTP_11 => peer.take_over(),
+            _ => None,
+        };
+        let datastar = parts.headers.contains_key(datastar::REQUEST_HEADER);
         let connect = Connect { id, uri: parts.uri, headers: parts.headers };
         let session = factory(&connect);
+        // The header values are slices of hyper's request buffer: not kept for the stream's life.
         drop(connect);
+        let retry = u64::try_from(limits.sse_retry.as_millis()).unwrap_or(u64::MAX);
+        let signed = self.inner.signer.seal(&format!("{STREAM_PREFIX}{id}"));
+        let preamble = preamble(&signed, retry, datastar);
+        let token = self.inner.connections.token();
+        let live = self.clone();
+        let headers = [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+            // Proxies such as nginx must not hold events back.
+            (header::HeaderName::from_static("x-accel-buffering"), "no"),
+        ];
 
-        let (subscriber, inbox, reader, poster) = outbox::attach_pull(limits.outbound_queue);
-        let ctx = Context::new(id, subscriber, self.inner.pubsub.clone(), limits.parse());
-        self.heartbeat(limits.sse_heartbeat).add(&inbox);
+        let Some((released, socket)) = takeover else {
+            let (subscriber, inbox, reader, poster) = outbox::attach_pull(limits.outbound_queue);
+            let ctx = Context::new(id, subscriber, self.inner.pubsub.clone(), limits.parse());
+            self.start(id, &inbox, poster, limits);
+            let link = SseLink::pulled(inbox, token);
+            tokio::spawn(outbox::Corked::new(async move {
+                crate::session::run(session, ctx, link).await;
+                live.streams().remove(&id);
+            }));
+            let body = Body::from_stream(EventStream::new(reader, preamble, datastar));
+            return (headers, body).into_response();
+        };
+
+        // Once the socket is ours, the task's state is the stream's future and nothing else.
+        let task = socket.then(move |socket| {
+            let Ok(socket) = socket else { return Either::Left(std::future::ready(())) };
+            let framing = Framing::Sse { datastar, next_id: 1 };
+            let first = outbox::chunk(&preamble);
+            drop(preamble);
+            let (subscriber, inbox, poster) =
+                outbox::attach_push(limits.outbound_queue, Wire::Tcp(socket), framing, first);
+            let ctx = Context::new(id, subscriber, live.inner.pubsub.clone(), limits.parse());
+            live.start(id, &inbox, poster, limits);
+            let link = SseLink::pushed(inbox, token, shared_limits);
+            Either::Right(crate::session::run(session, ctx, link).map(move |()| {
+                live.streams().remove(&id);
+            }))
+        });
+        tokio::spawn(outbox::Corked::new(task));
+        (headers, Body::new(released)).into_response()
+    }
+
+    /// Registers a new stream: its heartbeat, the shutdown check, and where its posts go.
+    fn start(&self, id: u64, inbox: &Inbox, poster: Poster, limits: Limits) {
+        self.heartbeat(limits.sse_heartbeat).add(inbox);
+        // Registered before this check, so `shutdown` either finds it or is seen here.
         if self.inner.shutdown.is_cancelled() {
             inbox.close(self.inner.config.shutdown_code);
         }
         self.streams().insert(id, poster);
-        let signed = self.inner.signer.seal(&format!("{STREAM_PREFIX}{id}"));
-        let link = SseLink { inbox, _token: self.inner.connections.token(), closing: None };
-        let live = self.clone();
-        tokio::spawn(outbox::Corked::new(async move {
-            crate::session::run(session, ctx, link).await;
-            live.streams().remove(&id);
-        }));
-
-        let retry = u64::try_from(limits.sse_retry.as_millis()).unwrap_or(u64::MAX);
-        let datastar = parts_datastar;
-        let body = Body::from_stream(EventStream::new(reader, &signed, retry, datastar));
-        (
-            [
-                (header::CONTENT_TYPE, "text/event-stream"),
-                (header::CACHE_CONTROL, "no-cache"),
-                // Proxies such as nginx must not hold events back.
-                (header::HeaderName::from_static("x-accel-buffering"), "no"),
-            ],
-            body,
-        )
-            .into_response()
     }
 
     pub(super) async fn post_event(&self, limits: Limits, req: Request) -> Response {

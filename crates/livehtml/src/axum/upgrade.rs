@@ -82,7 +82,7 @@ impl Handshake {
         h.insert(header::SEC_WEBSOCKET_ACCEPT, HeaderValue::from_str(&self.accept).expect("base64 is a valid header"));
         let socket = async move {
             let upgraded = self.on_upgrade.await.ok()?;
-            Some(TokioIo::new(upgraded))
+            Some(Wire::Upgraded(TokioIo::new(upgraded)))
         };
         (response, socket)
     }

@@ -161,6 +161,12 @@ impl Frame {
         self.len() == 0
     }
 
+    /// Bytes already framed for their wire (a control frame, a stream's own chunk), written as
+    /// they are.
+    pub(crate) fn is_raw(&self) -> bool {
+        self.0.kind == Kind::Raw
+    }
+
     /// The bytes to write to a WebSocket: header and payload.
     pub(crate) fn wire(&self) -> &[u8] {
         &self.0.wire

@@ -1,4 +1,4 @@
-//! Transports: how frames reach a page and events come back. This slice has WebSocket. A
+//! Transports: how frames reach a page and events come back: WebSocket and SSE. A
 //! connection is a [`crate::pubsub`] subscriber (topics and its session offer it frames) and a
 //! link the session loop reads [`crate::Inbound`] messages from; neither side knows the other's
 //! transport, so SSE and long-polling slot in beside it.
@@ -22,7 +22,12 @@
 //!   server closes TCP first. A socket found gone (a failed write, a dropped socket) ends its
 //!   connection: its queue refuses everything, and the task is told so instead of being handed
 //!   frames it cannot write.
+//!
+//! An SSE stream on a socket taken from hyper (see [`crate::Listener`]) is written the same way,
+//! its frames as chunks of events (`outbox::Framing`); without that listener, hyper writes it
+//! as a response body that takes what is queued.
 
+mod deadline;
 mod limits;
 pub(crate) mod outbox;
 pub(crate) mod sse;

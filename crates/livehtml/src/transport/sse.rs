@@ -10,12 +10,17 @@
 use std::borrow::Cow;
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::Stream;
 
-use super::outbox::{Inbox, Reader, Ready, Taken};
+use tokio_util::task::task_tracker::TaskTrackerToken;
+
+use super::Limits;
+use super::deadline::Deadline;
+use super::outbox::{Inbox, LAST_CHUNK, Reader, Ready, Stall, Taken, chunk};
 use crate::link::{Link, Next};
 use crate::protocol::{Frame, close};
 
@@ -33,17 +38,22 @@ pub(crate) struct EventStream {
     ended: bool,
 }
 
+/// What a stream starts with: `retry:` and the stream's signed id, which the page's posts carry
+/// back (for a Datastar page, as the signal `lhStream`).
+pub(crate) fn preamble(stream_id: &str, retry_ms: u64, datastar: bool) -> Bytes {
+    let preamble = if datastar {
+        let signals = serde_json::json!({ STREAM_SIGNAL: stream_id });
+        format!("retry: {retry_ms}\n{}", crate::protocol::datastar::patch_signals(&signals.to_string()))
+    } else {
+        format!("retry: {retry_ms}\nevent: {STREAM_EVENT}\ndata: {stream_id}\n\n")
+    };
+    Bytes::from(preamble)
+}
+
 impl EventStream {
-    /// A stream for htmx and livehtml.js pages, or (`datastar`) for a Datastar page, whose
-    /// stream id arrives as the signal `lhStream` so that its posts carry it back.
-    pub(crate) fn new(reader: Reader, stream_id: &str, retry_ms: u64, datastar: bool) -> Self {
-        let preamble = if datastar {
-            let signals = serde_json::json!({ STREAM_SIGNAL: stream_id });
-            format!("retry: {retry_ms}\n{}", crate::protocol::datastar::patch_signals(&signals.to_string()))
-        } else {
-            format!("retry: {retry_ms}\nevent: {STREAM_EVENT}\ndata: {stream_id}\n\n")
-        };
-        Self { reader, datastar, preamble: Some(Bytes::from(preamble)), next_id: 1, ended: false }
+    /// A stream for htmx and livehtml.js pages, or (`datastar`) for a Datastar page.
+    pub(crate) fn new(reader: Reader, preamble: Bytes, datastar: bool) -> Self {
+        Self { reader, datastar, preamble: Some(preamble), next_id: 1, ended: false }
     }
 }
 
@@ -94,30 +104,75 @@ pub(crate) struct SseLink {
     pub(crate) _token: tokio_util::task::task_tracker::TaskTrackerToken,
     /// The close the server decided (a shutdown, a slow consumer), once `next` answered `None`.
     pub(crate) closing: Option<u16>,
+    /// A stream on its own socket: the endpoint's limits (its write and close timeouts).
+    /// `None` where hyper writes the stream.
+    pub(crate) socket: Option<Arc<Limits>>,
+    /// Armed only while a write is stalled, so an idle stream holds no timer.
+    pub(crate) deadline: Option<Box<Deadline>>,
 }
+
+impl SseLink {
+    /// A stream written by hyper, through a [`super::outbox::Reader`].
+    pub(crate) fn pulled(inbox: Inbox, token: TaskTrackerToken) -> Self {
+        Self { inbox, _token: token, closing: None, socket: None, deadline: None }
+    }
+
+    /// A stream on its own socket.
+    pub(crate) fn pushed(inbox: Inbox, token: TaskTrackerToken, limits: Arc<Limits>) -> Self {
+        Self { inbox, _token: token, closing: None, socket: Some(limits), deadline: None }
+    }
+}
+
+/// The comment that keeps a stream (and the proxies on its way) from timing out.
+const HEARTBEAT: &[u8] = b": heartbeat\n\n";
 
 impl Link for SseLink {
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Next>> {
         loop {
-            let Poll::Ready(ready) = self.inbox.poll_ready(cx) else { return Poll::Pending };
-            match ready {
-                Ready::Message(message) => return Poll::Ready(Some(Next::Message(message))),
-                Ready::Info(info) => return Poll::Ready(Some(Next::Info(info))),
-                Ready::Close(code) => {
-                    self.closing = Some(code);
-                    return Poll::Ready(None);
+            if let Poll::Ready(ready) = self.inbox.poll_ready(cx) {
+                match ready {
+                    Ready::Message(message) => return Poll::Ready(Some(Next::Message(message))),
+                    Ready::Info(info) => return Poll::Ready(Some(Next::Info(info))),
+                    Ready::Close(code) => {
+                        self.closing = Some(code);
+                        return Poll::Ready(None);
+                    }
+                    // Written by the next turn of the loop (or by the reader).
+                    Ready::Ping => self.inbox.heartbeat(|| chunk(HEARTBEAT)),
+                    Ready::Stalled(progress) => {
+                        if let (Some(limits), None) = (&self.socket, &self.deadline) {
+                            self.deadline = Some(Box::new(Deadline::new(limits.write_timeout, progress)));
+                        }
+                    }
+                    Ready::Gone => return Poll::Ready(None),
                 }
-                // The heartbeat is a comment on the stream, written by its reader.
-                Ready::Ping => self.inbox.heartbeat_to_reader(),
-                // No socket of its own to stall.
-                Ready::Stalled(_) => {}
-                Ready::Gone => return Poll::Ready(None),
+                continue;
             }
+            let Some(limits) = &self.socket else { return Poll::Pending };
+            if let Some(armed) = self.deadline.as_mut()
+                && armed.expired(cx)
+            {
+                match self.inbox.stall(armed.progress()) {
+                    Stall::Cleared => self.deadline = None,
+                    Stall::Progressed(progress) => armed.restart(limits.write_timeout, progress),
+                    Stall::Stuck => {
+                        tracing::debug!("closing an event stream whose socket took no bytes for the write timeout");
+                        // Nothing more will be taken: no close notice either.
+                        self.inbox.hang_up();
+                        return Poll::Ready(None);
+                    }
+                }
+                continue;
+            }
+            return match self.inbox.poll_hangup(cx) {
+                Poll::Ready(()) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            };
         }
     }
 
     fn close(self, requested: Option<(u16, Cow<'static, str>)>) -> impl Future<Output = ()> + Send {
-        let SseLink { inbox, closing, _token } = self;
+        let SseLink { inbox, closing, _token, socket, .. } = self;
         async move {
             let notice = match (requested, closing) {
                 (Some((code, reason)), _) => Some((code, reason)),
@@ -132,7 +187,13 @@ impl Link for SseLink {
                 let data = serde_json::json!({ "code": code, "reason": reason });
                 inbox.push_last(Frame::event(CLOSE_EVENT, data.to_string()));
             }
-            // Dropping the inbox closes the queue: the reader sends what is left and ends.
+            if let Some(limits) = socket {
+                // The end of the body, then a FIN; within the close timeout (a client that is
+                // gone or stalled ends this at once or by then).
+                inbox.push_last(Frame::raw(Bytes::from_static(LAST_CHUNK)));
+                let _ = tokio::time::timeout(limits.close_timeout, inbox.shutdown_write()).await;
+            }
+            // Dropping the inbox closes the queue: a reader sends what is left and ends.
             drop(inbox);
             drop(_token);
         }

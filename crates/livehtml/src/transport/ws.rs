@@ -25,6 +25,7 @@ use futures_util::FutureExt;
 use tungstenite::Message;
 use tungstenite::protocol::CloseFrame;
 
+use super::deadline::Deadline;
 use super::outbox::{Inbox, Io, Ready, Stall};
 use crate::link::{Link, Next};
 use crate::protocol::{Frame, Inbound, close};
@@ -136,9 +137,9 @@ impl Link for Connection {
                 continue;
             }
             if let Some(armed) = self.deadline.as_mut()
-                && armed.timer.as_mut().poll(cx).is_ready()
+                && armed.expired(cx)
             {
-                match self.inbox.stall(armed.progress) {
+                match self.inbox.stall(armed.progress()) {
                     Stall::Cleared => self.deadline = None,
                     Stall::Progressed(progress) => armed.restart(self.limits.write_timeout, progress),
                     Stall::Stuck => {
@@ -192,24 +193,6 @@ impl Connection {
     fn end(&mut self, closing: Option<Box<Closing>>) -> Poll<Option<Next>> {
         self.closing = closing;
         Poll::Ready(None)
-    }
-}
-
-/// The write deadline of a stalled connection: the progress seen when it was set, and its timer
-/// (boxed: only a stalled connection pays for one).
-pub(crate) struct Deadline {
-    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
-    progress: u32,
-}
-
-impl Deadline {
-    fn new(after: Duration, progress: u32) -> Self {
-        Self { timer: Box::pin(tokio::time::sleep(after)), progress }
-    }
-
-    fn restart(&mut self, after: Duration, progress: u32) {
-        self.timer.as_mut().reset(tokio::time::Instant::now() + after);
-        self.progress = progress;
     }
 }
 

@@ -43,19 +43,20 @@ use crate::protocol::{Frame, close};
 use crate::pubsub::{Info, Offer, Subscriber, SubscriberRef};
 
 mod cork;
+mod events;
 mod pull;
 mod registry;
 mod stream;
+mod wire;
 mod write;
 
 pub(crate) use cork::Corked;
-pub(crate) use pull::{PostError, Poster, Reader, Taken, attach_pull};
+pub(crate) use events::{Framing, LAST_CHUNK, chunk};
+pub(crate) use pull::{PostError, Poster, Reader, Taken, attach_pull, attach_push};
 pub(crate) use registry::Registry;
 pub(crate) use stream::Io;
 use stream::READ_BUFFER;
-
-/// The socket under the WebSocket protocol.
-pub(crate) type Wire = hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>;
+pub(crate) use wire::Wire;
 
 /// Most frames gathered into one vectored write (IOV_MAX is 1024). Larger writes mean fewer
 /// syscalls and, on the receiving side, fewer wake-ups: 64 frames of a burst gave 2.4 M
@@ -114,9 +115,12 @@ struct Out {
     /// Bytes read from the socket that tungstenite has not taken yet; `None` while there are
     /// none, so an idle connection holds no read buffer (see `Io`'s `read`).
     unread: Option<Bytes>,
-    /// For a connection whose frames are taken by a reader (an SSE response body) rather than
-    /// written to a socket: that reader and what the page posted. Boxed: a WebSocket has none.
+    /// For a connection whose page posts its messages (SSE): what it posted, and the reader
+    /// that takes its frames where they are not written to a socket (an SSE response body that
+    /// hyper writes). Boxed: a WebSocket has none.
     pull: Option<Box<pull::Pull>>,
+    /// How frames go on the socket.
+    framing: Framing,
 }
 
 impl std::fmt::Debug for Out {
@@ -164,12 +168,12 @@ pub(crate) fn outbox(capacity: usize) -> (SubscriberRef, Inbox) {
 /// A queue writing to `wire`: the handle topics and the session offer to, the task's half, and
 /// the stream tungstenite reads through.
 pub(crate) fn attach(capacity: usize, wire: Option<Wire>) -> (SubscriberRef, Inbox, Io) {
-    let shared = new_shared(capacity, wire, None);
+    let shared = new_shared(capacity, wire, None, Framing::WebSocket);
     let waker = Waker::from(shared.clone());
     (shared.clone(), Inbox { shared: shared.clone() }, Io { shared, waker })
 }
 
-fn new_shared(capacity: usize, wire: Option<Wire>, pull: Option<Box<pull::Pull>>) -> Arc<Shared> {
+fn new_shared(capacity: usize, wire: Option<Wire>, pull: Option<Box<pull::Pull>>, framing: Framing) -> Arc<Shared> {
     Arc::new_cyclic(|me| Shared {
         me: me.clone(),
         out: Mutex::new(Out {
@@ -185,6 +189,7 @@ fn new_shared(capacity: usize, wire: Option<Wire>, pull: Option<Box<pull::Pull>>
             watched: false,
             unread: None,
             pull,
+            framing,
         }),
         waker: AtomicWaker::new(),
         close_code: AtomicU16::new(0),
@@ -249,12 +254,10 @@ impl Subscriber for Shared {
             Ok(out) => out,
             Err(refused) => return refused,
         };
-        if out.pull.is_some() {
+        if let Some(reader) = out.pull.as_ref().and_then(|pull| pull.reader.as_ref()) {
             // A reader takes it (an SSE body): no socket to write, no cork to wait in.
+            reader.wake_by_ref();
             out.frames.push_back(frame);
-            if let Some(pull) = &out.pull {
-                pull.reader.wake_by_ref();
-            }
             return Offer::Queued;
         }
         let wake = if let Some(thread) = cork.filter(|_| !out.corked() && out.frames.is_empty()) {
@@ -478,8 +481,8 @@ impl Drop for Inbox {
         out.closed = true;
         out.infos = VecDeque::new();
         // A reader sends what is left and ends.
-        if let Some(pull) = &out.pull {
-            pull.reader.wake_by_ref();
+        if let Some(reader) = out.pull.as_ref().and_then(|pull| pull.reader.as_ref()) {
+            reader.wake_by_ref();
         }
     }
 }

@@ -7,7 +7,7 @@ use std::task::{Context, Poll, Waker};
 
 use tokio::io::AsyncWrite;
 
-use super::{BATCH, Out, Writer};
+use super::{BATCH, Framing, Out, Writer};
 use crate::protocol::Frame;
 
 impl Out {
@@ -37,10 +37,14 @@ impl Out {
             // No socket will come back: a waiter must end, not wait.
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         }
+        if self.wire.is_none() {
+            return if self.frames.is_empty() { Poll::Ready(Ok(())) } else { Poll::Pending };
+        }
+        if self.framing != Framing::WebSocket {
+            return self.write_events(cx);
+        }
         let Out { frames, written, wire, progress, .. } = self;
-        let Some(wire) = wire.as_mut() else {
-            return if frames.is_empty() { Poll::Ready(Ok(())) } else { Poll::Pending };
-        };
+        let Some(wire) = wire.as_mut() else { return Poll::Pending };
         while !frames.is_empty() {
             let mut slices = [IoSlice::new(&[]); BATCH];
             let mut count = 0;
@@ -110,8 +114,17 @@ impl Out {
             self.frames.push_back(frame);
             return true;
         };
-        match outside_budget(|cx| Pin::new(wire).poll_write(cx, frame.wire())) {
-            Poll::Ready(Ok(n)) if n == frame.wire().len() => false,
+        let mut total = frame.wire().len();
+        let written = match &mut self.framing {
+            Framing::WebSocket => outside_budget(|cx| Pin::new(wire).poll_write(cx, frame.wire())),
+            framing => outside_budget(|cx| {
+                let (written, whole) = Out::write_one_event(wire, framing, &frame, cx);
+                total = whole;
+                written
+            }),
+        };
+        match written {
+            Poll::Ready(Ok(n)) if n == total => false,
             Poll::Ready(Ok(0)) => {
                 self.gone(&io::ErrorKind::WriteZero.into());
                 true

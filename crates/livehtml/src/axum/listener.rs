@@ -1,0 +1,267 @@
+//! A TCP listener for `axum::serve` that lets an SSE stream leave hyper after its response head.
+//!
+//! hyper keeps an 8 KiB read buffer and an 8 KiB write buffer for every HTTP/1.1 connection, and
+//! a connection task, for as long as a response body streams: an idle event stream cost 22 KB
+//! where an idle WebSocket (which hyper hands over on upgrade) costs under 2 KB. A plain `200`
+//! response cannot be upgraded, so this listener gives each connection a handle
+//! ([`Peer`], in the request's `ConnectInfo`) through which an SSE endpoint asks for the socket:
+//! hyper writes the response head as usual (with every header the app's layers added), the
+//! socket is handed over once that head is flushed, and hyper's connection ends. From then on the
+//! stream is written like a WebSocket: from the publisher, no task woken per event.
+//!
+//! Hand-written because no crate does it: hyper has no way to give up a connection whose
+//! response is not a 101.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use axum::extract::connect_info::Connected;
+use axum::serve::IncomingStream;
+use bytes::Bytes;
+use futures_util::task::AtomicWaker;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+
+/// A TCP listener whose connections can hand an event stream over to livehtml.
+///
+/// Serve the app with the [`Peer`] connect info, and every SSE endpoint's idle stream costs as
+/// little as an idle WebSocket. With a plain `TcpListener` everything works the same, and event
+/// streams stay inside hyper.
+///
+/// ```no_run
+/// # async fn run(app: axum::Router) -> std::io::Result<()> {
+/// let listener = livehtml::Listener::bind("127.0.0.1:3000").await?;
+/// axum::serve(listener, app.into_make_service_with_connect_info::<livehtml::Peer>()).await
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Listener {
+    inner: TcpListener,
+}
+
+impl Listener {
+    /// Wraps a bound listener.
+    pub fn new(inner: TcpListener) -> Self {
+        Self { inner }
+    }
+
+    /// Binds a listener to `addr`.
+    ///
+    /// # Errors
+    ///
+    /// When the address cannot be bound.
+    pub async fn bind(addr: impl tokio::net::ToSocketAddrs) -> io::Result<Self> {
+        Ok(Self::new(TcpListener::bind(addr).await?))
+    }
+
+    /// The address the listener is bound to.
+    ///
+    /// # Errors
+    ///
+    /// As [`TcpListener::local_addr`].
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+impl axum::serve::Listener for Listener {
+    type Io = Connection;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Connection, SocketAddr) {
+        let (stream, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+        (Connection { stream: Some(stream), handoff: Arc::new(Handoff::default()), wrote: false }, addr)
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+/// One accepted connection, as hyper reads and writes it.
+#[derive(Debug)]
+pub struct Connection {
+    /// `None` once handed over.
+    stream: Option<TcpStream>,
+    handoff: Arc<Handoff>,
+    /// Bytes were written since the handoff was armed: the next flush ends the response head.
+    wrote: bool,
+}
+
+/// The request's view of its connection: the client's address, and the way to take the socket
+/// for an event stream. Put in each request by `into_make_service_with_connect_info::<Peer>()`.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    addr: SocketAddr,
+    handoff: Arc<Handoff>,
+}
+
+impl Peer {
+    /// The client's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Arms the handoff: the socket goes to the returned receiver as soon as the response to
+    /// this request has had its head flushed; the response's body must be the returned
+    /// [`Released`], which ends hyper's side then. `None` if the connection was taken already.
+    pub(crate) fn take_over(&self) -> Option<(Released, oneshot::Receiver<TcpStream>)> {
+        let mut state = self.handoff.state();
+        if !matches!(*state, State::Idle) {
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        *state = State::Armed(tx);
+        self.handoff.armed.store(true, Ordering::Release);
+        Some((Released { handoff: self.handoff.clone() }, rx))
+    }
+}
+
+impl Connected<IncomingStream<'_, Listener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, Listener>) -> Self {
+        Self { addr: *stream.remote_addr(), handoff: stream.io().handoff.clone() }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Handoff {
+    /// Checked on every write and flush; the state is locked only once this is set.
+    armed: AtomicBool,
+    state: Mutex<State>,
+    /// The response body, which ends hyper's connection once the socket is handed over.
+    body: AtomicWaker,
+}
+
+#[derive(Debug, Default)]
+enum State {
+    #[default]
+    Idle,
+    Armed(oneshot::Sender<TcpStream>),
+    Done,
+}
+
+impl Handoff {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands `stream` to the armed receiver (if it is still waiting) and ends the response body.
+    fn release(&self, stream: Option<TcpStream>) {
+        if let (State::Armed(tx), Some(stream)) = (std::mem::replace(&mut *self.state(), State::Done), stream) {
+            // A receiver that went away drops the socket: the client sees it close.
+            let _ = tx.send(stream);
+        }
+        self.body.wake();
+    }
+}
+
+impl Connection {
+    fn stream(&mut self) -> io::Result<&mut TcpStream> {
+        self.stream.as_mut().ok_or_else(|| io::ErrorKind::NotConnected.into())
+    }
+
+    fn note_write(&mut self, written: &Poll<io::Result<usize>>) {
+        if matches!(written, Poll::Ready(Ok(n)) if *n > 0) && self.handoff.armed.load(Ordering::Acquire) {
+            self.wrote = true;
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if self.handoff.armed.load(Ordering::Acquire) {
+            // hyper gave up before the head went out: the waiting stream hears of it.
+            self.handoff.release(None);
+        }
+    }
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(self.stream()?).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let written = Pin::new(self.stream()?).poll_write(cx, buf);
+        self.note_write(&written);
+        written
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let written = Pin::new(self.stream()?).poll_write_vectored(cx, bufs);
+        self.note_write(&written);
+        written
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    /// hyper flushes once everything it buffered is written: after an armed handoff's first
+    /// write, that is the end of the response head, and the socket changes hands.
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match Pin::new(self.stream()?).poll_flush(cx) {
+            Poll::Ready(Ok(())) => {}
+            other => return other,
+        }
+        if self.wrote {
+            let stream = self.stream.take();
+            self.handoff.release(stream);
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.stream.as_mut() {
+            Some(stream) => Pin::new(stream).poll_shutdown(cx),
+            // Handed over: the socket is not hyper's to shut down.
+            None => Poll::Ready(Ok(())),
+        }
+    }
+}
+
+/// The body of a response whose socket is handed over: it never yields data, and fails once
+/// the handoff is done, which makes hyper drop its side of the connection (and its buffers).
+#[derive(Debug)]
+pub(crate) struct Released {
+    handoff: Arc<Handoff>,
+}
+
+/// Why hyper's connection ended: not an error anyone sees.
+#[derive(Debug)]
+pub(crate) struct HandedOver;
+
+impl std::fmt::Display for HandedOver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the connection was handed over to an event stream")
+    }
+}
+
+impl std::error::Error for HandedOver {}
+
+impl http_body::Body for Released {
+    type Data = Bytes;
+    type Error = HandedOver;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, HandedOver>>> {
+        self.handoff.body.register(cx.waker());
+        if matches!(*self.handoff.state(), State::Done) {
+            return Poll::Ready(Some(Err(HandedOver)));
+        }
+        Poll::Pending
+    }
+}

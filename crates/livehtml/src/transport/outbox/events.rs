@@ -1,0 +1,223 @@
+//! Frames on a socket as Server-Sent Events: each event one HTTP/1.1 chunk carrying the
+//! stream's next `id:` line and the event's shared bytes ([`Frame::sse`]), gathered into one
+//! vectored write the way WebSocket frames are.
+//!
+//! A stream's `id:` lines are its own, so they are made on the stack at each write, never
+//! stored: the queue holds the shared frames only, and a write that stops halfway is resumed
+//! from the same bytes (an event's prefix depends only on its id and its length, and an id is
+//! used up only once its event is written whole).
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write as _};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::io::AsyncWrite;
+
+use super::{Out, Wire, Writer};
+use crate::protocol::Frame;
+
+/// Events gathered into one write: three slices each, within IOV_MAX (1024).
+const EVENTS: usize = 128;
+
+/// The end of the chunked body (RFC 9112 section 7.1).
+pub(crate) const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// How a connection's frames are written to its socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// WebSocket frames, exactly as published.
+    WebSocket,
+    /// SSE events in a chunked response body; `next_id` is the stream's next `id:`.
+    Sse { datastar: bool, next_id: u64 },
+}
+
+/// Bytes of the stream's own (a heartbeat comment, the first events), as one chunk.
+pub(crate) fn chunk(data: &[u8]) -> Frame {
+    let mut out = Vec::with_capacity(data.len() + 12);
+    let _ = write!(out, "{:x}\r\n", data.len());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+    Frame::raw(Bytes::from(out))
+}
+
+/// What a frame is on an SSE stream.
+enum Part<'a> {
+    /// Already chunked: written as it is, with no id.
+    Raw(&'a [u8]),
+    /// An event: written as a chunk with the next id.
+    Event(&'a [u8]),
+    /// Nothing (a binary message, or an event a Datastar page has no form for).
+    Skip,
+}
+
+fn part(frame: &Frame, datastar: bool) -> Part<'_> {
+    if frame.is_raw() {
+        return Part::Raw(frame.wire());
+    }
+    let event = if datastar { frame.datastar() } else { frame.sse() };
+    if event.is_empty() { Part::Skip } else { Part::Event(event) }
+}
+
+/// An event's chunk-size line and its `id:` line.
+#[derive(Clone, Copy)]
+struct Prefix {
+    bytes: [u8; 48],
+    len: u8,
+}
+
+impl Prefix {
+    const EMPTY: Self = Self { bytes: [0; 48], len: 0 };
+
+    fn new(id: u64, event_len: usize) -> Self {
+        let mut ids = itoa::Buffer::new();
+        let id = ids.format(id);
+        let size = 4 + id.len() + 1 + event_len;
+        let mut prefix = Self::EMPTY;
+        let mut cursor = io::Cursor::new(&mut prefix.bytes[..]);
+        // At most 16 hex digits, 2, 4, 20 digits and 1: 43 bytes.
+        let _ = write!(cursor, "{size:x}\r\nid: {id}\n");
+        prefix.len = cursor.position() as u8;
+        prefix
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+/// The slices of one frame on the wire; `prefix` is its own when it is an event.
+fn slices<'a>(part: &Part<'a>, prefix: &'a Prefix) -> [&'a [u8]; 3] {
+    match *part {
+        Part::Raw(bytes) => [bytes, &[], &[]],
+        Part::Event(event) => [prefix.as_bytes(), event, b"\r\n"],
+        Part::Skip => [&[], &[], &[]],
+    }
+}
+
+/// A frame's length on the wire, written with `id`.
+fn encoded_len(part: &Part<'_>, id: u64) -> usize {
+    match *part {
+        Part::Raw(bytes) => bytes.len(),
+        Part::Event(event) => usize::from(Prefix::new(id, event.len()).len) + event.len() + 2,
+        Part::Skip => 0,
+    }
+}
+
+impl Out {
+    /// [`Out::write_queued`] for an SSE stream: the queue in chunks of events.
+    pub(super) fn write_events(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Out { frames, written, wire, progress, framing, .. } = self;
+        let Framing::Sse { datastar, next_id } = framing else { unreachable!("called for SSE streams") };
+        let datastar = *datastar;
+        let Some(wire) = wire.as_mut() else { return Poll::Pending };
+        while !frames.is_empty() {
+            let count = frames.len().min(EVENTS);
+            let mut prefixes = [Prefix::EMPTY; EVENTS];
+            let mut id = *next_id;
+            for (prefix, frame) in prefixes.iter_mut().zip(frames.iter()).take(count) {
+                if let Part::Event(event) = part(frame, datastar) {
+                    *prefix = Prefix::new(id, event.len());
+                    id += 1;
+                }
+            }
+            let mut buffers = [IoSlice::new(&[]); EVENTS * 3];
+            let mut used = 0;
+            let mut skip = *written;
+            for (prefix, frame) in prefixes.iter().zip(frames.iter()).take(count) {
+                for bytes in slices(&part(frame, datastar), prefix) {
+                    if skip >= bytes.len() {
+                        skip -= bytes.len();
+                        continue;
+                    }
+                    buffers[used] = IoSlice::new(&bytes[skip..]);
+                    skip = 0;
+                    used += 1;
+                }
+            }
+            let mut n = 0;
+            if used > 0 {
+                n = match Pin::new(&mut *wire).poll_write_vectored(cx, &buffers[..used]) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    Poll::Ready(Ok(n)) => n,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                };
+                *progress = progress.wrapping_add(1);
+            }
+            // Past every frame written whole (and those with nothing to write).
+            while let Some(frame) = frames.front() {
+                let part = part(frame, datastar);
+                let left = encoded_len(&part, *next_id) - *written;
+                if n < left {
+                    *written += n;
+                    break;
+                }
+                n -= left;
+                *written = 0;
+                if matches!(part, Part::Event(_)) {
+                    *next_id += 1;
+                }
+                frames.pop_front();
+            }
+        }
+        *frames = VecDeque::new();
+        self.writer = Writer::Anyone;
+        Poll::Ready(Ok(()))
+    }
+
+    /// [`Out::write_single`]'s write for an SSE stream: one event, from its shared bytes and a
+    /// prefix on the stack. Returns the write's result and the frame's whole length.
+    pub(super) fn write_one_event(
+        wire: &mut Wire,
+        framing: &mut Framing,
+        frame: &Frame,
+        cx: &mut Context<'_>,
+    ) -> (Poll<io::Result<usize>>, usize) {
+        let Framing::Sse { datastar, next_id } = framing else { unreachable!("called for SSE streams") };
+        let part = part(frame, *datastar);
+        let prefix = match part {
+            Part::Event(event) => Prefix::new(*next_id, event.len()),
+            Part::Raw(_) | Part::Skip => Prefix::EMPTY,
+        };
+        let bytes = slices(&part, &prefix);
+        let total = bytes.iter().map(|b| b.len()).sum::<usize>();
+        if total == 0 {
+            return (Poll::Ready(Ok(0)), 0);
+        }
+        let buffers = bytes.map(IoSlice::new);
+        let written = Pin::new(wire).poll_write_vectored(cx, &buffers);
+        if matches!(written, Poll::Ready(Ok(n)) if n == total) && matches!(part, Part::Event(_)) {
+            *next_id += 1;
+        }
+        (written, total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_is_a_chunk_with_its_id() {
+        let frame = Frame::event("users", "<b>1</b>");
+        let part = part(&frame, false);
+        let prefix = Prefix::new(7, frame.sse().len());
+        let bytes: Vec<u8> = slices(&part, &prefix).concat();
+        let text = String::from_utf8(bytes).unwrap();
+        let (size, rest) = text.split_once("\r\n").unwrap();
+        let body = rest.strip_suffix("\r\n").unwrap();
+        assert_eq!(usize::from_str_radix(size, 16).unwrap(), body.len());
+        assert_eq!(body, "id: 7\nevent: users\ndata: <b>1</b>\n\n");
+        assert_eq!(encoded_len(&part, 7), text.len());
+    }
+
+    #[test]
+    fn binary_frames_are_skipped_and_raw_ones_pass() {
+        assert!(matches!(part(&Frame::binary(vec![1, 2]), false), Part::Skip));
+        let heartbeat = chunk(b": heartbeat\n\n");
+        assert_eq!(heartbeat.wire(), b"d\r\n: heartbeat\n\n\r\n");
+        assert!(matches!(part(&heartbeat, false), Part::Raw(_)));
+    }
+}

@@ -1,0 +1,70 @@
+//! The socket under a connection: a WebSocket's upgraded stream, or a TCP stream that an SSE
+//! response took from hyper after its head (see `crate::Listener`).
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// A connection's socket.
+#[derive(Debug)]
+pub(crate) enum Wire {
+    /// What hyper hands over after a `101 Switching Protocols`.
+    Upgraded(TokioIo<Upgraded>),
+    /// A socket taken from hyper after an SSE response's head.
+    Tcp(TcpStream),
+}
+
+impl AsyncRead for Wire {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Wire::Upgraded(io) => Pin::new(io).poll_read(cx, buf),
+            Wire::Tcp(io) => Pin::new(io).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Wire {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Wire::Upgraded(io) => Pin::new(io).poll_write(cx, buf),
+            Wire::Tcp(io) => Pin::new(io).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Wire::Upgraded(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+            Wire::Tcp(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Wire::Upgraded(io) => io.is_write_vectored(),
+            Wire::Tcp(io) => io.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Wire::Upgraded(io) => Pin::new(io).poll_flush(cx),
+            Wire::Tcp(io) => Pin::new(io).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Wire::Upgraded(io) => Pin::new(io).poll_shutdown(cx),
+            Wire::Tcp(io) => Pin::new(io).poll_shutdown(cx),
+        }
+    }
+}

@@ -153,7 +153,7 @@ impl Live {
         Self {
             inner: Arc::new(Inner {
                 config,
-                pubsub: PubSub::default(),
+                pubsub: PubSub::with_pass(outbox::pass),
                 shutdown: CancellationToken::new(),
                 connections: TaskTracker::new(),
                 heartbeats: Mutex::default(),

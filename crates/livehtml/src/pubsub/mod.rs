@@ -78,13 +78,36 @@ pub struct PubSub {
 struct Inner {
     topics: Mutex<HashMap<String, Arc<Topic>>>,
     next_id: AtomicU64,
+    /// How a publish is run as one pass of deliveries (see [`Pass`]).
+    pass: Option<Pass>,
 }
+
+/// Runs a publish as one pass of deliveries: set by the transports that batch their writes (a
+/// corked pass writes each subscriber once at its end, and a wide fan-out from two threads), so
+/// that a publish from anywhere (an HTTP handler, a background task) is written as a session's
+/// is. Without one, each offer is delivered as it comes.
+pub(crate) type Pass = fn(&mut dyn FnMut());
 
 #[derive(Debug)]
 struct Topic {
     /// Shared with every subscription, so a subscriber holds no copy of the name.
     name: Arc<str>,
     subscribers: RwLock<Vec<(u64, SubscriberRef)>>,
+    /// When the last publish ended, in microseconds since [`epoch`]: a publish that follows it
+    /// within [`BURST_GAP`] is part of a burst.
+    last_end: AtomicU64,
+}
+
+/// A publish that starts this soon after the topic's previous one ended is part of a burst: its
+/// subscribers' tasks write what piles up, many messages a write, instead of the publisher
+/// writing each message to each socket. (A page's round trip is far longer: a closed loop of
+/// sends and replies is written at once.)
+const BURST_GAP: u64 = 100;
+
+fn micros() -> u64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(std::time::Instant::now);
+    u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
 impl PubSub {
@@ -93,7 +116,26 @@ impl PubSub {
     pub fn publish(&self, topic: &str, frame: Frame) -> usize {
         let Some(topic) = self.topic(topic) else { return 0 };
         let subscribers = topic.subscribers.read().unwrap_or_else(|e| e.into_inner());
-        subscribers.iter().filter(|(_, to)| to.offer(frame.clone()) == Offer::Queued).count()
+        let burst = micros().saturating_sub(topic.last_end.load(Ordering::Relaxed)) < BURST_GAP;
+        let mut taken = 0;
+        let mut deliver = || {
+            let offer = |to: &SubscriberRef| {
+                if burst { to.offer_in_burst(frame.clone()) } else { to.offer(frame.clone()) }
+            };
+            taken = subscribers.iter().filter(|(_, to)| offer(to) == Offer::Queued).count();
+        };
+        match self.inner.pass {
+            // A burst's frames are queued for the subscribers' tasks: no pass to write them.
+            Some(pass) if !burst => pass(&mut deliver),
+            _ => deliver(),
+        }
+        topic.last_end.store(micros(), Ordering::Relaxed);
+        taken
+    }
+
+    /// A registry whose publishes run as passes of `pass`.
+    pub(crate) fn with_pass(pass: Pass) -> Self {
+        Self { inner: Arc::new(Inner { pass: Some(pass), ..Inner::default() }) }
     }
 
     /// Delivers `payload` to the [`crate::Session::on_info`] of every subscriber of `topic`, and
@@ -122,7 +164,8 @@ impl PubSub {
             match topics.get(name) {
                 Some(topic) => topic.clone(),
                 None => {
-                    let topic = Arc::new(Topic { name: name.into(), subscribers: RwLock::default() });
+                    let topic =
+                        Arc::new(Topic { name: name.into(), subscribers: RwLock::default(), last_end: AtomicU64::new(0) });
                     topics.insert(name.to_owned(), topic.clone());
                     topic
                 }

@@ -13,6 +13,13 @@ use crate::protocol::Frame;
 pub(crate) trait Subscriber: Send + Sync + std::fmt::Debug {
     /// Sends `frame` to the page (written at once where the transport can, else queued).
     fn offer(&self, frame: Frame) -> Offer;
+    /// Sends `frame`, one of a burst (the topic's publishes follow each other with no pause):
+    /// the connection's own task writes it, with whatever else has come by then, in one write,
+    /// rather than the publisher at once. The same as `offer` where the transport has nothing
+    /// better.
+    fn offer_in_burst(&self, frame: Frame) -> Offer {
+        self.offer(frame)
+    }
     /// Queues `info` for the session's `on_info`.
     fn offer_info(&self, info: Info) -> Offer;
     /// Whether the connection ended (its subscriptions can be forgotten).

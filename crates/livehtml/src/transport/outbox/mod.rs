@@ -50,7 +50,7 @@ mod stream;
 mod wire;
 mod write;
 
-pub(crate) use cork::Corked;
+pub(crate) use cork::{Corked, pass};
 pub(crate) use events::{Framing, LAST_CHUNK, chunk};
 pub(crate) use pull::{PostError, Poster, Reader, Taken, attach_pull, attach_push};
 pub(crate) use registry::Registry;
@@ -241,14 +241,12 @@ impl Shared {
         }
         Ok(out)
     }
-}
 
-impl Subscriber for Shared {
     /// Sends `frame` without waiting: written to the socket at once (or at the end of the
-    /// current corked pass), queued only where the socket is full. A full queue means the client
-    /// reads slower than we write: it is closed with [`close::SLOW_CONSUMER`] instead of slowing
-    /// the sender down.
-    fn offer(&self, frame: Frame) -> Offer {
+    /// current corked pass; or, one of a `burst`, by the task), queued only where the socket is
+    /// full. A full queue means the client reads slower than we write: it is closed with
+    /// [`close::SLOW_CONSUMER`] instead of slowing the sender down.
+    fn offer_frame(&self, frame: Frame, burst: bool) -> Offer {
         let cork = cork::current();
         let mut out = match self.admit() {
             Ok(out) => out,
@@ -275,6 +273,14 @@ impl Subscriber for Shared {
             } else {
                 false
             }
+        } else if burst {
+            // One of a burst: the task writes it with whatever follows, one write for many.
+            out.frames.push_back(frame);
+            let wake = out.writer == Writer::Anyone;
+            if wake {
+                out.writer = Writer::Task;
+            }
+            wake
         } else if out.frames.is_empty() && out.writer == Writer::Anyone {
             out.write_single(frame)
         } else {
@@ -287,6 +293,18 @@ impl Subscriber for Shared {
             self.waker.wake();
         }
         Offer::Queued
+    }
+}
+
+impl Subscriber for Shared {
+    /// See [`Shared::offer_frame`].
+    fn offer(&self, frame: Frame) -> Offer {
+        self.offer_frame(frame, false)
+    }
+
+    /// Outside a corked pass, queued for the task (woken once) to write with what follows.
+    fn offer_in_burst(&self, frame: Frame) -> Offer {
+        self.offer_frame(frame, true)
     }
 
     /// Queues a value for the session's `on_info`, with the same bound as frames.

@@ -164,8 +164,11 @@ impl PubSub {
             match topics.get(name) {
                 Some(topic) => topic.clone(),
                 None => {
-                    let topic =
-                        Arc::new(Topic { name: name.into(), subscribers: RwLock::default(), last_end: AtomicU64::new(0) });
+                    let topic = Arc::new(Topic {
+                        name: name.into(),
+                        subscribers: RwLock::default(),
+                        last_end: AtomicU64::new(0),
+                    });
                     topics.insert(name.to_owned(), topic.clone());
                     topic
                 }

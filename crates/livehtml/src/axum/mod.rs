@@ -153,7 +153,7 @@ impl Live {
         Self {
             inner: Arc::new(Inner {
                 config,
-                pubsub: PubSub::with_pass(outbox::pass),
+                pubsub: PubSub::default(),
                 shutdown: CancellationToken::new(),
                 connections: TaskTracker::new(),
                 heartbeats: Mutex::default(),

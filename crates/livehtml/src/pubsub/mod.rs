@@ -78,15 +78,7 @@ pub struct PubSub {
 struct Inner {
     topics: Mutex<HashMap<String, Arc<Topic>>>,
     next_id: AtomicU64,
-    /// How a publish is run as one pass of deliveries (see [`Pass`]).
-    pass: Option<Pass>,
 }
-
-/// Runs a publish as one pass of deliveries: set by the transports that batch their writes (a
-/// corked pass writes each subscriber once at its end, and a wide fan-out from two threads), so
-/// that a publish from anywhere (an HTTP handler, a background task) is written as a session's
-/// is. Without one, each offer is delivered as it comes.
-pub(crate) type Pass = fn(&mut dyn FnMut());
 
 #[derive(Debug)]
 struct Topic {
@@ -117,25 +109,12 @@ impl PubSub {
         let Some(topic) = self.topic(topic) else { return 0 };
         let subscribers = topic.subscribers.read().unwrap_or_else(|e| e.into_inner());
         let burst = micros().saturating_sub(topic.last_end.load(Ordering::Relaxed)) < BURST_GAP;
-        let mut taken = 0;
-        let mut deliver = || {
-            let offer = |to: &SubscriberRef| {
-                if burst { to.offer_in_burst(frame.clone()) } else { to.offer(frame.clone()) }
-            };
-            taken = subscribers.iter().filter(|(_, to)| offer(to) == Offer::Queued).count();
+        let offer = |to: &SubscriberRef| {
+            if burst { to.offer_in_burst(frame.clone()) } else { to.offer(frame.clone()) }
         };
-        match self.inner.pass {
-            // A burst's frames are queued for the subscribers' tasks: no pass to write them.
-            Some(pass) if !burst => pass(&mut deliver),
-            _ => deliver(),
-        }
+        let taken = subscribers.iter().filter(|(_, to)| offer(to) == Offer::Queued).count();
         topic.last_end.store(micros(), Ordering::Relaxed);
         taken
-    }
-
-    /// A registry whose publishes run as passes of `pass`.
-    pub(crate) fn with_pass(pass: Pass) -> Self {
-        Self { inner: Arc::new(Inner { pass: Some(pass), ..Inner::default() }) }
     }
 
     /// Delivers `payload` to the [`crate::Session::on_info`] of every subscriber of `topic`, and
@@ -222,10 +201,17 @@ mod tests {
         capacity: usize,
         items: Mutex<VecDeque<Result<Frame, Info>>>,
         overflowed: std::sync::atomic::AtomicBool,
+        /// How many frames came as part of a burst.
+        in_burst: AtomicU64,
     }
 
     fn kept(capacity: usize) -> Arc<Kept> {
-        Arc::new(Kept { capacity, items: Mutex::default(), overflowed: Default::default() })
+        Arc::new(Kept {
+            capacity,
+            items: Mutex::default(),
+            overflowed: Default::default(),
+            in_burst: AtomicU64::new(0),
+        })
     }
 
     impl Kept {
@@ -251,12 +237,35 @@ mod tests {
         fn offer(&self, frame: Frame) -> Offer {
             self.take(Ok(frame))
         }
+        fn offer_in_burst(&self, frame: Frame) -> Offer {
+            self.in_burst.fetch_add(1, Ordering::Relaxed);
+            self.take(Ok(frame))
+        }
         fn offer_info(&self, info: Info) -> Offer {
             self.take(Err(info))
         }
         fn is_closed(&self) -> bool {
             self.overflowed.load(Ordering::Relaxed)
         }
+    }
+
+    /// A publish that follows the topic's last one with no pause is part of a burst; one after
+    /// a pause (a page's round trip) is not. (The clock is set here, not waited for.)
+    #[test]
+    fn publishes_with_no_pause_between_them_are_a_burst() {
+        let pubsub = PubSub::default();
+        let a = kept(8);
+        let _sa = pubsub.subscribe("room", a.clone());
+        let topic = pubsub.topic("room").unwrap();
+        pubsub.publish("room", Frame::text("first"));
+        assert_eq!(a.in_burst.load(Ordering::Relaxed), 0, "the first publish is written at once");
+        topic.last_end.store(micros(), Ordering::Relaxed);
+        pubsub.publish("room", Frame::text("right after"));
+        assert_eq!(a.in_burst.load(Ordering::Relaxed), 1);
+        topic.last_end.store(micros().saturating_sub(10 * BURST_GAP), Ordering::Relaxed);
+        pubsub.publish("room", Frame::text("after a pause"));
+        assert_eq!(a.in_burst.load(Ordering::Relaxed), 1);
+        assert_eq!(a.items.lock().unwrap().len(), 3);
     }
 
     #[test]

@@ -35,13 +35,6 @@ impl<F: Future> Future for Corked<F> {
     }
 }
 
-/// Runs `deliver` as a corked pass (nested in the current one, if any): a publish from outside
-/// a connection's task is written like one from inside it.
-pub(crate) fn pass(deliver: &mut dyn FnMut()) {
-    let _cork = Guard::new();
-    deliver();
-}
-
 /// The current thread's cork: the queues that got frames during the pass, to write when it ends.
 /// Thread-local because a pass is one poll of one task, which never leaves its thread.
 struct Cork {

@@ -50,7 +50,7 @@ mod stream;
 mod wire;
 mod write;
 
-pub(crate) use cork::{Corked, pass};
+pub(crate) use cork::Corked;
 pub(crate) use events::{Framing, LAST_CHUNK, chunk};
 pub(crate) use pull::{PostError, Poster, Reader, Taken, attach_pull, attach_push};
 pub(crate) use registry::Registry;

@@ -1,4 +1,4 @@
-//! The queue, its cork and its close signal, without sockets.
+//! The queue, its cork and its close signal, without sockets; SSE framing over a real one.
 
 use super::*;
 
@@ -123,4 +123,59 @@ fn discarding_keeps_a_partly_written_frame() {
     inbox.shared.out().written = 0;
     inbox.discard_unsent();
     assert!(inbox.pop().is_none());
+}
+
+/// A pushed SSE stream over a socket whose peer reads slowly: writes stop halfway through
+/// events and resume from the same bytes, so every chunk is whole and the ids follow each other
+/// with none skipped or repeated, whether the frames came one by one or in bursts.
+#[tokio::test]
+async fn sse_events_resume_after_partial_writes_with_their_ids_in_order() {
+    use tokio::io::AsyncReadExt;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = tokio::net::TcpSocket::new_v4().unwrap();
+    client.set_recv_buffer_size(1024).unwrap();
+    let (client, server) = tokio::join!(client.connect(listener.local_addr().unwrap()), listener.accept());
+    let (mut client, (server, _)) = (client.unwrap(), server.unwrap());
+    let framing = Framing::Sse { datastar: false, next_id: 1 };
+    let (outbox, inbox, _poster) = attach_push(4096, Wire::Tcp(server), framing, chunk(b"retry: 1\n\n"));
+    let count = 600;
+    let body = "x".repeat(700);
+    let task = tokio::spawn(async move {
+        for i in 0..count {
+            let frame = Frame::text(format!("{i}:{body}"));
+            let offered = if i % 3 == 0 { outbox.offer(frame) } else { outbox.offer_in_burst(frame) };
+            assert_eq!(offered, Offer::Queued);
+            if i % 50 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        inbox.push_last(Frame::raw(Bytes::from_static(LAST_CHUNK)));
+        inbox.shutdown_write().await;
+        inbox
+    });
+
+    let mut raw = Vec::new();
+    client.read_to_end(&mut raw).await.unwrap();
+    let _inbox = task.await.unwrap();
+    // Chunked decoding: every chunk whole, the body ends with the last chunk.
+    let mut text = String::new();
+    let mut rest = &raw[..];
+    loop {
+        let line = rest.windows(2).position(|w| w == b"\r\n").expect("a chunk-size line");
+        let size = usize::from_str_radix(std::str::from_utf8(&rest[..line]).unwrap(), 16).unwrap();
+        if size == 0 {
+            assert_eq!(&rest[line..], b"\r\n\r\n");
+            break;
+        }
+        text.push_str(std::str::from_utf8(&rest[line + 2..line + 2 + size]).unwrap());
+        assert_eq!(&rest[line + 2 + size..line + 4 + size], b"\r\n");
+        rest = &rest[line + 4 + size..];
+    }
+    let events: Vec<&str> = text.strip_prefix("retry: 1\n\n").unwrap().split_terminator("\n\n").collect();
+    assert_eq!(events.len(), count);
+    for (i, event) in events.iter().enumerate() {
+        let expected = format!("id: {}\ndata: {i}:", i + 1);
+        assert!(event.starts_with(&expected), "event {i}: {:?}", &event[..40.min(event.len())]);
+    }
 }

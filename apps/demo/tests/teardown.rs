@@ -206,6 +206,40 @@ async fn sigterm_ends_the_process_with_a_half_sent_request_and_a_stalled_socket_
     drop((slow_head, stalled));
 }
 
+/// Every page hears its 1012 before the process exits: the drain waits for the close frames to
+/// go out, not only for the closes to start. (A race, so ten rounds of eight pages.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_gets_its_1012_before_the_process_exits() {
+    for round in 0..10 {
+        let mut demo = Demo::start();
+        let mut pages = Vec::new();
+        for _ in 0..8 {
+            pages.push(demo.connect("/ws/chat").await);
+        }
+        let last = pages.last_mut().unwrap();
+        assert!(read_until(last, "8 online").await, "every page joined");
+        let readers: Vec<_> = pages
+            .into_iter()
+            .map(|mut ws| {
+                tokio::spawn(async move {
+                    loop {
+                        match ws.next().await {
+                            Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                            Some(Ok(_)) => continue,
+                            Some(Err(_)) | None => return None,
+                        }
+                    }
+                })
+            })
+            .collect();
+        demo.terminate().await;
+        for reader in readers {
+            let code = tokio::time::timeout(WAIT, reader).await.expect("closed in time").unwrap();
+            assert_eq!(code, Some(1012), "round {round}: a page did not get the shutdown's close frame");
+        }
+    }
+}
+
 /// How a client leaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Hangup {

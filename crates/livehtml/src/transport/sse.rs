@@ -174,6 +174,9 @@ impl Link for SseLink {
     fn close(self, requested: Option<(u16, Cow<'static, str>)>) -> impl Future<Output = ()> + Send {
         let SseLink { inbox, closing, _token, socket, .. } = self;
         async move {
+            // Nothing a topic publishes from here on may follow the last event (or the end of
+            // the chunked body).
+            inbox.seal();
             let notice = match (requested, closing) {
                 (Some((code, reason)), _) => Some((code, reason)),
                 (None, Some(code)) => {

@@ -164,9 +164,14 @@ impl Link for Connection {
     }
 
     fn close(self, requested: Option<(u16, Cow<'static, str>)>) -> impl Future<Output = ()> + Send {
-        let Connection { socket, inbox, limits, closing, .. } = self;
+        // The token moves into the future: the drain waits for the close frame to go out, not
+        // just for the close to start.
+        let Connection { socket, inbox, limits, closing, _token, .. } = self;
         let close_timeout = limits.close_timeout;
         async move {
+            let _token = _token;
+            // Nothing a topic publishes from here on may follow the close frame on the wire.
+            inbox.seal();
             if let Some(closing) = requested.map_or(closing, Closing::flushed) {
                 let Closing { code, reason, flush, after } = *closing;
                 if after == After::Flush {

@@ -472,11 +472,18 @@ impl Inbox {
         }
     }
 
+    /// Refuses every offer from now on (topics forget this connection): the connection is about
+    /// to send its last frame (a close frame, a last event), after which nothing may follow.
+    /// What is already queued still goes out, and the close itself is written by the task.
+    pub(crate) fn seal(&self) {
+        self.shared.out().closed = true;
+    }
+
     /// Queues a control frame of the server's own (a ping): outside the bound, written by the
-    /// task's next [`Inbox::poll_ready`].
+    /// task's next [`Inbox::poll_ready`]; not once the connection is sealed.
     pub(crate) fn push_control(&self, frame: Frame) {
         let mut out = self.shared.out();
-        if out.wire.is_some() {
+        if out.wire.is_some() && !out.closed {
             out.frames.push_back(frame);
         }
     }

@@ -16,6 +16,18 @@ async fn overflow_requests_slow_consumer_close() {
 }
 
 #[tokio::test]
+async fn a_sealed_connection_refuses_offers_and_pings_but_keeps_what_was_queued() {
+    let (outbox, inbox) = outbox(8);
+    assert_eq!(outbox.offer(Frame::text("before")), Offer::Queued);
+    inbox.seal();
+    assert_eq!(outbox.offer(Frame::text("after")), Offer::Closed);
+    assert_eq!(outbox.offer_in_burst(Frame::text("after")), Offer::Closed);
+    assert!(outbox.is_closed());
+    assert!(matches!(inbox.pop(), Some(f) if f.as_text() == Some("before")));
+    assert!(inbox.pop().is_none());
+}
+
+#[tokio::test]
 async fn first_close_code_wins() {
     let (_outbox, inbox) = outbox(1);
     inbox.close(close::RESTART);

@@ -50,6 +50,31 @@ for (const [version, dialect] of [["htmx2", "Htmx2"], ["htmx4", "Htmx4"]]) {
   });
 }
 
+for (const version of ["htmx2", "htmx4"]) {
+  test(`${version}: a page cut off as a slow consumer (1013) comes back by itself`, async (t) => {
+    const { browser, server } = await room(t);
+    if (!browser) return;
+    const page = await newPage(browser);
+    await page.goto(`${server.url}/${version}/flood`);
+    await page.locator("#status", { hasText: "joined" }).waitFor();
+    const before = await page.textContent("#status");
+    // 16 MB pushed at once to a queue of 8, while the page is busy for 4 s and reads none of it:
+    // the server closes it as a slow consumer.
+    await page.evaluate(() => {
+      document.querySelector("#flood-form button").click();
+      setTimeout(() => {
+        const end = Date.now() + 4000;
+        while (Date.now() < end);
+      }, 0);
+    });
+    // htmx retries 1013 (it would not retry a 4xxx code): the page joins again on its own.
+    await page.waitForFunction((first) => document.querySelector("#status").textContent !== first, before, {
+      timeout: 30_000,
+    });
+    assert.match(await page.textContent("#status"), /^joined \d+$/);
+  });
+}
+
 test("an htmx 2 page and an htmx 4 page share one room and the same bytes", async (t) => {
   const { browser, server } = await room(t);
   if (!browser) return;

@@ -581,3 +581,46 @@ async fn a_socket_that_takes_no_bytes_is_closed_by_the_write_deadline() {
     assert_eq!(next_text(&mut reader).await, "after");
     drop(stalled);
 }
+
+/// Pushes 256 messages of 64 KiB in one pass, whatever the event (each its own frame: the
+/// fragments of `Context::push` would go out together as one message).
+struct Flood;
+
+impl Session for Flood {
+    async fn on_event(&mut self, ctx: &mut Context, _: Event) -> Result<(), SessionError> {
+        let block = "x".repeat(64 * 1024);
+        for _ in 0..256 {
+            ctx.push_frame(livehtml::Frame::fragments(&[Fragment::inner("flood", Html::escape(&block))]));
+        }
+        Ok(())
+    }
+}
+
+/// A page that asks for more than it reads, in one pass of its own session, is closed as a
+/// slow consumer once it reads again: it gets what was written, then the close frame.
+#[tokio::test]
+async fn a_session_flooding_its_own_page_closes_it_as_a_slow_consumer() {
+    let live = Live::default();
+    let app: Router = Router::new().route("/flood", live.endpoint_with(Limits::default().outbound_queue(8), |_| Flood));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let mut ws = connect(addr, "/flood").await;
+    ws.send(htmx2("go")).await.unwrap();
+    // Not reading for a while: the server's writes stall and its queue fills.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut texts = 0;
+    let code = tokio::time::timeout(WAIT, async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(_))) => texts += 1,
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => {}
+                other => panic!("after {texts} messages: {other:?}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the close came in time (got {texts} messages)"));
+    assert_eq!(code, Some(close::SLOW_CONSUMER), "after {texts} messages");
+}

@@ -13,7 +13,7 @@ use axum::Router;
 use axum::routing::get;
 use clap::Parser;
 use livehtml::view::{LiveView, Mount, ViewError};
-use livehtml::{Context, Event, Fragment, Html, Live, LiveRoutes, Page, Session, SessionError};
+use livehtml::{Context, Event, Fragment, Frame, Html, Limits, Live, LiveRoutes, Page, Session, SessionError};
 use maud::{DOCTYPE, Markup, html};
 use tower_http::services::ServeDir;
 
@@ -50,6 +50,56 @@ impl Session for Room {
         );
         Ok(())
     }
+}
+
+/// How many times a page joined the flood endpoint, in this process.
+static JOINS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A page that asks for more than it can read: `flood` pushes 16 MB in one go to a queue of 8
+/// messages, so the server cuts the page off as a slow consumer (1013, which plain htmx 2 and 4
+/// retry), and the page comes back by itself: its status shows a new join.
+struct Flood;
+
+impl Session for Flood {
+    async fn on_join(&mut self, ctx: &mut Context) -> Result<(), SessionError> {
+        let n = JOINS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        ctx.push(Fragment::inner("status", html! { "joined " (n) }));
+        Ok(())
+    }
+
+    async fn on_event(&mut self, ctx: &mut Context, _: Event) -> Result<(), SessionError> {
+        let block = "x".repeat(64 * 1024);
+        for _ in 0..256 {
+            // One message each (the fragments of `push` would go out together as one).
+            ctx.push_frame(Frame::fragments(&[Fragment::inner("flood", html! { (block) })]));
+        }
+        Ok(())
+    }
+}
+
+/// The flood page for htmx 2 or htmx 4.
+async fn flood(version: &str) -> Markup {
+    let htmx2 = version == "htmx2";
+    let scripts: &[&str] = if htmx2 {
+        &["/vendor/htmx2/dist/htmx.min.js", "/vendor/htmx-ext-ws/dist/ws.js"]
+    } else {
+        &["/vendor/htmx4/dist/htmx.min.js", "/vendor/htmx4/dist/ext/hx-ws.js"]
+    };
+    let inner = html! {
+        p { "Status: " span #status { "connecting" } }
+        @if htmx2 {
+            form #flood-form ws-send { button type="submit" { "Flood" } }
+        } @else {
+            form #flood-form "hx-ws:send" { button type="submit" { "Flood" } }
+        }
+        div #flood {}
+    };
+    let body = if htmx2 {
+        html! { div hx-ext="ws" ws-connect="/ws/flood" { (inner) } }
+    } else {
+        html! { div "hx-ws:connect"="/ws/flood" { (inner) } }
+    };
+    page(&format!("{version}: a slow consumer comes back"), scripts, body)
 }
 
 fn page(title: &str, scripts: &[&str], body: Markup) -> Markup {
@@ -184,6 +234,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/htmx4", get(htmx4))
         .route("/htmx4-sse", get(htmx4_sse))
         .route("/ws/room", live.endpoint(|_| Room))
+        .route("/htmx2/flood", get(|| flood("htmx2")))
+        .route("/htmx4/flood", get(|| flood("htmx4")))
+        .route("/ws/flood", live.endpoint_with(Limits::default().outbound_queue(8), |_| Flood))
         .merge(LiveRoutes::new(&live, ()).route::<Clicks>("/htmx2/live").layout(htmx2_layout).build().router())
         .nest_service("/vendor", ServeDir::new(&args.vendor));
     let listener = tokio::net::TcpListener::bind(args.addr).await?;

@@ -11,10 +11,10 @@
 //! | 1009 | [`TOO_BIG`]: a message over the size limit | no |
 //! | 1011 | [`INTERNAL`]: the session failed | yes, with backoff |
 //! | 1012 | [`RESTART`]: the server is shutting down or restarting | yes, with jitter |
-//! | 4000 | [`SLOW_CONSUMER`]: the outbound queue overflowed, or the socket took no bytes for the write timeout | yes, with backoff |
+//! | 1013 | [`SLOW_CONSUMER`]: the outbound queue overflowed, or the socket took no bytes for the write timeout | yes, with backoff |
 //! | 4001 | [`HEARTBEAT_TIMEOUT`]: pings went unanswered | yes, with backoff |
 //! | 4002 | [`STALE_VIEW`]: the page's live-view token was not accepted | reload the page |
-//! | any other (1005, 1006: no close frame came; 1013; an app's own) | | yes, with backoff |
+//! | any other (1005, 1006: no close frame came; an app's own) | | yes, with backoff |
 //!
 //! [`policy`] gives this table as data; livehtml.js keeps the same one, and both are checked
 //! against `fixtures/wire.json`.
@@ -40,8 +40,10 @@ pub const INTERNAL: u16 = 1011;
 pub const RESTART: u16 = 1012;
 /// The client did not read fast enough: its bounded outbound queue overflowed, or its socket took
 /// no bytes for the write timeout. Others are not slowed down by it; this client may reconnect
-/// and, later, resume.
-pub const SLOW_CONSUMER: u16 = 4000;
+/// and, later, resume. 1013 ("try again later", RFC 6455 section 7.4.1's registry) rather than a
+/// code of our own: plain htmx 2 (`htmx-ext-ws`) and htmx 4 (`hx-ws`) reconnect after it, and
+/// after no 4xxx code, so a plain htmx page cut off as a slow consumer comes back by itself.
+pub const SLOW_CONSUMER: u16 = 1013;
 /// The client stopped answering pings.
 pub const HEARTBEAT_TIMEOUT: u16 = 4001;
 

@@ -10,7 +10,7 @@
 //! Publishing never waits. Each connection has a bounded outbound queue
 //! ([`Limits::outbound_queue`](crate::Limits::outbound_queue)); when a publish finds it full, that
 //! connection is closed with [`close::SLOW_CONSUMER`](crate::protocol::close::SLOW_CONSUMER)
-//! (4000) and the message is not queued for it. Every other subscriber still gets the message,
+//! (1013) and the message is not queued for it. Every other subscriber still gets the message,
 //! and the publisher is never slowed down by one client that cannot keep up.
 //!
 //! # Closing

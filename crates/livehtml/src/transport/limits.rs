@@ -60,7 +60,7 @@ impl Limits {
     }
 
     /// Capacity of each connection's outbound queue, in messages (default 256). When a client
-    /// falls this far behind, it is closed with 4000 (slow consumer); see [`crate::PubSub`].
+    /// falls this far behind, it is closed with 1013 (slow consumer); see [`crate::PubSub`].
     ///
     /// The queue holds only what the socket did not take: the kernel's send buffer (and the
     /// client's receive buffer) come first, and on Linux the send buffer grows to a few MB for a
@@ -87,7 +87,7 @@ impl Limits {
     }
 
     /// How long a write may make no progress (default 10 s): a connection whose socket takes
-    /// not one byte of what is queued for it for this long is closed with 4000 and its TCP
+    /// not one byte of what is queued for it for this long is closed with 1013 and its TCP
     /// connection dropped. It is checked when it expires, so a stalled client is closed between
     /// one and two timeouts after its last byte was taken. A client that reads, however slowly,
     /// is bounded by [`Limits::outbound_queue`] instead.

@@ -96,3 +96,31 @@ export async function demo(t, name) {
   t.after(() => server.stop("SIGKILL"));
   return { browser, server };
 }
+
+/**
+ * A fault-injection proxy (crates/faultproxy) in front of `upstream` ("host:port"), stopped
+ * after the test: pages load through `url`, and `cut()` resets every connection through it.
+ * @param {import("node:test").TestContext} t @param {string} upstream
+ */
+export function startProxy(t, upstream) {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(binary("faultproxy"), ["--upstream", upstream], { stdio: ["ignore", "pipe", "inherit"] });
+    t.after(() => proc.kill("SIGKILL"));
+    let out = "";
+    proc.on("error", reject);
+    proc.stdout.on("data", (chunk) => {
+      out += chunk;
+      const listening = out.match(/listening on ([\d.:]+)/);
+      const control = out.match(/control on ([\d.:]+)/);
+      if (!listening || !control) return;
+      const call = async (method, path) => (await fetch(`http://${control[1]}${path}`, { method })).text();
+      resolve({
+        url: `http://${listening[1]}`,
+        cut: async () => Number(await call("POST", "/cut")),
+        refuse: () => call("POST", "/refuse"),
+        accept: () => call("POST", "/accept"),
+        connections: async () => JSON.parse(await call("GET", "/connections")),
+      });
+    });
+  });
+}

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import fs from "node:fs";
 import path from "node:path";
-import { binary, demo, launch, newPage, root, startServer, tempDir } from "./harness.mjs";
+import { binary, demo, launch, newPage, root, startProxy, startServer, tempDir } from "./harness.mjs";
 
 async function open(browser, url) {
   const page = await newPage(browser);
@@ -193,5 +193,30 @@ test("live views survive a restart: same key → reconnect; new key → the page
   await page.click("#inc");
   await page.locator("#mine", { hasText: "1" }).waitFor();
   assert.equal(loads, 1, "one reload, a fresh render over HTTP");
+  assert.deepEqual(page.errors, []);
+});
+
+test("counter: a dropped connection keeps the page's count; the page is told it lost nothing", async (t) => {
+  const { browser, server } = await demo(t, "resume");
+  if (!browser) return;
+  const proxy = await startProxy(t, server.addr);
+  const page = await open(browser, `${proxy.url}/counter`);
+  for (let n = 1; n <= 7; n++) {
+    await page.click("#inc");
+    await page.locator("#mine", { hasText: String(n) }).waitFor();
+  }
+  await page.evaluate(() => {
+    window.lhRecovered = new Promise((resolve) => {
+      document.querySelector("[lh-connect]").addEventListener("lh:recovered", (e) => resolve(e.detail), { once: true });
+      document.querySelector("[lh-connect]").addEventListener("lh:resynced", () => resolve("resynced"), { once: true });
+      setTimeout(() => resolve("neither lh:recovered nor lh:resynced within 20 s"), 20_000);
+    });
+  });
+  // The network drops: every connection through the proxy is reset, the page's socket too.
+  assert.ok((await proxy.cut()) >= 1);
+  assert.deepEqual(await page.evaluate(() => window.lhRecovered), { replayed: 0 });
+  assert.equal(await page.textContent("#mine"), "7");
+  await page.click("#inc");
+  await page.locator("#mine", { hasText: "8" }).waitFor();
   assert.deepEqual(page.errors, []);
 });

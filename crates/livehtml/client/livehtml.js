@@ -21,7 +21,8 @@
 // needs one parser for htmx and for livehtml.js.
 //
 // Events (bubbling, on the lh-connect element): lh:open, lh:close {code, reason, reconnect},
-// lh:reconnecting {attempt, delay}, lh:message {data}, lh:error {error}. The element's
+// lh:reconnecting {attempt, delay}, lh:message {data}, lh:error {error}; after a live view's
+// reconnect, lh:recovered {replayed} (the view was kept) or lh:resynced (it was sent whole). The element's
 // `lh-state` attribute is "connecting", "open", "reconnecting" or "closed", for CSS.
 // @ts-check
 (function () {
@@ -41,8 +42,8 @@
   const WIRE = {
     header: { STREAM: "LH-Stream", EVENT: "LH-Event", CLIENT: "LH-Client" },
     event: { STREAM: "lh-stream", CLOSE: "lh-close" },
-    control: { KEY: "lh", NAV: "nav", REDIRECT: "redirect", NAV_EVENT: "lh:nav" },
-    query: { STREAM: "lh-stream", CLIENT: "client" },
+    control: { KEY: "lh", NAV: "nav", REDIRECT: "redirect", NAV_EVENT: "lh:nav", RESUMED: "resumed", RESYNCED: "resynced" },
+    query: { STREAM: "lh-stream", CLIENT: "client", RESUME: "resume" },
   };
 
   const livehtml = {
@@ -240,6 +241,13 @@
     const ceiling = Math.min(livehtml.config.reconnectMax, livehtml.config.reconnectBase * 2 ** conn.attempt);
     const delay = Math.floor(Math.random() * ceiling);
     conn.attempt += 1;
+    // A live view's socket says it is the same page coming back: the server resumes the view
+    // it kept, or sends it whole; never leaves the page showing what it no longer has.
+    const url = new URL(conn.url);
+    if (url.searchParams.has("t")) {
+      url.searchParams.set(WIRE.query.RESUME, "1");
+      conn.url = url.href;
+    }
     setState(conn, "reconnecting");
     fire(conn.element, "lh:reconnecting", { attempt: conn.attempt, delay });
     conn.timer = window.setTimeout(() => open(conn), delay);
@@ -419,6 +427,12 @@
       }
       window.scrollTo(0, 0);
       fire(conn.element, "lh:navigate", { url: msg.url });
+    } else if (kind === WIRE.control.RESUMED) {
+      // The view was kept while the page was away: it has everything (what changed came first).
+      fire(conn.element, "lh:recovered", { replayed: 0 });
+    } else if (kind === WIRE.control.RESYNCED) {
+      // The view was mounted anew and sent whole: the page shows the server's state again.
+      fire(conn.element, "lh:resynced", {});
     }
   }
 

@@ -57,6 +57,15 @@ impl<St: Clone + Send + Sync + 'static> LiveRoutes<St> {
         self
     }
 
+    /// How long a view is kept after its connection drops (default 30 s): a reconnect of the
+    /// same page within it resumes the same view, state and all, and gets only what changed
+    /// meanwhile; after it, the view is mounted anew and sent whole. Zero keeps nothing.
+    /// Views are kept in this process: a reconnect that reaches another process mounts anew.
+    pub fn grace(mut self, grace: std::time::Duration) -> Self {
+        self.routes.parking.set_grace(grace);
+        self
+    }
+
     /// Where the views' socket is served (default `/_livehtml/live`).
     pub fn socket_path(mut self, path: &str) -> Self {
         self.routes.socket_path = path.to_owned();
@@ -101,10 +110,12 @@ impl<St: Clone + Send + Sync + 'static> Views<St> {
             let query = connect.uri().query().unwrap_or("");
             let mut token = None;
             let mut morph = false;
+            let mut resume = false;
             for (k, v) in form_urlencoded::parse(query.as_bytes()) {
                 match k.as_ref() {
                     "t" => token = Some(v.into_owned()),
                     crate::protocol::names::query::CLIENT => morph = v == "lh",
+                    crate::protocol::names::query::RESUME => resume = v == "1",
                     _ => {}
                 }
             }
@@ -115,7 +126,7 @@ impl<St: Clone + Send + Sync + 'static> Views<St> {
                     headers.insert(name, v);
                 }
             }
-            ViewSession::new(routes.clone(), token, headers, morph)
+            ViewSession::new(routes.clone(), token, headers, morph, resume)
         });
         router.route(&self.routes.socket_path, socket)
     }

@@ -73,8 +73,11 @@ mod wire_fixture {
             ("control", "NAV", control::NAV),
             ("control", "REDIRECT", control::REDIRECT),
             ("control", "NAV_EVENT", control::NAV_EVENT),
+            ("control", "RESUMED", control::RESUMED),
+            ("control", "RESYNCED", control::RESYNCED),
             ("query", "STREAM", query::STREAM),
             ("query", "CLIENT", query::CLIENT),
+            ("query", "RESUME", query::RESUME),
         ];
         for (group, name, value) in ours {
             assert_eq!(names[group][name].as_str(), Some(value), "{group}.{name}");

@@ -32,6 +32,12 @@ pub mod control {
     pub const REDIRECT: &str = "redirect";
     /// The event name livehtml.js sends to navigate; its `url` value is the target.
     pub const NAV_EVENT: &str = "lh:nav";
+    /// A reconnect resumed the page's live view (kept for the grace period): what changed
+    /// meanwhile was sent before this; the page lost nothing.
+    pub const RESUMED: &str = "resumed";
+    /// A reconnect found the page's live view gone (the grace period ended, or the server
+    /// restarted): it was mounted anew and the whole view sent before this.
+    pub const RESYNCED: &str = "resynced";
 }
 
 /// Datastar signals.
@@ -46,4 +52,7 @@ pub mod query {
     pub const STREAM: &str = "lh-stream";
     /// `client=lh`: the page runs livehtml.js (it morphs; plain htmx pages get plain swaps).
     pub const CLIENT: &str = "client";
+    /// `resume=1`: a live view's socket opened again by the same page (livehtml.js sets it on
+    /// every reconnect), so a view that cannot be resumed is sent whole.
+    pub const RESUME: &str = "resume";
 }

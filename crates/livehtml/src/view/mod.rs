@@ -45,6 +45,7 @@
 //! }
 //! ```
 
+mod parked;
 pub(crate) mod runtime;
 mod testing;
 pub(crate) mod token;

@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::http::HeaderMap;
 use futures_util::future::BoxFuture;
 
+use super::parked::{Parked, Parking};
 use super::token::{Claims, Signer};
 use super::{DynView, LiveView, Mount, ViewError};
 use crate::protocol::names::control;
@@ -85,6 +86,8 @@ pub(crate) struct Routes<St> {
     pub(crate) token_max_age: u64,
     pub(crate) layout: Layout,
     pub(crate) paths: Vec<String>,
+    /// Views whose connection dropped, kept for their page's reconnect.
+    pub(crate) parking: Parking,
     router: matchit::Router<usize>,
     mounters: Vec<Mounter<St>>,
 }
@@ -99,6 +102,7 @@ impl<St: Clone + Send + Sync + 'static> Routes<St> {
             token_max_age: 24 * 3600,
             layout: Arc::new(default_layout),
             paths: Vec::new(),
+            parking: Parking::new(std::time::Duration::from_secs(30)),
             router: matchit::Router::new(),
             mounters: Vec::new(),
         }
@@ -135,7 +139,7 @@ impl<St: Clone + Send + Sync + 'static> Routes<St> {
     pub(crate) async fn page(&self, url: &str, headers: HeaderMap) -> Result<String, ViewError> {
         let (view, url) = self.mount(url, headers, false).await?;
         let html = view.render().into_string();
-        let token = self.signer.sign(&Claims { url: url.clone(), render: fingerprint(&html), issued: now() });
+        let (token, _) = self.token_for(&url, &html);
         let page = Page {
             title: view.title(),
             url: url.clone(),
@@ -145,8 +149,10 @@ impl<St: Clone + Send + Sync + 'static> Routes<St> {
         Ok((self.layout)(&page).into_string())
     }
 
-    fn token_for(&self, url: &str, html: &str) -> String {
-        self.signer.sign(&Claims { url: url.to_owned(), render: fingerprint(html), issued: now() })
+    /// A token for a new render of `url`, and the page identity it carries.
+    fn token_for(&self, url: &str, html: &str) -> (String, u64) {
+        let page = new_page();
+        (self.signer.sign(&Claims { url: url.to_owned(), render: fingerprint(html), issued: now(), page }), page)
     }
 }
 
@@ -159,6 +165,13 @@ fn local_part(url: &str) -> &str {
     .split('#')
     .next()
     .unwrap_or("/")
+}
+
+/// A random page identity (never 0, which means "none yet").
+fn new_page() -> u64 {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("the OS random source works");
+    u64::from_ne_bytes(bytes).max(1)
 }
 
 fn now() -> u64 {
@@ -181,12 +194,23 @@ pub(crate) struct ViewSession<St> {
     view: Option<Box<dyn DynView>>,
     shown: Fingerprints,
     url: String,
+    /// The page's identity (from its token; a navigation's new token changes it); 0 before
+    /// the join.
+    page: u64,
+    /// The page says it is coming back (`resume=1`): a view it cannot resume is sent whole.
+    resume: bool,
     /// Bytes of the last update, and of the whole view it replaced: how much the diff saved.
     pub(crate) last_update: (usize, usize),
 }
 
 impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
-    pub(crate) fn new(routes: Arc<Routes<St>>, token: Option<String>, headers: HeaderMap, morph: bool) -> Self {
+    pub(crate) fn new(
+        routes: Arc<Routes<St>>,
+        token: Option<String>,
+        headers: HeaderMap,
+        morph: bool,
+        resume: bool,
+    ) -> Self {
         Self {
             routes,
             token,
@@ -195,6 +219,8 @@ impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
             view: None,
             shown: Fingerprints::default(),
             url: String::new(),
+            page: 0,
+            resume,
             last_update: (0, 0),
         }
     }
@@ -280,11 +306,16 @@ impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
         ctx.unsubscribe_all();
         view.on_join(ctx).await?;
         let html = view.render().into_string();
+        let (token, page) = self.routes.token_for(&url, &html);
+        // The page is a new one now: the old identity is let go (nothing kept under it).
+        self.routes.parking.release(self.page, None);
+        self.routes.parking.activate(page);
+        self.page = page;
         let msg = serde_json::json!({
             (control::KEY): control::NAV,
             "url": url,
             "title": view.title(),
-            "token": self.routes.token_for(&url, &html),
+            "token": token,
             "html": html,
         });
         ctx.push_frame(Frame::text(msg.to_string()));
@@ -312,23 +343,45 @@ impl<St: Clone + Send + Sync + 'static> Session for ViewSession<St> {
             .signer
             .verify(&token, now(), self.routes.token_max_age)
             .map_err(|e| SessionError::close(close::STALE_VIEW, e.to_string()))?;
+        self.page = claims.page;
+        if let Some(Parked { mut view, shown, url }) = self.routes.parking.claim(claims.page).await {
+            // The same page within the grace period: the same view, state and all. It joins
+            // this connection (topics, timers) and the page gets what changed meanwhile.
+            if let Err(e) = view.on_join(ctx).await {
+                Self::flash(ctx, &e);
+            }
+            self.view = Some(view);
+            self.shown = shown;
+            self.url = url;
+            self.refresh(ctx);
+            ctx.push_frame(Frame::text(serde_json::json!({ (control::KEY): control::RESUMED }).to_string()));
+            return Ok(());
+        }
         let (mut view, url) = match self.routes.mount(&claims.url, self.headers.clone(), true).await {
             Ok(found) => found,
-            Err(ViewError::Internal(e)) => {
-                tracing::error!(error = %e, "mounting a live view failed");
-                return Err(SessionError::close(close::INTERNAL, "mount failed"));
+            Err(e) => {
+                self.routes.parking.release(claims.page, None);
+                self.page = 0;
+                if let ViewError::Internal(e) = e {
+                    tracing::error!(error = %e, "mounting a live view failed");
+                    return Err(SessionError::close(close::INTERNAL, "mount failed"));
+                }
+                return Err(SessionError::close(close::STALE_VIEW, e.user_message()));
             }
-            Err(e) => return Err(SessionError::close(close::STALE_VIEW, e.user_message())),
         };
         if let Err(e) = view.on_join(ctx).await {
             Self::flash(ctx, &e);
         }
         let rendered = Rendered::new(view.render().into_string());
-        // The page shows the HTTP render. If the view renders differently now (new data since),
-        // the page gets the whole view: never a silent gap.
-        if fingerprint(rendered.html()) != claims.render {
+        // The page shows the HTTP render, or (coming back) whatever it was last sent. If the view
+        // renders differently now, or the page is back and its view could not be kept, it gets
+        // the whole view: never a silent gap.
+        if self.resume || fingerprint(rendered.html()) != claims.render {
             let whole = self.whole(rendered.html());
             ctx.push_encoded(&whole);
+        }
+        if self.resume {
+            ctx.push_frame(Frame::text(serde_json::json!({ (control::KEY): control::RESYNCED }).to_string()));
         }
         self.shown = rendered.fingerprints();
         self.view = Some(view);
@@ -350,9 +403,18 @@ impl<St: Clone + Send + Sync + 'static> Session for ViewSession<St> {
         Ok(())
     }
 
+    /// The view leaves this connection (`on_leave`) and is kept for its page's reconnect
+    /// during the grace period.
     async fn on_leave(&mut self, ctx: &mut Context) {
-        if let Some(view) = self.view.as_mut() {
-            view.on_leave(ctx).await;
+        let parked = match self.view.take() {
+            Some(mut view) => {
+                view.on_leave(ctx).await;
+                Some(Parked { view, shown: std::mem::take(&mut self.shown), url: std::mem::take(&mut self.url) })
+            }
+            None => None,
+        };
+        if self.page != 0 {
+            self.routes.parking.release(self.page, parked);
         }
     }
 }

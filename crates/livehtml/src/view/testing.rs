@@ -86,7 +86,7 @@ impl<St: Clone + Send + Sync + 'static> ViewTest<St> {
     pub(crate) async fn start(routes: Arc<Routes<St>>, url: &str) -> Result<Self, ViewError> {
         let mailbox = Arc::new(Mailbox::default());
         let mut ctx = Context::new(0, mailbox.clone(), routes.pubsub.clone(), ParseLimits::default());
-        let mut session = ViewSession::new(routes, None, HeaderMap::new(), true);
+        let mut session = ViewSession::new(routes, None, HeaderMap::new(), true, false);
         session.start(&mut ctx, url).await?;
         ctx.take_frames();
         Ok(Self { session, ctx, mailbox })

@@ -1,6 +1,8 @@
 //! Signed tokens that bind a socket join to the view the page was rendered with.
 //!
-//! `v1.<issued unix secs>.<render fingerprint, hex>.<url, base64url>.<HMAC-SHA256, base64url>`.
+//! `v2.<issued unix secs>.<render fingerprint, hex>.<page, hex>.<url, base64url>.<HMAC-SHA256,
+//! base64url>`. `page` is random per render: the identity under which a page's view is kept
+//! while its connection is down.
 //! The MAC covers everything before it; a token whose MAC does not verify, or that is older
 //! than its maximum age, is refused.
 
@@ -15,6 +17,8 @@ pub(crate) struct Claims {
     pub(crate) url: String,
     pub(crate) render: u64,
     pub(crate) issued: u64,
+    /// This render of the page, random: whose view a reconnect may resume.
+    pub(crate) page: u64,
 }
 
 /// Why a token was refused.
@@ -79,7 +83,8 @@ impl Signer {
     }
 
     pub(crate) fn sign(&self, claims: &Claims) -> String {
-        let body = format!("v1.{}.{:016x}.{}", claims.issued, claims.render, B64.encode(&claims.url));
+        let body =
+            format!("v2.{}.{:016x}.{:016x}.{}", claims.issued, claims.render, claims.page, B64.encode(&claims.url));
         let tag = B64.encode(self.mac(&body).finalize().into_bytes());
         format!("{body}.{tag}")
     }
@@ -89,19 +94,20 @@ impl Signer {
         let tag = B64.decode(tag).map_err(|_| TokenError::Malformed)?;
         self.mac(body).verify_slice(&tag).map_err(|_| TokenError::BadSignature)?;
         let mut parts = body.split('.');
-        let (Some("v1"), Some(issued), Some(render), Some(url), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some("v2"), Some(issued), Some(render), Some(page), Some(url), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(TokenError::Malformed);
         };
         let issued: u64 = issued.parse().map_err(|_| TokenError::Malformed)?;
         let render = u64::from_str_radix(render, 16).map_err(|_| TokenError::Malformed)?;
+        let page = u64::from_str_radix(page, 16).map_err(|_| TokenError::Malformed)?;
         let url = String::from_utf8(B64.decode(url).map_err(|_| TokenError::Malformed)?)
             .map_err(|_| TokenError::Malformed)?;
         if now.saturating_sub(issued) > max_age {
             return Err(TokenError::Expired);
         }
-        Ok(Claims { url, render, issued })
+        Ok(Claims { url, render, issued, page })
     }
 }
 
@@ -110,7 +116,7 @@ mod tests {
     use super::*;
 
     fn claims() -> Claims {
-        Claims { url: "/article/1?x=1".into(), render: 0xdead_beef, issued: 1000 }
+        Claims { url: "/article/1?x=1".into(), render: 0xdead_beef, issued: 1000, page: 0x1234 }
     }
 
     #[test]

@@ -71,7 +71,9 @@ impl Context {
     }
 
     /// Queues a fragment for this page. Everything pushed during one call of a [`crate::Session`]
-    /// method goes out as a single WebSocket message when the call returns.
+    /// method goes out as a single message (one WebSocket message, one SSE event) when the call
+    /// returns; a handler that sends many large pieces should send them as frames of their own
+    /// ([`Context::push_frame`]): clients cap a message's size (tungstenite at 16 MiB a frame).
     pub fn push(&mut self, fragment: Fragment) {
         fragment.encode_into(&mut self.pending);
     }

@@ -101,3 +101,42 @@ test("blog over SSE: lh-nav switches views without a page load, comments post ov
   assert.equal(page.frames.length, 0, "no socket");
   assert.deepEqual(page.errors, []);
 });
+
+test("a page whose WebSocket is blocked falls back to SSE by itself, keeps to it, and chats with a socket page", async (t) => {
+  const { browser, server } = await demo(t, "fallback");
+  if (!browser) return;
+  const blocked = await newPage(browser);
+  // A proxy that refuses WebSockets: every socket the page opens goes to a closed port.
+  await blocked.addInitScript(() => {
+    const Real = window.WebSocket;
+    window.WebSocket = class extends Real {
+      constructor(url, protocols) {
+        super("ws://127.0.0.1:9/", protocols);
+      }
+    };
+  });
+  const ws = await newPage(browser);
+  await blocked.goto(`${server.url}/chat`);
+  await ws.goto(`${server.url}/chat`);
+  await blocked.locator('[lh-connect][lh-state="open"][lh-transport="sse"]').waitFor();
+  await ws.locator('[lh-connect][lh-state="open"][lh-transport="ws"]').waitFor();
+  await ws.locator("#online", { hasText: "2 online" }).waitFor();
+
+  await blocked.fill("#name", "Blocked");
+  await blocked.fill("#message", "over SSE, found by itself");
+  await blocked.click("#send");
+  await ws.fill("#name", "Ws");
+  await ws.fill("#message", "over a socket");
+  await ws.click("#send");
+  for (const page of [blocked, ws]) {
+    await page.locator("#messages li", { hasText: "Blocked: over SSE, found by itself" }).waitFor();
+    await page.locator("#messages li", { hasText: "Ws: over a socket" }).waitFor();
+  }
+  // The tab remembers: the next page it loads starts on SSE, without trying a socket first.
+  const tried = [];
+  blocked.on("websocket", (socket) => tried.push(socket.url()));
+  await blocked.goto(`${server.url}/chat`);
+  await blocked.locator('[lh-connect][lh-state="open"][lh-transport="sse"]').waitFor();
+  assert.deepEqual(tried, []);
+  assert.deepEqual(ws.errors, []);
+});

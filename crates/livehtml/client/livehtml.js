@@ -22,7 +22,9 @@
 //
 // Events (bubbling, on the lh-connect element): lh:open, lh:close {code, reason, reconnect},
 // lh:reconnecting {attempt, delay}, lh:message {data}, lh:error {error}; after a live view's
-// reconnect, lh:recovered {replayed} (the view was kept) or lh:resynced (it was sent whole). The element's
+// reconnect, lh:recovered {replayed} (the view was kept) or lh:resynced (it was sent whole);
+// lh:fallback {transport} when a WebSocket could not open and SSE + POST took over. The
+// element's `lh-transport` attribute says which transport is in use ("ws" or "sse"). The element's
 // `lh-state` attribute is "connecting", "open", "reconnecting" or "closed", for CSS.
 // @ts-check
 (function () {
@@ -35,7 +37,8 @@
   /** What a connection sends through: a WebSocket, or an SSE stream with POSTs.
    * @typedef {{ readyState: number, send(data: string): void, close(code?: number): void }} Channel */
   /** @typedef {{ socket: Channel | null, url: string, element: Element, attempt: number,
-   *              queue: string[], timer: number | undefined, closed: boolean, sse: boolean }} Connection */
+   *              queue: string[], timer: number | undefined, closed: boolean, sse: boolean,
+   *              opened: boolean }} Connection */
 
   // Names on the wire, as the server declares them (protocol::names; both are checked against
   // crates/livehtml/fixtures/wire.json).
@@ -100,6 +103,10 @@
 
   /** @type {WeakMap<Element, Connection>} */
   const connections = new WeakMap();
+  /** Where a tab remembers the transport that worked (sessionStorage). */
+  const TRANSPORT_KEY = "livehtml:transport";
+  /** How long a WebSocket may take to open before the connection falls back to SSE, ms. */
+  const OPEN_TIMEOUT = 5000;
 
   /** @param {Element} element @returns {Connection} */
   function connect(element) {
@@ -108,11 +115,15 @@
     const path = element.getAttribute("lh-connect") || "";
     const url = new URL(path, location.href);
     // On the element or an ancestor: a layout can choose the transport for every view.
-    const sse = element.closest("[lh-transport]")?.getAttribute("lh-transport") === "sse";
+    // Chosen on the element or an ancestor, or found by this tab: a WebSocket that could not
+    // open fell back to SSE, and the tab keeps to it.
+    const sse =
+      element.closest("[lh-transport]")?.getAttribute("lh-transport") === "sse" ||
+      sessionStorage.getItem(TRANSPORT_KEY) === "sse";
     if (!sse) url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     // Tells the server this client morphs (plain htmx pages get plain swaps).
     url.searchParams.set(WIRE.query.CLIENT, "lh");
-    conn = { socket: null, url: url.href, element, attempt: 0, queue: [], timer: undefined, closed: false, sse };
+    conn = { socket: null, url: url.href, element, attempt: 0, queue: [], timer: undefined, closed: false, sse, opened: false };
     connections.set(element, conn);
     open(conn);
     return conn;
@@ -138,11 +149,37 @@
       return scheduleReconnect(conn);
     }
     conn.socket = socket;
-    socket.addEventListener("open", () => opened(conn, socket));
+    // A socket that never opens (blocked by a proxy or a firewall, or hanging) is given up for
+    // SSE + POST, unless this connection has had a socket open before (then the server is
+    // simply away, and the socket reconnects as usual).
+    const timeout = window.setTimeout(() => {
+      if (socket.readyState === WebSocket.CONNECTING) socket.close();
+    }, OPEN_TIMEOUT);
+    socket.addEventListener("open", () => {
+      window.clearTimeout(timeout);
+      opened(conn, socket);
+    });
     socket.addEventListener("message", (event) => {
       if (typeof event.data === "string") received(conn, event.data);
     });
-    socket.addEventListener("close", (event) => closed(conn, socket, event.code, event.reason));
+    socket.addEventListener("close", (event) => {
+      window.clearTimeout(timeout);
+      if (!conn.opened && conn.socket === socket && !conn.closed) return fallBack(conn);
+      closed(conn, socket, event.code, event.reason);
+    });
+  }
+
+  /** The WebSocket could not open: the same connection over SSE + POST, remembered for the tab.
+   * @param {Connection} conn */
+  function fallBack(conn) {
+    conn.socket = null;
+    conn.sse = true;
+    const url = new URL(conn.url);
+    url.protocol = url.protocol === "wss:" ? "https:" : "http:";
+    conn.url = url.href;
+    sessionStorage.setItem(TRANSPORT_KEY, "sse");
+    fire(conn.element, "lh:fallback", { transport: "sse" });
+    open(conn);
   }
 
   /** Server-Sent Events: fragments arrive as events, the page's messages go out by POST to the
@@ -197,6 +234,9 @@
   /** @param {Connection} conn @param {Channel} socket */
   function opened(conn, socket) {
     conn.attempt = 0;
+    conn.opened = true;
+    // The transport in use, for CSS and tests.
+    conn.element.setAttribute("lh-transport", conn.sse ? "sse" : "ws");
     setState(conn, "open");
     fire(conn.element, "lh:open", {});
     while (conn.queue.length && socket.readyState === WebSocket.OPEN) socket.send(/** @type {string} */ (conn.queue.shift()));

@@ -1,4 +1,4 @@
-//! The proxy as a process, for tests in other languages: `faultproxy --upstream 127.0.0.1:3000`
+//! The proxy as a process, for tests in other languages: `faultproxy --upstream <host:port>`
 //! prints `listening on <addr>` and `control on <addr>`; the control endpoint takes
 //! `POST /cut` (every connection), `POST /cut/<id>`, `POST /refuse`, `POST /accept` and
 //! `GET /connections` (a JSON array of ids).

@@ -99,8 +99,16 @@ fn slices<'a>(part: &Part<'a>, prefix: &'a Prefix) -> [&'a [u8]; 3] {
 /// A frame's length on the wire, written with `id`.
 fn encoded_len(part: &Part<'_>, id: u64) -> usize {
     match *part {
+        Part::Event(event) => encoded(part, &Prefix::new(id, event.len())),
+        Part::Raw(_) | Part::Skip => encoded(part, &Prefix::EMPTY),
+    }
+}
+
+/// A frame's length on the wire with `prefix` (its own, for an event).
+fn encoded(part: &Part<'_>, prefix: &Prefix) -> usize {
+    match *part {
         Part::Raw(bytes) => bytes.len(),
-        Part::Event(event) => usize::from(Prefix::new(id, event.len()).len) + event.len() + 2,
+        Part::Event(event) => usize::from(prefix.len) + event.len() + 2,
         Part::Skip => 0,
     }
 }
@@ -146,10 +154,14 @@ impl Out {
                 };
                 *progress = progress.wrapping_add(1);
             }
-            // Past every frame written whole (and those with nothing to write).
+            // Past every frame written whole (and those with nothing to write). The batch's
+            // frames have their prefix already (made with the ids they are popped with).
+            let mut index = 0;
             while let Some(frame) = frames.front() {
                 let part = part(frame, datastar);
-                let left = encoded_len(&part, *next_id) - *written;
+                let whole = if index < count { encoded(&part, &prefixes[index]) } else { encoded_len(&part, *next_id) };
+                index += 1;
+                let left = whole - *written;
                 if n < left {
                     *written += n;
                     break;

@@ -4,6 +4,13 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { binary, demo, launch, newPage, startServer, tempDir } from "./harness.mjs";
 
+/** Sends `text` as `name` from the chat page `page`. */
+async function say(page, name, text) {
+  await page.fill("#name", name);
+  await page.fill("#message", text);
+  await page.click("#send");
+}
+
 test("chat: a page on SSE and a page on a WebSocket see each other's messages", async (t) => {
   const { browser, server } = await demo(t, "sse");
   if (!browser) return;
@@ -16,12 +23,8 @@ test("chat: a page on SSE and a page on a WebSocket see each other's messages", 
   await ws.locator("#online", { hasText: "2 online" }).waitFor();
   assert.equal(ws.frames.length > 0, true, "the WebSocket page runs on a socket");
 
-  await sse.fill("#name", "Sse");
-  await sse.fill("#message", "<b>over SSE</b>");
-  await sse.click("#send");
-  await ws.fill("#name", "Ws");
-  await ws.fill("#message", "over a socket");
-  await ws.click("#send");
+  await say(sse, "Sse", "<b>over SSE</b>");
+  await say(ws, "Ws", "over a socket");
   for (const page of [sse, ws]) {
     await page.locator("#messages li", { hasText: "Sse: <b>over SSE</b>" }).waitFor();
     await page.locator("#messages li", { hasText: "Ws: over a socket" }).waitFor();
@@ -122,12 +125,8 @@ test("a page whose WebSocket is blocked falls back to SSE by itself, keeps to it
   await ws.locator('[lh-connect][lh-state="open"][lh-transport="ws"]').waitFor();
   await ws.locator("#online", { hasText: "2 online" }).waitFor();
 
-  await blocked.fill("#name", "Blocked");
-  await blocked.fill("#message", "over SSE, found by itself");
-  await blocked.click("#send");
-  await ws.fill("#name", "Ws");
-  await ws.fill("#message", "over a socket");
-  await ws.click("#send");
+  await say(blocked, "Blocked", "over SSE, found by itself");
+  await say(ws, "Ws", "over a socket");
   for (const page of [blocked, ws]) {
     await page.locator("#messages li", { hasText: "Blocked: over SSE, found by itself" }).waitFor();
     await page.locator("#messages li", { hasText: "Ws: over a socket" }).waitFor();

@@ -6,6 +6,7 @@ use std::path::Path;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::routing::get;
+use livehtml::pubsub::{History, Recovery};
 use livehtml::{Context, Event, Fragment, Session, SessionError};
 use maud::{Markup, html};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
@@ -16,6 +17,12 @@ use crate::layout::page;
 const TOPIC: &str = "chat";
 /// How many messages the first render shows.
 const HISTORY: i64 = 50;
+
+/// What the chat topic keeps for pages that reconnect: a page away for longer, or that missed
+/// more, is sent the last [`HISTORY`] messages again instead.
+pub(crate) fn history() -> History {
+    History::new(200).max_age(std::time::Duration::from_secs(120))
+}
 const MAX_NAME: usize = 40;
 const MAX_MESSAGE: usize = 2000;
 
@@ -96,7 +103,11 @@ struct ChatSession {
 
 impl Session for ChatSession {
     async fn on_join(&mut self, ctx: &mut Context) -> Result<(), SessionError> {
-        ctx.subscribe(TOPIC);
+        if ctx.subscribe(TOPIC) == Recovery::Lost {
+            // What the page missed is no longer known whole: it gets the list again.
+            let recent = self.state.chat.recent(HISTORY).await?;
+            ctx.push(Fragment::inner("messages", html! { @for m in &recent { (render_message(m)) } }).tag("ul"));
+        }
         let online = ctx.pubsub().subscriber_count(TOPIC);
         ctx.broadcast(TOPIC, &[online_fragment(online)]);
         Ok(())
@@ -134,6 +145,9 @@ async fn chat_page(
     State(state): State<AppState>,
     Query(query): Query<ChatQuery>,
 ) -> Result<Markup, (axum::http::StatusCode, &'static str)> {
+    // Taken before the messages are read: what is published after it reaches the page when it
+    // connects (a message stored and published in between may show twice, never not at all).
+    let since = state.live.pubsub().position(TOPIC);
     let history = state.chat.recent(HISTORY).await.map_err(|e| {
         tracing::error!(error = %e, "loading chat history");
         (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "could not load the chat history")
@@ -143,7 +157,7 @@ async fn chat_page(
         html! {
             h1 { "Chatting with WebSockets" }
             // The same endpoint serves a WebSocket and, with `?transport=sse`, Server-Sent Events.
-            div lh-connect="/ws/chat" lh-transport=[query.transport.as_deref()] {
+            div lh-connect="/ws/chat" lh-transport=[query.transport.as_deref()] lh-since=[since] {
                 p.status { span #online { "" } " · " }
                 form #chat-form lh-send lh-reset="message" {
                     input #name name="name" type="text" placeholder="Your name" value="Anonymous";

@@ -44,6 +44,8 @@ impl LiveView for CounterView {
 
     async fn on_join(&mut self, ctx: &mut Context) -> Result<(), ViewError> {
         ctx.subscribe(TOPIC);
+        // Also when a kept view comes back: other tabs may have counted while it was away.
+        self.shared_seen = self.shared_seen.max(self.shared.load(Ordering::Relaxed));
         ctx.every(Duration::from_secs(1), || Tick);
         Ok(())
     }

@@ -72,6 +72,9 @@ pub async fn state(
     let sqlite = format!("sqlite://{}?mode=rwc", file.display());
     let blog = blog::Store::open(database_url.unwrap_or(&sqlite)).await?;
     let live = Live::new(Config::default().secret(secret(data_dir)?));
+    // Pages that reconnect get what they missed from these topics' history.
+    live.pubsub().keep_history("chat", chat::history());
+    live.pubsub().keep_history("notifications", notifications::history());
     Ok(AppState {
         live,
         chat,

@@ -3,12 +3,15 @@
 //! mention `@name`. The page keeps at most [`KEPT`] toasts: each new one removes the one that
 //! many before it, by an out-of-band delete in the same event.
 
+use std::collections::VecDeque;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
+use livehtml::pubsub::{History, Recovery};
 use livehtml::{Context, Event, Frame, Session, SessionError};
 use maud::{Markup, html};
 
@@ -20,24 +23,42 @@ const TOPIC: &str = "notifications";
 pub const KEPT: u64 = 50;
 const MAX_TEXT: usize = 200;
 
-/// How many notifications were sent.
+/// What the topic keeps for feeds that reconnect (two messages a notification): a feed away
+/// for longer is sent its toasts again.
+pub(crate) fn history() -> History {
+    History::new(2 * KEPT as usize).max_age(std::time::Duration::from_secs(120))
+}
+
+/// How many notifications were sent, and the last [`KEPT`] of them (what a feed that missed
+/// too much is sent again).
 #[derive(Debug, Default)]
 pub struct Feed {
     count: AtomicU64,
+    recent: Mutex<VecDeque<(u64, String)>>,
+}
+
+fn toast(n: u64, text: &str) -> Markup {
+    html! { div.toast id=(format!("toast-{n}")) role="alert" { (text) } }
 }
 
 /// Sends a notification to every open feed: the new count and the toast.
 pub(crate) fn notify(state: &AppState, text: &str) {
-    let n = state.feed.count.fetch_add(1, Ordering::Relaxed) + 1;
     let text: String = text.chars().take(MAX_TEXT).collect();
-    let toast = html! {
-        div.toast id=(format!("toast-{n}")) role="alert" { (text) }
+    // Numbered and published under one lock: feeds see the toasts in their order.
+    let mut recent = state.feed.recent.lock().unwrap_or_else(|e| e.into_inner());
+    let n = state.feed.count.fetch_add(1, Ordering::Relaxed) + 1;
+    let new = html! {
+        (toast(n, &text))
         @if n > KEPT {
             div id=(format!("toast-{}", n - KEPT)) hx-swap-oob="delete" {}
         }
     };
     state.live.pubsub().publish(TOPIC, Frame::event("notification-count", n.to_string()));
-    state.live.pubsub().publish(TOPIC, Frame::event("new-notification", toast.into_string()));
+    state.live.pubsub().publish(TOPIC, Frame::event("new-notification", new.into_string()));
+    recent.push_back((n, text));
+    if recent.len() > KEPT as usize {
+        recent.pop_front();
+    }
 }
 
 /// Chat messages that mention `@name` notify.
@@ -59,9 +80,20 @@ struct FeedSession {
 
 impl Session for FeedSession {
     async fn on_join(&mut self, ctx: &mut Context) -> Result<(), SessionError> {
-        ctx.subscribe(TOPIC);
-        let count = self.state.feed.count.load(Ordering::Relaxed);
+        // A feed that reconnects (its `Last-Event-ID`) gets the toasts it missed, replayed; one
+        // that missed more than the topic keeps gets the whole list again.
+        let recovery = ctx.subscribe(TOPIC);
+        let recent = self.state.feed.recent.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let count = recent.back().map_or(0, |(n, _)| *n);
         ctx.push_frame(Frame::event("notification-count", count.to_string()));
+        if recovery == Recovery::Lost {
+            let list = html! {
+                div #toast-container hx-swap-oob="innerHTML" {
+                    @for (n, text) in recent.iter().rev() { (toast(*n, text)) }
+                }
+            };
+            ctx.push_frame(Frame::event("new-notification", list.into_string()));
+        }
         Ok(())
     }
 

@@ -16,13 +16,21 @@
 //   lh-debounce="300" / lh-throttle="300"     ...at most once per quiet period / per interval, ms
 //   <a href="/x" lh-nav>                      switch to the live view at /x over the socket
 //                                             (push-state; back and forward work)
+//   lh-since="3f9a12c4-17"                    (on lh-connect) where the first render left the
+//                                             page's topics: the connection starts from there
+//
+// Topic positions: every topic message carries its position (`<!--lh:epoch-offset-->` in
+// front of it on a WebSocket, the event's id over SSE); the page keeps the newest per topic
+// and reconnects with them (`lh-since`), so the server replays what it missed, or resends
+// what it shows in full.
 //
 // Messages go out in the htmx 2 `ws-send` shape ({...values, HEADERS: {...}}), so a server
 // needs one parser for htmx and for livehtml.js.
 //
 // Events (bubbling, on the lh-connect element): lh:open, lh:close {code, reason, reconnect},
 // lh:reconnecting {attempt, delay}, lh:message {data}, lh:error {error}; after a live view's
-// reconnect, lh:recovered {replayed} (the view was kept) or lh:resynced (it was sent whole);
+// reconnect, lh:recovered {replayed} (a live view was kept, or its topics' missed messages
+// were replayed, this many) or lh:resynced (it was sent whole);
 // lh:fallback {transport} when a WebSocket could not open and SSE + POST took over. The
 // element's `lh-transport` attribute says which transport is in use ("ws" or "sse"). The element's
 // `lh-state` attribute is "connecting", "open", "reconnecting" or "closed", for CSS.
@@ -38,15 +46,15 @@
    * @typedef {{ readyState: number, send(data: string): void, close(code?: number): void }} Channel */
   /** @typedef {{ socket: Channel | null, url: string, element: Element, attempt: number,
    *              queue: string[], timer: number | undefined, closed: boolean, sse: boolean,
-   *              opened: boolean }} Connection */
+   *              opened: boolean, since: Map<string, string> }} Connection */
 
   // Names on the wire, as the server declares them (protocol::names; both are checked against
   // crates/livehtml/fixtures/wire.json).
   const WIRE = {
     header: { STREAM: "LH-Stream", EVENT: "LH-Event", CLIENT: "LH-Client" },
-    event: { STREAM: "lh-stream", CLOSE: "lh-close" },
-    control: { KEY: "lh", NAV: "nav", REDIRECT: "redirect", NAV_EVENT: "lh:nav", RESUMED: "resumed", RESYNCED: "resynced" },
-    query: { STREAM: "lh-stream", CLIENT: "client", RESUME: "resume" },
+    event: { STREAM: "lh-stream", CLOSE: "lh-close", AT: "lh-at" },
+    control: { KEY: "lh", NAV: "nav", REDIRECT: "redirect", NAV_EVENT: "lh:nav", RESUMED: "resumed", RESYNCED: "resynced", RECOVERED: "recovered" },
+    query: { STREAM: "lh-stream", CLIENT: "client", RESUME: "resume", SINCE: "lh-since" },
   };
 
   const livehtml = {
@@ -123,10 +131,38 @@
     if (!sse) url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     // Tells the server this client morphs (plain htmx pages get plain swaps).
     url.searchParams.set(WIRE.query.CLIENT, "lh");
-    conn = { socket: null, url: url.href, element, attempt: 0, queue: [], timer: undefined, closed: false, sse, opened: false };
+    conn = { socket: null, url: url.href, element, attempt: 0, queue: [], timer: undefined, closed: false, sse, opened: false, since: new Map() };
+    remember(conn, element.getAttribute("lh-since") || "");
     connections.set(element, conn);
     open(conn);
     return conn;
+  }
+
+  /** Most topic positions a page keeps (the server reads as many). */
+  const MAX_POSITIONS = 4;
+
+  /** Keeps the positions in `text` ("epoch-offset", joined with "."), the newest per topic
+   * (a topic's history is its epoch).
+   * @param {Connection} conn @param {string} text */
+  function remember(conn, text) {
+    for (const position of text.split(".")) {
+      const dash = position.indexOf("-");
+      if (dash !== 8) continue;
+      const epoch = position.slice(0, dash);
+      conn.since.delete(epoch);
+      conn.since.set(epoch, position);
+      if (conn.since.size > MAX_POSITIONS) conn.since.delete(conn.since.keys().next().value ?? "");
+    }
+  }
+
+  /** The URL a connection opens: on a reconnect (or from a first render's positions) it says
+   * where the page was in its topics.
+   * @param {Connection} conn */
+  function connectUrl(conn) {
+    if (!conn.opened && conn.since.size === 0) return conn.url;
+    const url = new URL(conn.url);
+    url.searchParams.set(WIRE.query.SINCE, Array.from(conn.since.values()).join("."));
+    return url.href;
   }
 
   /** @param {Connection} conn */
@@ -143,7 +179,7 @@
     }
     let socket;
     try {
-      socket = livehtml.createWebSocket(conn.url);
+      socket = livehtml.createWebSocket(connectUrl(conn));
     } catch (error) {
       fire(conn.element, "lh:error", { error });
       return scheduleReconnect(conn);
@@ -187,7 +223,7 @@
    * says why in a last lh-close event, with the WebSocket close code's meaning.
    * @param {Connection} conn @returns {Channel} */
   function openStream(conn) {
-    const source = livehtml.createEventSource(conn.url);
+    const source = livehtml.createEventSource(connectUrl(conn));
     let id = "";
     /** @param {number} code @param {string} reason */
     const end = (code, reason) => {
@@ -216,7 +252,12 @@
       channel.readyState = WebSocket.OPEN;
       opened(conn, channel);
     });
-    source.addEventListener("message", (event) => received(conn, event.data));
+    source.addEventListener("message", (event) => {
+      remember(conn, /** @type {MessageEvent} */ (event).lastEventId);
+      received(conn, event.data);
+    });
+    // Where a subscription starts: an event with nothing but its id.
+    source.addEventListener(WIRE.event.AT, (event) => remember(conn, /** @type {MessageEvent} */ (event).lastEventId));
     source.addEventListener(WIRE.event.CLOSE, (event) => {
       /** @type {{code?: number, reason?: string}} */
       let why = {};
@@ -242,8 +283,17 @@
     while (conn.queue.length && socket.readyState === WebSocket.OPEN) socket.send(/** @type {string} */ (conn.queue.shift()));
   }
 
+  /** The prefix of a topic's message on a WebSocket: its position. */
+  const STAMP = "<!--lh:";
+
   /** @param {Connection} conn @param {string} data */
   function received(conn, data) {
+    if (data.startsWith(STAMP)) {
+      const end = data.indexOf("-->");
+      remember(conn, data.slice(STAMP.length, end));
+      data = data.slice(end + 3);
+      if (!data) return;
+    }
     fire(conn.element, "lh:message", { data });
     // Fragments are HTML and start with "<"; control envelopes are JSON objects.
     if (data.startsWith("{")) control(conn, JSON.parse(data));
@@ -467,6 +517,9 @@
       }
       window.scrollTo(0, 0);
       fire(conn.element, "lh:navigate", { url: msg.url });
+    } else if (kind === WIRE.control.RECOVERED) {
+      // The page's topics replayed what it missed while away (sent before this, in order).
+      fire(conn.element, "lh:recovered", { replayed: Number(msg.replayed) || 0 });
     } else if (kind === WIRE.control.RESUMED) {
       // The view was kept while the page was away: it has everything (what changed came first).
       fire(conn.element, "lh:recovered", { replayed: 0 });

@@ -205,9 +205,16 @@ async fn a_stream_carries_ids_named_events_and_multi_line_data(mode: Mode) {
     server.live.pubsub().publish("room", Frame::text("<p id=\"a\" hx-swap-oob=\"true\">one\ntwo</p>"));
     server.live.pubsub().publish("room", Frame::event("users", "<b>42</b>"));
     let got = stream.until("<b>42</b>\n\n").await;
+    // Each id is the stream's position in its topic: the subscription's start (an event with
+    // no data), then one offset per message.
+    let epoch = server.live.pubsub().position("room").unwrap().epoch;
     assert_eq!(
         got,
-        "id: 1\ndata: <p id=\"a\" hx-swap-oob=\"true\">one\ndata: two</p>\n\nid: 2\nevent: users\ndata: <b>42</b>\n\n"
+        format!(
+            "id: {epoch:08x}-0\nevent: lh-at\ndata: \n\n\
+             id: {epoch:08x}-1\ndata: <p id=\"a\" hx-swap-oob=\"true\">one\ndata: two</p>\n\n\
+             id: {epoch:08x}-2\nevent: users\ndata: <b>42</b>\n\n"
+        )
     );
 }
 

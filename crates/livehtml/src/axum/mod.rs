@@ -33,11 +33,11 @@ pub use shutdown::shutdown_signal;
 pub use sse::STREAM_HEADER;
 pub use views::{LiveRoutes, Views};
 
-use crate::protocol::close;
+use crate::protocol::{Since, close, names};
 use crate::pubsub::PubSub;
 use crate::session::{Connect, Context, Session};
 use crate::transport::Limits;
-use crate::transport::outbox::{self, Registry};
+use crate::transport::outbox::{self, Framing, Registry};
 use crate::transport::ws::Connection;
 use crate::view::token::Signer;
 
@@ -260,11 +260,13 @@ impl Live {
         let task = wire.then(move |wire| {
             let Some(wire) = wire else { return Either::Left(std::future::ready(())) };
             let session = factory(&connect);
+            let (since, lh) = rejoin(&connect);
             // The header values are slices of hyper's request buffer (16 KB): holding them
             // for the life of the socket would pin that buffer per idle connection.
             drop(connect);
-            let (outbox, inbox, io) = outbox::attach(limits.outbound_queue, Some(wire));
-            let ctx = Context::new(id, outbox, live.inner.pubsub.clone(), limits.parse());
+            let framing = if lh { Framing::Stamped } else { Framing::WebSocket };
+            let (outbox, inbox, io) = outbox::attach(limits.outbound_queue, Some(wire), framing);
+            let ctx = Context::new(id, outbox, live.inner.pubsub.clone(), limits.parse()).rejoining(since, lh);
             let socket = tungstenite::WebSocket::from_raw_socket(io, Role::Server, Some(config));
             heartbeat.add(&inbox);
             // Registered before this check, so `shutdown` either finds it or is seen here.
@@ -379,6 +381,25 @@ impl Live {
     }
 }
 
+/// What a connecting page says of itself: where it was in its topics (`lh-since`, or an SSE
+/// stream's `Last-Event-ID`), and whether it runs livehtml.js (`client=lh`).
+pub(super) fn rejoin(connect: &Connect) -> (Option<Since>, bool) {
+    let mut since = None;
+    let mut lh = false;
+    for (key, value) in form_urlencoded::parse(connect.uri.query().unwrap_or_default().as_bytes()) {
+        match &*key {
+            names::query::SINCE => since = Some(Since::parse(&value)),
+            names::query::CLIENT => lh = value == "lh",
+            _ => {}
+        }
+    }
+    if since.is_none() {
+        let header = connect.headers.get("last-event-id").and_then(|v| v.to_str().ok());
+        since = header.map(Since::parse);
+    }
+    (since, lh)
+}
+
 #[cfg(test)]
 mod tests {
 
@@ -397,7 +418,7 @@ mod tests {
     /// idle connection costs (BENCHMARKS.md's idle mode), so it must not grow unnoticed.
     #[test]
     fn an_idle_connection_task_stays_small() {
-        let (subscriber, inbox, io) = outbox::attach(8, None);
+        let (subscriber, inbox, io) = outbox::attach(8, None, outbox::Framing::WebSocket);
         let socket = tungstenite::WebSocket::from_raw_socket(io, tungstenite::protocol::Role::Server, None);
         let tracker = tokio_util::task::TaskTracker::new();
         let connection = Connection {

@@ -52,6 +52,7 @@ impl Live {
         let datastar = parts.headers.contains_key(datastar::REQUEST_HEADER);
         let connect = Connect { id, uri: parts.uri, headers: parts.headers };
         let session = factory(&connect);
+        let (since, lh) = super::rejoin(&connect);
         // The header values are slices of hyper's request buffer: not kept for the stream's life.
         drop(connect);
         let retry = u64::try_from(limits.sse_retry.as_millis()).unwrap_or(u64::MAX);
@@ -68,7 +69,7 @@ impl Live {
 
         let Some((released, socket)) = takeover else {
             let (subscriber, inbox, reader, poster) = outbox::attach_pull(limits.outbound_queue);
-            let ctx = Context::new(id, subscriber, self.inner.pubsub.clone(), limits.parse());
+            let ctx = Context::new(id, subscriber, self.inner.pubsub.clone(), limits.parse()).rejoining(since, lh);
             self.start(id, &inbox, poster, limits);
             let link = SseLink::pulled(inbox, token);
             tokio::spawn(outbox::Corked::new(async move {
@@ -82,12 +83,12 @@ impl Live {
         // Once the socket is ours, the task's state is the stream's future and nothing else.
         let task = socket.then(move |socket| {
             let Ok(socket) = socket else { return Either::Left(std::future::ready(())) };
-            let framing = Framing::Sse { datastar, next_id: 1 };
+            let framing = Framing::sse(datastar);
             let first = outbox::chunk(&preamble);
             drop(preamble);
             let (subscriber, inbox, poster) =
                 outbox::attach_push(limits.outbound_queue, Wire::Tcp(socket), framing, first);
-            let ctx = Context::new(id, subscriber, live.inner.pubsub.clone(), limits.parse());
+            let ctx = Context::new(id, subscriber, live.inner.pubsub.clone(), limits.parse()).rejoining(since, lh);
             live.start(id, &inbox, poster, limits);
             let link = SseLink::pushed(inbox, token, shared_limits);
             Either::Right(crate::session::run(session, ctx, link).map(move |()| {

@@ -5,6 +5,8 @@ use tungstenite::protocol::frame::FrameHeader;
 use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 
 use super::Fragment;
+use super::names::event::AT as AT_EVENT;
+use super::position::Position;
 
 /// One outbound message, published once and encoded at most once per wire: its WebSocket frame
 /// is made with it, its Server-Sent Events form the first time an SSE stream needs it, and
@@ -29,6 +31,11 @@ struct Encoded {
     sse: OnceLock<Bytes>,
     /// Datastar's form (`datastar-patch-elements` events), made on first use.
     datastar: OnceLock<Bytes>,
+    /// Where the message sits in its topic, once published to one.
+    position: Option<Position>,
+    /// For livehtml.js over a WebSocket: the frame with `<!--lh:position-->` in front of its
+    /// payload, made on first use.
+    stamped: OnceLock<Bytes>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +44,9 @@ enum Kind {
     Binary,
     /// Bytes already framed elsewhere (tungstenite's control frames), passed through.
     Raw,
+    /// No message: only a topic position, which a page that keeps positions is told (a
+    /// subscription's start) and any other skips.
+    Mark,
 }
 
 impl PartialEq for Frame {
@@ -105,13 +115,30 @@ impl Frame {
 
     /// Bytes that are already one or more whole frames.
     pub(crate) fn raw(wire: Bytes) -> Self {
+        Self::with(wire, 0, Kind::Raw, None, None)
+    }
+
+    /// A topic's position with no message: where a page's subscription starts.
+    pub(crate) fn mark(position: Position) -> Self {
+        Self::with(Bytes::new(), 0, Kind::Mark, None, Some(position))
+    }
+
+    /// The same message at `position` of a topic: the payload is shared, not copied.
+    pub(crate) fn at(&self, position: Position) -> Self {
+        let e = &self.0;
+        Self::with(e.wire.clone(), e.header, e.kind, e.event.clone(), Some(position))
+    }
+
+    fn with(wire: Bytes, header: u8, kind: Kind, event: Option<Box<str>>, position: Option<Position>) -> Self {
         Self(Arc::new(Encoded {
             wire,
-            header: 0,
-            kind: Kind::Raw,
-            event: None,
+            header,
+            kind,
+            event,
             sse: OnceLock::new(),
             datastar: OnceLock::new(),
+            position,
+            stamped: OnceLock::new(),
         }))
     }
 
@@ -123,14 +150,34 @@ impl Frame {
         header.format(length, &mut wire).expect("writing to memory cannot fail");
         let mut wire = wire.into_inner();
         wire.put_slice(payload);
-        Self(Arc::new(Encoded {
-            wire: wire.freeze(),
-            header: header_len as u8,
-            kind,
-            event,
-            sse: OnceLock::new(),
-            datastar: OnceLock::new(),
-        }))
+        Self::with(wire.freeze(), header_len as u8, kind, event, None)
+    }
+
+    /// Where the message sits in its topic, once published to one.
+    pub(crate) fn position(&self) -> Option<Position> {
+        self.0.position
+    }
+
+    /// Only a position (see [`Frame::mark`]).
+    pub(crate) fn is_mark(&self) -> bool {
+        self.0.kind == Kind::Mark
+    }
+
+    /// The bytes to write to a WebSocket whose page keeps topic positions (livehtml.js): a
+    /// text message published to a topic carries `<!--lh:position-->` in front (an HTML
+    /// comment: whatever swaps the message ignores it), a mark is that comment alone. Made
+    /// once, shared by every such page.
+    pub(crate) fn stamped(&self) -> &[u8] {
+        let Some(position) = self.0.position.filter(|_| matches!(self.0.kind, Kind::Text | Kind::Mark)) else {
+            return self.wire();
+        };
+        self.0.stamped.get_or_init(|| {
+            let mut text = format!("<!--lh:{position}-->");
+            if let Some(payload) = self.as_text() {
+                text.push_str(payload);
+            }
+            Self::text(text).0.wire.clone()
+        })
     }
 
     /// The text, for a text message.
@@ -138,7 +185,7 @@ impl Frame {
         match self.0.kind {
             // Built from a `String`: always valid UTF-8.
             Kind::Text => std::str::from_utf8(self.payload()).ok(),
-            Kind::Binary | Kind::Raw => None,
+            Kind::Binary | Kind::Raw | Kind::Mark => None,
         }
     }
 
@@ -177,6 +224,7 @@ impl Frame {
     pub(crate) fn datastar(&self) -> &[u8] {
         self.0.datastar.get_or_init(|| match (self.as_text(), &self.0.event) {
             (Some(text), None) => super::datastar::patch_elements(text),
+            _ if self.is_mark() => Self::mark_event(),
             _ => Bytes::new(),
         })
     }
@@ -187,6 +235,9 @@ impl Frame {
     /// stream writes its own `id:` line before it.)
     pub(crate) fn sse(&self) -> &[u8] {
         self.0.sse.get_or_init(|| {
+            if self.is_mark() {
+                return Self::mark_event();
+            }
             let Some(text) = self.as_text() else { return Bytes::new() };
             let mut out = BytesMut::with_capacity(text.len() + 16);
             if let Some(name) = &self.0.event {
@@ -204,6 +255,15 @@ impl Frame {
             out.put_u8(b'\n');
             out.freeze()
         })
+    }
+}
+
+impl Frame {
+    /// A mark on an SSE stream: an event with no data of its own, so that the stream's `id:`
+    /// (which [`Frame::sse`]'s writer puts in front) reaches the page: `EventSource` keeps it for
+    /// its reconnect and shows it to livehtml.js. htmx swaps no event of this name.
+    fn mark_event() -> Bytes {
+        Bytes::from(format!("event: {AT_EVENT}\ndata: \n\n"))
     }
 }
 

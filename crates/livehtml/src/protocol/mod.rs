@@ -8,11 +8,14 @@ mod fragment;
 mod frame;
 mod inbound;
 pub mod names;
+mod position;
 
 pub(crate) use fragment::escape_into as escape_attr;
 pub use fragment::{Fragment, Html, Swap};
 pub use frame::{Frame, Inbound};
 pub use inbound::{Dialect, Event, ParseError, ParseLimits, Values, parse_event};
+pub(crate) use position::Cursors;
+pub use position::{MAX_POSITIONS, NotAPosition, Position, Since};
 
 /// The vocabulary shared with livehtml.js, checked against the committed fixture that the
 /// client's node test reads too.
@@ -69,15 +72,18 @@ mod wire_fixture {
             ("header", "CLIENT", header::CLIENT),
             ("event", "STREAM", event::STREAM),
             ("event", "CLOSE", event::CLOSE),
+            ("event", "AT", event::AT),
             ("control", "KEY", control::KEY),
             ("control", "NAV", control::NAV),
             ("control", "REDIRECT", control::REDIRECT),
             ("control", "NAV_EVENT", control::NAV_EVENT),
             ("control", "RESUMED", control::RESUMED),
             ("control", "RESYNCED", control::RESYNCED),
+            ("control", "RECOVERED", control::RECOVERED),
             ("query", "STREAM", query::STREAM),
             ("query", "CLIENT", query::CLIENT),
             ("query", "RESUME", query::RESUME),
+            ("query", "SINCE", query::SINCE),
         ];
         for (group, name, value) in ours {
             assert_eq!(names[group][name].as_str(), Some(value), "{group}.{name}");

@@ -19,6 +19,9 @@ pub mod event {
     /// The last event of a stream the server ends: `{"code", "reason"}`, with the WebSocket
     /// close code's meaning ([`super::super::close::policy`]).
     pub const CLOSE: &str = "lh-close";
+    /// An event with no data that carries the stream's `id:` only: where a subscription starts
+    /// ([`super::super::Position`]), so a reconnect's `Last-Event-ID` can say it.
+    pub const AT: &str = "lh-at";
 }
 
 /// Control messages: a JSON object whose [`control::KEY`] names what to do, where fragments are
@@ -38,6 +41,9 @@ pub mod control {
     /// A reconnect found the page's live view gone (the grace period ended, or the server
     /// restarted): it was mounted anew and the whole view sent before this.
     pub const RESYNCED: &str = "resynced";
+    /// A reconnect's topics were recovered from their history: `replayed` messages the page
+    /// had missed were sent before this, in order.
+    pub const RECOVERED: &str = "recovered";
 }
 
 /// Datastar signals.
@@ -55,4 +61,7 @@ pub mod query {
     /// `resume=1`: a live view's socket opened again by the same page (livehtml.js sets it on
     /// every reconnect), so a view that cannot be resumed is sent whole.
     pub const RESUME: &str = "resume";
+    /// What a reconnecting page saw: its topic positions (`epoch-offset`, joined with `.`), as
+    /// an SSE stream's `Last-Event-ID` says them.
+    pub const SINCE: &str = "lh-since";
 }

@@ -13,20 +13,35 @@
 //! (1013) and the message is not queued for it. Every other subscriber still gets the message,
 //! and the publisher is never slowed down by one client that cannot keep up.
 //!
+//! # Offsets, history and recovery
+//!
+//! Every message published to a topic gets the topic's next offset, and every topic has an
+//! epoch, random, that a new history starts with ([`crate::protocol::Position`]). A topic can
+//! keep its recent messages ([`PubSub::keep_history`]); a page that reconnects says where it
+//! was, and its subscription replays exactly what it missed, in order, before any new message,
+//! or, when that is not known whole, says so ([`Recovery::Lost`]) so that the session sends the
+//! page what it shows in full. A topic's publishes are serialised: every subscriber sees its
+//! messages in offset order.
+//!
 //! # Closing
 //!
-//! A subscription ends when its connection ends; a topic with no subscribers left is forgotten.
+//! A subscription ends when its connection ends; a topic with no subscribers left is forgotten
+//! (one with a history once it has been idle for longer than its history keeps messages).
 
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Instant;
 
+mod history;
 mod subscriber;
 
+pub use history::{History, Recovery};
 pub(crate) use subscriber::{Offer, Subscriber, SubscriberRef};
 
-use crate::protocol::Frame;
+use crate::protocol::{Frame, Position, Since};
+use history::Log;
 
 /// A value delivered to a session's [`crate::Session::on_info`]: published to a topic with
 /// [`PubSub::publish_info`], or sent by a timer of the session itself
@@ -78,12 +93,18 @@ pub struct PubSub {
 struct Inner {
     topics: Mutex<HashMap<String, Arc<Topic>>>,
     next_id: AtomicU64,
+    /// Which topics keep a history: a name, or a prefix ending in `*`.
+    histories: RwLock<Vec<(String, History)>>,
+    /// How many topics there may be before idle ones are looked for.
+    sweep_at: AtomicU64,
 }
 
 #[derive(Debug)]
 struct Topic {
     /// Shared with every subscription, so a subscriber holds no copy of the name.
     name: Arc<str>,
+    /// Held for a whole publish (see the module docs).
+    log: Mutex<Log>,
     subscribers: RwLock<Vec<(u64, SubscriberRef)>>,
     /// When the last publish ended, in microseconds since [`epoch`]: a publish that follows it
     /// within [`BURST_GAP`] is part of a burst.
@@ -105,8 +126,13 @@ fn micros() -> u64 {
 impl PubSub {
     /// Queues `frame` for every subscriber of `topic` and returns how many took it.
     /// Subscribers whose queue is full are closed as slow consumers (see the module docs).
+    ///
+    /// The message gets the topic's next offset, and is kept if the topic keeps a history (a
+    /// topic with a history exists, and records, even while nobody is subscribed).
     pub fn publish(&self, topic: &str, frame: Frame) -> usize {
-        let Some(topic) = self.topic(topic) else { return 0 };
+        let Some(topic) = self.topic(topic).or_else(|| self.with_history(topic)) else { return 0 };
+        let mut log = topic.log();
+        let frame = log.record(&frame);
         let subscribers = topic.subscribers.read().unwrap_or_else(|e| e.into_inner());
         let burst = micros().saturating_sub(topic.last_end.load(Ordering::Relaxed)) < BURST_GAP;
         let offer = |to: &SubscriberRef| {
@@ -114,7 +140,57 @@ impl PubSub {
         };
         let taken = subscribers.iter().filter(|(_, to)| offer(to) == Offer::Queued).count();
         topic.last_end.store(micros(), Ordering::Relaxed);
+        drop(subscribers);
+        drop(log);
         taken
+    }
+
+    /// Keeps a history for `topic` (a name, or a prefix ending in `*`: `"room:*"`), so that
+    /// pages that reconnect within it get what they missed ([`Recovery::Replayed`]) instead of
+    /// a resync. Applies to topics that exist already and to those made later.
+    ///
+    /// ```
+    /// use livehtml::{Frame, PubSub};
+    /// use livehtml::pubsub::History;
+    ///
+    /// let pubsub = PubSub::default();
+    /// pubsub.keep_history("chat", History::new(100));
+    /// let before = pubsub.position("chat").unwrap();
+    /// // Kept even while no page listens.
+    /// pubsub.publish("chat", Frame::text("<li>hi</li>"));
+    /// assert_eq!(pubsub.position("chat").unwrap().offset, before.offset + 1);
+    /// ```
+    pub fn keep_history(&self, topic: &str, history: History) {
+        let mut histories = self.inner.histories.write().unwrap_or_else(|e| e.into_inner());
+        histories.retain(|(pattern, _)| pattern != topic);
+        histories.push((topic.to_owned(), history));
+        drop(histories);
+        let topics = self.inner.topics.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, t) in topics.iter() {
+            if matches(topic, name) {
+                t.log().set_history(history);
+            }
+        }
+    }
+
+    /// Where `topic` is now (its epoch and last offset), for a first render to hand its page
+    /// (livehtml.js's `lh-since` attribute), so that the page's connection gets whatever is
+    /// published between the render and the connection. `None` for a topic without history
+    /// that nobody listens to.
+    pub fn position(&self, topic: &str) -> Option<Position> {
+        let topic = self.topic(topic).or_else(|| self.with_history(topic))?;
+        Some(topic.log().position())
+    }
+
+    fn history_for(&self, name: &str) -> Option<History> {
+        let histories = self.inner.histories.read().unwrap_or_else(|e| e.into_inner());
+        histories.iter().rev().find(|(pattern, _)| matches(pattern, name)).map(|(_, h)| *h)
+    }
+
+    /// The topic, made now if it keeps a history.
+    fn with_history(&self, name: &str) -> Option<Arc<Topic>> {
+        self.history_for(name)?;
+        Some(self.get_or_make(name))
     }
 
     /// Delivers `payload` to the [`crate::Session::on_info`] of every subscriber of `topic`, and
@@ -122,6 +198,8 @@ impl PubSub {
     pub fn publish_info(&self, topic: &str, payload: impl Any + Send + Sync) -> usize {
         let Some(t) = self.topic(topic) else { return 0 };
         let info = Info::new(topic, payload);
+        // In order with the topic's messages (infos take no offset and are not kept).
+        let _log = t.log();
         let subscribers = t.subscribers.read().unwrap_or_else(|e| e.into_inner());
         subscribers.iter().filter(|(_, to)| to.offer_info(info.clone()) == Offer::Queued).count()
     }
@@ -135,26 +213,63 @@ impl PubSub {
         self.inner.topics.lock().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
     }
 
+    fn get_or_make(&self, name: &str) -> Arc<Topic> {
+        let mut topics = self.inner.topics.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(topic) = topics.get(name) {
+            return topic.clone();
+        }
+        // Topics with a history outlive their subscribers: now and then, forget the idle ones.
+        if topics.len() as u64 >= self.inner.sweep_at.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            // The log before the subscribers: the lock order.
+            topics.retain(|_, t| {
+                !(t.log().expired(now) && t.subscribers.read().unwrap_or_else(|e| e.into_inner()).is_empty())
+            });
+            self.inner.sweep_at.store((topics.len() as u64 * 2).max(64), Ordering::Relaxed);
+        }
+        let topic = Arc::new(Topic {
+            name: name.into(),
+            log: Mutex::new(Log::new(self.history_for(name))),
+            subscribers: RwLock::default(),
+            last_end: AtomicU64::new(0),
+        });
+        topics.insert(name.to_owned(), topic.clone());
+        topic
+    }
+
     /// Subscribes `to` to `name`; the subscription lasts until the returned guard drops.
-    pub(crate) fn subscribe(&self, name: &str, to: SubscriberRef) -> Subscription {
+    ///
+    /// `since`: what a reconnecting page says it saw. Before any new message, `to` is offered
+    /// what it missed (at most `replay_limit` messages, else the page is resynced), or the
+    /// topic's position (a mark) to start from.
+    pub(crate) fn subscribe(
+        &self,
+        name: &str,
+        to: SubscriberRef,
+        since: Option<&Since>,
+        replay_limit: usize,
+    ) -> (Subscription, Recovery) {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let topic = {
-            let mut topics = self.inner.topics.lock().unwrap_or_else(|e| e.into_inner());
-            match topics.get(name) {
-                Some(topic) => topic.clone(),
-                None => {
-                    let topic = Arc::new(Topic {
-                        name: name.into(),
-                        subscribers: RwLock::default(),
-                        last_end: AtomicU64::new(0),
-                    });
-                    topics.insert(name.to_owned(), topic.clone());
-                    topic
+        let topic = self.get_or_make(name);
+        let mut log = topic.log();
+        let recovery = match since.filter(|s| s.reconnect) {
+            None => Recovery::New,
+            Some(since) => match since.find(log.position().epoch).and_then(|seen| log.replay(seen)) {
+                Some(missed) if missed.len() <= replay_limit => {
+                    for frame in &missed {
+                        to.offer(frame.clone());
+                    }
+                    Recovery::Replayed(missed.len())
                 }
-            }
+                _ => Recovery::Lost,
+            },
         };
+        if !matches!(recovery, Recovery::Replayed(n) if n > 0) {
+            to.offer(Frame::mark(log.position()));
+        }
         topic.subscribers.write().unwrap_or_else(|e| e.into_inner()).push((id, to));
-        Subscription { pubsub: self.clone(), topic: topic.name.clone(), id }
+        drop(log);
+        (Subscription { pubsub: self.clone(), topic: topic.name.clone(), id }, recovery)
     }
 
     fn unsubscribe(&self, name: &str, id: u64) {
@@ -164,8 +279,28 @@ impl PubSub {
         subscribers.retain(|(sid, to)| *sid != id && !to.is_closed());
         if subscribers.is_empty() {
             drop(subscribers);
-            topics.remove(name);
+            let mut log = topic.log();
+            if log.has_history() {
+                log.used = Instant::now();
+            } else {
+                drop(log);
+                topics.remove(name);
+            }
         }
+    }
+}
+
+impl Topic {
+    fn log(&self) -> MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Whether `pattern` (a name, or a prefix ending in `*`) covers the topic `name`.
+fn matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => pattern == name,
     }
 }
 
@@ -203,6 +338,8 @@ mod tests {
         overflowed: std::sync::atomic::AtomicBool,
         /// How many frames came as part of a burst.
         in_burst: AtomicU64,
+        /// The positions it was told to start from (marks, which a plain page skips).
+        marks: Mutex<Vec<Position>>,
     }
 
     fn kept(capacity: usize) -> Arc<Kept> {
@@ -211,6 +348,7 @@ mod tests {
             items: Mutex::default(),
             overflowed: Default::default(),
             in_burst: AtomicU64::new(0),
+            marks: Mutex::default(),
         })
     }
 
@@ -235,6 +373,10 @@ mod tests {
 
     impl Subscriber for Kept {
         fn offer(&self, frame: Frame) -> Offer {
+            if frame.is_mark() {
+                self.marks.lock().unwrap().extend(frame.position());
+                return Offer::Queued;
+            }
             self.take(Ok(frame))
         }
         fn offer_in_burst(&self, frame: Frame) -> Offer {
@@ -255,7 +397,7 @@ mod tests {
     fn publishes_with_no_pause_between_them_are_a_burst() {
         let pubsub = PubSub::default();
         let a = kept(8);
-        let _sa = pubsub.subscribe("room", a.clone());
+        let _sa = pubsub.subscribe("room", a.clone(), None, 8).0;
         let topic = pubsub.topic("room").unwrap();
         pubsub.publish("room", Frame::text("first"));
         assert_eq!(a.in_burst.load(Ordering::Relaxed), 0, "the first publish is written at once");
@@ -272,8 +414,8 @@ mod tests {
     fn publish_reaches_every_subscriber_with_shared_bytes() {
         let pubsub = PubSub::default();
         let (a, b) = (kept(4), kept(4));
-        let _sa = pubsub.subscribe("room", a.clone());
-        let _sb = pubsub.subscribe("room", b.clone());
+        let _sa = pubsub.subscribe("room", a.clone(), None, 8).0;
+        let _sb = pubsub.subscribe("room", b.clone(), None, 8).0;
         let frame = Frame::text("hi");
         assert_eq!(pubsub.publish("room", frame.clone()), 2);
         for r in [&a, &b] {
@@ -291,8 +433,8 @@ mod tests {
     fn a_full_subscriber_is_cut_off_and_the_rest_still_receive() {
         let pubsub = PubSub::default();
         let (slow, fast) = (kept(1), kept(8));
-        let _s1 = pubsub.subscribe("room", slow.clone());
-        let _s2 = pubsub.subscribe("room", fast.clone());
+        let _s1 = pubsub.subscribe("room", slow.clone(), None, 8).0;
+        let _s2 = pubsub.subscribe("room", fast.clone(), None, 8).0;
         assert_eq!(pubsub.publish("room", Frame::text("1")), 2);
         assert_eq!(pubsub.publish("room", Frame::text("2")), 1);
         assert!(slow.is_closed());
@@ -303,10 +445,112 @@ mod tests {
     #[test]
     fn dropping_the_last_subscription_forgets_the_topic() {
         let pubsub = PubSub::default();
-        let sub = pubsub.subscribe("room", kept(1));
+        let sub = pubsub.subscribe("room", kept(1), None, 8).0;
         assert_eq!(pubsub.subscriber_count("room"), 1);
         drop(sub);
         assert_eq!(pubsub.subscriber_count("room"), 0);
         assert!(pubsub.inner.topics.lock().unwrap().is_empty());
+    }
+
+    fn texts(kept: &Kept) -> Vec<String> {
+        std::iter::from_fn(|| kept.pop()).filter_map(|i| i.ok()?.as_text().map(str::to_owned)).collect()
+    }
+
+    fn back(at: Position) -> Since {
+        Since { reconnect: true, positions: vec![at] }
+    }
+
+    /// A page that comes back within the history gets exactly what it missed, in order, before
+    /// anything new; told where it starts otherwise.
+    #[test]
+    fn a_reconnect_is_replayed_what_it_missed_before_anything_new() {
+        let pubsub = PubSub::default();
+        pubsub.keep_history("room:*", History::new(10));
+        let first = kept(16);
+        let (sub, recovery) = pubsub.subscribe("room:1", first.clone(), None, 8);
+        assert_eq!(recovery, Recovery::New);
+        let start = first.marks.lock().unwrap()[0];
+        assert_eq!(start.offset, 0);
+        pubsub.publish("room:1", Frame::text("a"));
+        drop(sub);
+        // Recorded while nobody listens: the topic keeps its history.
+        for m in ["b", "c", "d"] {
+            assert_eq!(pubsub.publish("room:1", Frame::text(m)), 0);
+        }
+        let again = kept(16);
+        let seen = Position { offset: 1, ..start };
+        let (_sub, recovery) = pubsub.subscribe("room:1", again.clone(), Some(&back(seen)), 8);
+        assert_eq!(recovery, Recovery::Replayed(3));
+        pubsub.publish("room:1", Frame::text("e"));
+        assert_eq!(texts(&again), ["b", "c", "d", "e"]);
+        assert!(again.marks.lock().unwrap().is_empty(), "the replay says where the page is");
+
+        // Nothing missed: nothing replayed, the position confirmed.
+        let current = kept(16);
+        let now = pubsub.position("room:1").unwrap();
+        let (_s, recovery) = pubsub.subscribe("room:1", current.clone(), Some(&back(now)), 8);
+        assert_eq!(recovery, Recovery::Replayed(0));
+        assert_eq!(*current.marks.lock().unwrap(), [now]);
+    }
+
+    #[test]
+    fn a_gap_that_is_not_known_whole_is_lost_never_partly_replayed() {
+        let pubsub = PubSub::default();
+        pubsub.keep_history("room", History::new(2));
+        let start = pubsub.position("room").unwrap();
+        for m in ["a", "b", "c"] {
+            pubsub.publish("room", Frame::text(m));
+        }
+        let late = kept(16);
+        let (_s, recovery) = pubsub.subscribe("room", late.clone(), Some(&back(start)), 8);
+        assert_eq!(recovery, Recovery::Lost);
+        assert!(late.pop().is_none(), "no partial replay");
+        assert_eq!(*late.marks.lock().unwrap(), [pubsub.position("room").unwrap()], "starts from now");
+
+        // More than the connection may be sent at once: a resync, not an overflow.
+        let small = kept(16);
+        let seen = Position { offset: 1, ..start };
+        let (_s, recovery) = pubsub.subscribe("room", small.clone(), Some(&back(seen)), 1);
+        assert_eq!(recovery, Recovery::Lost);
+
+        // Another history (a restart), or a page back with no position for this topic.
+        let other = kept(16);
+        let (_s, recovery) = pubsub.subscribe("room", other.clone(), Some(&Since::parse("12")), 8);
+        assert_eq!(recovery, Recovery::Lost);
+    }
+
+    #[test]
+    fn a_topic_without_history_is_forgotten_and_a_return_to_it_is_lost() {
+        let pubsub = PubSub::default();
+        let a = kept(4);
+        let (sub, _) = pubsub.subscribe("plain", a.clone(), None, 8);
+        let seen = a.marks.lock().unwrap()[0];
+        pubsub.publish("plain", Frame::text("x"));
+        drop(sub);
+        assert_eq!(pubsub.position("plain"), None);
+        let (_s, recovery) = pubsub.subscribe("plain", kept(4), Some(&back(seen)), 8);
+        assert_eq!(recovery, Recovery::Lost);
+    }
+
+    /// Concurrent publishers: every subscriber gets the topic's messages in offset order.
+    #[test]
+    fn every_subscriber_sees_one_order() {
+        let pubsub = PubSub::default();
+        let subs: Vec<_> = (0..4).map(|_| kept(10_000)).collect();
+        let _guards: Vec<_> = subs.iter().map(|s| pubsub.subscribe("t", s.clone(), None, 8).0).collect();
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..500 {
+                        pubsub.publish("t", Frame::text("m"));
+                    }
+                });
+            }
+        });
+        for s in &subs {
+            let offsets: Vec<u64> =
+                std::iter::from_fn(|| s.pop()).map(|i| i.unwrap().position().unwrap().offset).collect();
+            assert_eq!(offsets, (1..=2000).collect::<Vec<_>>());
+        }
     }
 }

@@ -24,6 +24,10 @@ pub(crate) trait Subscriber: Send + Sync + std::fmt::Debug {
     fn offer_info(&self, info: Info) -> Offer;
     /// Whether the connection ended (its subscriptions can be forgotten).
     fn is_closed(&self) -> bool;
+    /// How many messages a reconnect may be replayed at once (more, and its page is resynced).
+    fn room(&self) -> usize {
+        usize::MAX
+    }
 }
 
 /// A shared handle on a connection's [`Subscriber`]: what topics hold.

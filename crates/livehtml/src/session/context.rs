@@ -5,8 +5,9 @@ use axum::http::{HeaderMap, Uri};
 use std::any::Any;
 use std::time::Duration;
 
-use crate::protocol::{Fragment, Frame, ParseLimits};
-use crate::pubsub::{Info, Offer, PubSub, SubscriberRef, Subscription};
+use crate::protocol::names::control;
+use crate::protocol::{Fragment, Frame, ParseLimits, Since};
+use crate::pubsub::{Info, Offer, PubSub, Recovery, SubscriberRef, Subscription};
 
 /// What the upgrade request said: given to an endpoint's session factory.
 ///
@@ -47,8 +48,28 @@ pub struct Context {
     pending: String,
     frames: Vec<Frame>,
     subscriptions: Vec<Subscription>,
-    /// Boxed: rarely set, and every idle connection carries the field.
-    close: Option<Box<(u16, Cow<'static, str>)>>,
+    /// What few connections need, boxed: every idle connection carries the field.
+    rare: Option<Box<Rare>>,
+}
+
+#[derive(Debug, Default)]
+struct Rare {
+    /// The session asked to close.
+    close: Option<(u16, Cow<'static, str>)>,
+    /// A page that came back, until its `on_join` returns: what it saw, and what its topics'
+    /// recovery found.
+    rejoin: Option<Rejoin>,
+}
+
+/// A reconnecting page's claim and what became of it.
+#[derive(Debug)]
+struct Rejoin {
+    since: Since,
+    /// The page runs livehtml.js: it is told what happened (`lh:recovered`, `lh:resynced`).
+    told: bool,
+    subscribed: bool,
+    replayed: usize,
+    lost: bool,
 }
 
 impl Context {
@@ -61,8 +82,52 @@ impl Context {
             pending: String::new(),
             frames: Vec::new(),
             subscriptions: Vec::new(),
-            close: None,
+            rare: None,
         }
+    }
+
+    /// The page says what it saw before (`since`, from `Last-Event-ID` or `lh-since`); `told`:
+    /// it runs livehtml.js, which is told how its topics were recovered.
+    pub(crate) fn rejoining(mut self, since: Option<Since>, told: bool) -> Self {
+        if let Some(since) = since.filter(|s| s.reconnect) {
+            self.rare().rejoin = Some(Rejoin { since, told, subscribed: false, replayed: 0, lost: false });
+        }
+        self
+    }
+
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    fn rejoin(&mut self) -> Option<&mut Rejoin> {
+        self.rare.as_deref_mut()?.rejoin.as_mut()
+    }
+
+    /// Subscriptions from here on start fresh (a live view recovers as a whole, by its own
+    /// resume or resync, not topic by topic).
+    pub(crate) fn forget_since(&mut self) {
+        if let Some(rare) = self.rare.as_deref_mut() {
+            rare.rejoin = None;
+        }
+    }
+
+    /// `on_join` returned: a livehtml.js page that came back is told how its topics were
+    /// recovered, after what the session sent.
+    pub(crate) fn joined(&mut self) {
+        let Some(rare) = self.rare.as_deref_mut() else { return };
+        let Some(rejoin) = rare.rejoin.take() else { return };
+        if rare.close.is_none() {
+            self.rare = None;
+        }
+        if !(rejoin.told && rejoin.subscribed) {
+            return;
+        }
+        let notice = if rejoin.lost {
+            serde_json::json!({ (control::KEY): control::RESYNCED })
+        } else {
+            serde_json::json!({ (control::KEY): control::RECOVERED, "replayed": rejoin.replayed })
+        };
+        self.push_frame(Frame::text(notice.to_string()));
     }
 
     /// This connection's id (the same as [`Connect::id`]).
@@ -92,13 +157,45 @@ impl Context {
 
     /// Subscribes this connection to `topic`: every frame published there is sent to this page,
     /// straight from the publisher, without a round trip through the session. Subscribing twice
-    /// to the same topic is a no-op.
-    pub fn subscribe(&mut self, topic: &str) {
-        if !self.subscriptions.iter().any(|s| s.topic() == topic) {
-            // Most pages join one topic or two: no spare capacity per idle connection.
-            self.subscriptions.reserve_exact(1);
-            self.subscriptions.push(self.pubsub.subscribe(topic, self.outbox.clone()));
+    /// to the same topic is a no-op (and answers [`Recovery::New`]).
+    ///
+    /// A page that reconnects says what it saw (an SSE stream's `Last-Event-ID`; livehtml.js
+    /// over any transport): during [`crate::Session::on_join`], its subscription first sends it
+    /// every message it missed, in order ([`Recovery::Replayed`], from the topic's
+    /// [history](crate::pubsub::History)), or answers [`Recovery::Lost`]. Then the session
+    /// must push what this topic drives on the page in full: nothing else would tell the page
+    /// what it missed. (Subscriptions made after `on_join` start fresh.)
+    ///
+    /// ```
+    /// use livehtml::pubsub::Recovery;
+    /// use livehtml::{Context, Fragment, Html, SessionError};
+    ///
+    /// fn join(ctx: &mut Context, all_messages: impl FnOnce() -> Html) -> Result<(), SessionError> {
+    ///     if ctx.subscribe("chat") == Recovery::Lost {
+    ///         ctx.push(Fragment::inner("messages", all_messages()));
+    ///     }
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn subscribe(&mut self, topic: &str) -> Recovery {
+        if self.subscriptions.iter().any(|s| s.topic() == topic) {
+            return Recovery::New;
         }
+        let since = self.rare.as_deref().and_then(|r| r.rejoin.as_ref()).map(|r| &r.since);
+        let room = self.outbox.room();
+        let (subscription, recovery) = self.pubsub.subscribe(topic, self.outbox.clone(), since, room);
+        // Most pages join one topic or two: no spare capacity per idle connection.
+        self.subscriptions.reserve_exact(1);
+        self.subscriptions.push(subscription);
+        if let Some(rejoin) = self.rejoin() {
+            rejoin.subscribed = true;
+            match recovery {
+                Recovery::Replayed(n) => rejoin.replayed += n,
+                Recovery::Lost => rejoin.lost = true,
+                Recovery::New => {}
+            }
+        }
+        recovery
     }
 
     /// Stops receiving `topic`.
@@ -148,7 +245,10 @@ impl Context {
     /// Ends the connection with `code` and `reason` once the current call returns (after
     /// what it pushed has been sent).
     pub fn close(&mut self, code: u16, reason: impl Into<Cow<'static, str>>) {
-        self.close.get_or_insert_with(|| Box::new((code, reason.into())));
+        let rare = self.rare();
+        if rare.close.is_none() {
+            rare.close = Some((code, reason.into()));
+        }
     }
 
     pub(crate) fn parse_limits(&self) -> ParseLimits {
@@ -177,7 +277,7 @@ impl Context {
     }
 
     pub(crate) fn take_close(&mut self) -> Option<(u16, Cow<'static, str>)> {
-        self.close.take().map(|close| *close)
+        self.rare.as_deref_mut()?.close.take()
     }
 
     pub(crate) fn end(&mut self) {

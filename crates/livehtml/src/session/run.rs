@@ -34,6 +34,7 @@ async fn drive<S: Session, L: Link>(
     link: &mut L,
 ) -> Option<(u16, Cow<'static, str>)> {
     let joined = Box::pin(session.on_join(ctx)).await;
+    ctx.joined();
     // What a handler pushed before failing still goes out first.
     ctx.send_pushed();
     if let Err(e) = joined {

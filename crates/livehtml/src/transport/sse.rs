@@ -22,7 +22,7 @@ use super::Limits;
 use super::deadline::Deadline;
 use super::outbox::{Inbox, LAST_CHUNK, Reader, Ready, Stall, Taken, chunk};
 use crate::link::{Link, Next};
-use crate::protocol::{Frame, close};
+use crate::protocol::{Cursors, Frame, close};
 
 use crate::protocol::names::event::{CLOSE as CLOSE_EVENT, STREAM as STREAM_EVENT};
 use crate::protocol::names::signal::STREAM as STREAM_SIGNAL;
@@ -34,7 +34,8 @@ pub(crate) struct EventStream {
     datastar: bool,
     /// `retry:` and the stream's id, sent first.
     preamble: Option<Bytes>,
-    next_id: u64,
+    /// The stream's `id:`.
+    cursors: Cursors,
     ended: bool,
 }
 
@@ -53,7 +54,7 @@ pub(crate) fn preamble(stream_id: &str, retry_ms: u64, datastar: bool) -> Bytes 
 impl EventStream {
     /// A stream for htmx and livehtml.js pages, or (`datastar`) for a Datastar page.
     pub(crate) fn new(reader: Reader, preamble: Bytes, datastar: bool) -> Self {
-        Self { reader, datastar, preamble: Some(preamble), next_id: 1, ended: false }
+        Self { reader, datastar, preamble: Some(preamble), cursors: Cursors::default(), ended: false }
     }
 }
 
@@ -76,7 +77,7 @@ impl Stream for EventStream {
             Poll::Ready(Taken::Frames(frames, heartbeat)) => (frames, heartbeat),
         };
         // One chunk for everything taken: a burst costs one write, not one per event.
-        let size = frames.iter().map(|f| f.sse().len() + 24).sum::<usize>() + 16;
+        let size = frames.iter().map(|f| f.sse().len() + 32).sum::<usize>() + 16;
         let mut chunk = BytesMut::with_capacity(size);
         if heartbeat {
             chunk.put_slice(b": heartbeat\n\n");
@@ -86,12 +87,11 @@ impl Stream for EventStream {
             if event.is_empty() {
                 continue;
             }
-            let mut id = itoa::Buffer::new();
+            self.cursors.advance(frame.position());
             chunk.put_slice(b"id: ");
-            chunk.put_slice(id.format(self.next_id).as_bytes());
+            let _ = self.cursors.write(&mut (&mut chunk).writer());
             chunk.put_u8(b'\n');
             chunk.put_slice(event);
-            self.next_id += 1;
         }
         Poll::Ready(Some(Ok(chunk.freeze())))
     }

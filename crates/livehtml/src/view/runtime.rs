@@ -335,6 +335,8 @@ impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
 
 impl<St: Clone + Send + Sync + 'static> Session for ViewSession<St> {
     async fn on_join(&mut self, ctx: &mut Context) -> Result<(), SessionError> {
+        // A view recovers whole (resumed or sent anew), never topic by topic.
+        ctx.forget_since();
         let Some(token) = self.token.take() else {
             return Err(SessionError::close(close::STALE_VIEW, "missing view token"));
         };

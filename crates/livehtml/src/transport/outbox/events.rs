@@ -16,7 +16,7 @@ use bytes::Bytes;
 use tokio::io::AsyncWrite;
 
 use super::{Out, Wire, Writer};
-use crate::protocol::Frame;
+use crate::protocol::{Cursors, Frame};
 
 /// Events gathered into one write: three slices each, within IOV_MAX (1024).
 const EVENTS: usize = 128;
@@ -25,12 +25,29 @@ const EVENTS: usize = 128;
 pub(crate) const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 /// How a connection's frames are written to its socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Framing {
-    /// WebSocket frames, exactly as published.
+    /// WebSocket frames, exactly as published (plain htmx: topic positions are not sent).
     WebSocket,
-    /// SSE events in a chunked response body; `next_id` is the stream's next `id:`.
-    Sse { datastar: bool, next_id: u64 },
+    /// WebSocket frames with their topic position in front (livehtml.js: [`Frame::stamped`]).
+    Stamped,
+    /// SSE events in a chunked response body; `cursors` make the stream's `id:` (boxed: a
+    /// WebSocket carries none).
+    Sse { datastar: bool, cursors: Box<Cursors> },
+    /// Frames a reader takes, positions and all (an SSE body that hyper writes).
+    Pulled,
+}
+
+impl Framing {
+    /// SSE events for a page (`datastar`: Datastar's) on a socket of their own.
+    pub(crate) fn sse(datastar: bool) -> Self {
+        Self::Sse { datastar, cursors: Box::default() }
+    }
+
+    /// Whether the page is told topic positions that come with no message (marks).
+    pub(crate) fn keeps_marks(&self) -> bool {
+        *self != Self::WebSocket
+    }
 }
 
 /// Bytes of the stream's own (a heartbeat comment, the first events), as one chunk.
@@ -63,21 +80,29 @@ fn part(frame: &Frame, datastar: bool) -> Part<'_> {
 /// An event's chunk-size line and its `id:` line.
 #[derive(Clone, Copy)]
 struct Prefix {
-    bytes: [u8; 48],
+    bytes: [u8; PREFIX],
     len: u8,
 }
 
-impl Prefix {
-    const EMPTY: Self = Self { bytes: [0; 48], len: 0 };
+/// The longest prefix: 16 hex digits and 2, then 4, an id of at most 119 bytes, and 1.
+const PREFIX: usize = 144;
 
-    fn new(id: u64, event_len: usize) -> Self {
-        let mut ids = itoa::Buffer::new();
-        let id = ids.format(id);
+impl Prefix {
+    const EMPTY: Self = Self { bytes: [0; PREFIX], len: 0 };
+
+    /// The prefix of an event written with the stream's id at `cursors`.
+    fn new(cursors: &Cursors, event_len: usize) -> Self {
+        let mut id = [0u8; 120];
+        let mut cursor = io::Cursor::new(&mut id[..]);
+        let _ = cursors.write(&mut cursor);
+        let written = cursor.position() as usize;
+        let id = &id[..written];
         let size = 4 + id.len() + 1 + event_len;
         let mut prefix = Self::EMPTY;
         let mut cursor = io::Cursor::new(&mut prefix.bytes[..]);
-        // At most 16 hex digits, 2, 4, 20 digits and 1: 43 bytes.
-        let _ = write!(cursor, "{size:x}\r\nid: {id}\n");
+        let _ = write!(cursor, "{size:x}\r\nid: ");
+        let _ = cursor.write_all(id);
+        let _ = cursor.write_all(b"\n");
         prefix.len = cursor.position() as u8;
         prefix
     }
@@ -96,10 +121,14 @@ fn slices<'a>(part: &Part<'a>, prefix: &'a Prefix) -> [&'a [u8]; 3] {
     }
 }
 
-/// A frame's length on the wire, written with `id`.
-fn encoded_len(part: &Part<'_>, id: u64) -> usize {
+/// A frame's length on the wire, written after `cursors` (the stream's id before it).
+fn encoded_len(part: &Part<'_>, frame: &Frame, cursors: &Cursors) -> usize {
     match *part {
-        Part::Event(event) => encoded(part, &Prefix::new(id, event.len())),
+        Part::Event(event) => {
+            let mut after = *cursors;
+            after.advance(frame.position());
+            encoded(part, &Prefix::new(&after, event.len()))
+        }
         Part::Raw(_) | Part::Skip => encoded(part, &Prefix::EMPTY),
     }
 }
@@ -117,17 +146,17 @@ impl Out {
     /// [`Out::write_queued`] for an SSE stream: the queue in chunks of events.
     pub(super) fn write_events(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let Out { frames, written, wire, progress, framing, .. } = self;
-        let Framing::Sse { datastar, next_id } = framing else { unreachable!("called for SSE streams") };
+        let Framing::Sse { datastar, cursors } = framing else { unreachable!("called for SSE streams") };
         let datastar = *datastar;
         let Some(wire) = wire.as_mut() else { return Poll::Pending };
         while !frames.is_empty() {
             let count = frames.len().min(EVENTS);
             let mut prefixes = [Prefix::EMPTY; EVENTS];
-            let mut id = *next_id;
+            let mut id = **cursors;
             for (prefix, frame) in prefixes.iter_mut().zip(frames.iter()).take(count) {
                 if let Part::Event(event) = part(frame, datastar) {
-                    *prefix = Prefix::new(id, event.len());
-                    id += 1;
+                    id.advance(frame.position());
+                    *prefix = Prefix::new(&id, event.len());
                 }
             }
             let mut buffers = [IoSlice::new(&[]); EVENTS * 3];
@@ -159,7 +188,8 @@ impl Out {
             let mut index = 0;
             while let Some(frame) = frames.front() {
                 let part = part(frame, datastar);
-                let whole = if index < count { encoded(&part, &prefixes[index]) } else { encoded_len(&part, *next_id) };
+                let whole =
+                    if index < count { encoded(&part, &prefixes[index]) } else { encoded_len(&part, frame, cursors) };
                 index += 1;
                 let left = whole - *written;
                 if n < left {
@@ -169,7 +199,7 @@ impl Out {
                 n -= left;
                 *written = 0;
                 if matches!(part, Part::Event(_)) {
-                    *next_id += 1;
+                    cursors.advance(frame.position());
                 }
                 frames.pop_front();
             }
@@ -187,10 +217,12 @@ impl Out {
         frame: &Frame,
         cx: &mut Context<'_>,
     ) -> (Poll<io::Result<usize>>, usize) {
-        let Framing::Sse { datastar, next_id } = framing else { unreachable!("called for SSE streams") };
+        let Framing::Sse { datastar, cursors } = framing else { unreachable!("called for SSE streams") };
         let part = part(frame, *datastar);
+        let mut after = **cursors;
+        after.advance(frame.position());
         let prefix = match part {
-            Part::Event(event) => Prefix::new(*next_id, event.len()),
+            Part::Event(event) => Prefix::new(&after, event.len()),
             Part::Raw(_) | Part::Skip => Prefix::EMPTY,
         };
         let bytes = slices(&part, &prefix);
@@ -201,7 +233,7 @@ impl Out {
         let buffers = bytes.map(IoSlice::new);
         let written = Pin::new(wire).poll_write_vectored(cx, &buffers);
         if matches!(written, Poll::Ready(Ok(n)) if n == total) && matches!(part, Part::Event(_)) {
-            *next_id += 1;
+            **cursors = after;
         }
         (written, total)
     }
@@ -215,14 +247,35 @@ mod tests {
     fn an_event_is_a_chunk_with_its_id() {
         let frame = Frame::event("users", "<b>1</b>");
         let part = part(&frame, false);
-        let prefix = Prefix::new(7, frame.sse().len());
+        let mut cursors = Cursors::default();
+        for _ in 0..6 {
+            cursors.advance(None);
+        }
+        let mut after = cursors;
+        after.advance(None);
+        let prefix = Prefix::new(&after, frame.sse().len());
         let bytes: Vec<u8> = slices(&part, &prefix).concat();
         let text = String::from_utf8(bytes).unwrap();
         let (size, rest) = text.split_once("\r\n").unwrap();
         let body = rest.strip_suffix("\r\n").unwrap();
         assert_eq!(usize::from_str_radix(size, 16).unwrap(), body.len());
         assert_eq!(body, "id: 7\nevent: users\ndata: <b>1</b>\n\n");
-        assert_eq!(encoded_len(&part, 7), text.len());
+        assert_eq!(encoded_len(&part, &frame, &cursors), text.len());
+    }
+
+    #[test]
+    fn a_published_event_carries_every_position_of_the_stream() {
+        use crate::protocol::Position;
+        let mut cursors = Cursors::default();
+        cursors.advance(Some(Position { epoch: 0xa, offset: 3 }));
+        let frame = Frame::text("<p>x</p>").at(Position { epoch: 0xb, offset: 9 });
+        let mut after = cursors;
+        after.advance(frame.position());
+        let prefix = Prefix::new(&after, frame.sse().len());
+        let text = String::from_utf8(slices(&part(&frame, false), &prefix).concat()).unwrap();
+        assert!(text.ends_with("\r\nid: 0000000a-3.0000000b-9\ndata: <p>x</p>\n\n\r\n"), "{text}");
+        let mark = Frame::mark(Position { epoch: 0xb, offset: 9 });
+        assert_eq!(mark.sse(), b"event: lh-at\ndata: \n\n");
     }
 
     #[test]

@@ -161,14 +161,15 @@ pub(crate) enum Stall {
 /// A queue with no socket behind it: frames stay queued until [`Inbox::pop`] takes them.
 #[cfg(test)]
 pub(crate) fn outbox(capacity: usize) -> (SubscriberRef, Inbox) {
-    let (outbox, inbox, _) = attach(capacity, None);
+    let (outbox, inbox, _) = attach(capacity, None, Framing::WebSocket);
     (outbox, inbox)
 }
 
 /// A queue writing to `wire`: the handle topics and the session offer to, the task's half, and
 /// the stream tungstenite reads through.
-pub(crate) fn attach(capacity: usize, wire: Option<Wire>) -> (SubscriberRef, Inbox, Io) {
-    let shared = new_shared(capacity, wire, None, Framing::WebSocket);
+/// `framing`: [`Framing::WebSocket`], or [`Framing::Stamped`] for livehtml.js.
+pub(crate) fn attach(capacity: usize, wire: Option<Wire>, framing: Framing) -> (SubscriberRef, Inbox, Io) {
+    let shared = new_shared(capacity, wire, None, framing);
     let waker = Waker::from(shared.clone());
     (shared.clone(), Inbox { shared: shared.clone() }, Io { shared, waker })
 }
@@ -252,6 +253,10 @@ impl Shared {
             Ok(out) => out,
             Err(refused) => return refused,
         };
+        if frame.is_mark() && !out.framing.keeps_marks() {
+            // A plain htmx page is not told positions.
+            return Offer::Queued;
+        }
         if let Some(reader) = out.pull.as_ref().and_then(|pull| pull.reader.as_ref()) {
             // A reader takes it (an SSE body): no socket to write, no cork to wait in.
             reader.wake_by_ref();
@@ -324,6 +329,11 @@ impl Subscriber for Shared {
 
     fn is_closed(&self) -> bool {
         self.out().closed
+    }
+
+    /// Half the queue: a replay is never what closes a connection as a slow consumer.
+    fn room(&self) -> usize {
+        self.out().capacity / 2
     }
 }
 

@@ -34,7 +34,7 @@ pub(super) struct Pull {
 /// session loop's half, the reader, and where the page's posts go.
 pub(crate) fn attach_pull(capacity: usize) -> (SubscriberRef, Inbox, Reader, Poster) {
     let pull = Pull { reader: Some(Waker::noop().clone()), inbound: VecDeque::new(), heartbeat: false };
-    let shared = new_shared(capacity, None, Some(Box::new(pull)), Framing::WebSocket);
+    let shared = new_shared(capacity, None, Some(Box::new(pull)), Framing::Pulled);
     let poster = Poster { shared: Arc::downgrade(&shared) };
     (shared.clone(), Inbox { shared: shared.clone() }, Reader { shared }, poster)
 }

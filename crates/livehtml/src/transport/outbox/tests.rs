@@ -149,7 +149,7 @@ async fn sse_events_resume_after_partial_writes_with_their_ids_in_order() {
     client.set_recv_buffer_size(1024).unwrap();
     let (client, server) = tokio::join!(client.connect(listener.local_addr().unwrap()), listener.accept());
     let (mut client, (server, _)) = (client.unwrap(), server.unwrap());
-    let framing = Framing::Sse { datastar: false, next_id: 1 };
+    let framing = Framing::sse(false);
     let (outbox, inbox, _poster) = attach_push(4096, Wire::Tcp(server), framing, chunk(b"retry: 1\n\n"));
     let count = 600;
     let body = "x".repeat(700);

@@ -40,8 +40,12 @@ impl Out {
         if self.wire.is_none() {
             return if self.frames.is_empty() { Poll::Ready(Ok(())) } else { Poll::Pending };
         }
-        if self.framing != Framing::WebSocket {
+        if matches!(self.framing, Framing::Sse { .. }) {
             return self.write_events(cx);
+        }
+        let stamped = self.framing == Framing::Stamped;
+        fn on_wire(frame: &Frame, stamped: bool) -> &[u8] {
+            if stamped { frame.stamped() } else { frame.wire() }
         }
         let Out { frames, written, wire, progress, .. } = self;
         let Some(wire) = wire.as_mut() else { return Poll::Pending };
@@ -49,7 +53,7 @@ impl Out {
             let mut slices = [IoSlice::new(&[]); BATCH];
             let mut count = 0;
             for (slot, frame) in slices.iter_mut().zip(frames.iter()) {
-                let bytes = frame.wire();
+                let bytes = on_wire(frame, stamped);
                 *slot = IoSlice::new(if count == 0 { &bytes[*written..] } else { bytes });
                 count += 1;
             }
@@ -68,7 +72,7 @@ impl Out {
             };
             *progress = progress.wrapping_add(1);
             while n > 0 {
-                let left = frames[0].wire().len() - *written;
+                let left = on_wire(&frames[0], stamped).len() - *written;
                 if n < left {
                     *written += n;
                     break;
@@ -116,7 +120,11 @@ impl Out {
         };
         let mut total = frame.wire().len();
         let written = match &mut self.framing {
-            Framing::WebSocket => outside_budget(|cx| Pin::new(wire).poll_write(cx, frame.wire())),
+            Framing::WebSocket | Framing::Pulled => outside_budget(|cx| Pin::new(wire).poll_write(cx, frame.wire())),
+            Framing::Stamped => {
+                total = frame.stamped().len();
+                outside_budget(|cx| Pin::new(wire).poll_write(cx, frame.stamped()))
+            }
             framing => outside_budget(|cx| {
                 let (written, whole) = Out::write_one_event(wire, framing, &frame, cx);
                 total = whole;

@@ -2,26 +2,8 @@
 // htmx-ext-sse (from npm, served where the pages load them from: unpkg, pinned with SRI).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import fs from "node:fs";
-import path from "node:path";
-import { demo, newPage, root } from "./harness.mjs";
+import { demo, htmxPage, newPage } from "./harness.mjs";
 
-const CDN = {
-  "https://unpkg.com/htmx.org@2.0.11/dist/htmx.min.js": "htmx2/dist/htmx.min.js",
-  "https://unpkg.com/htmx-ext-sse@2.2.4/dist/sse.min.js": "htmx-ext-sse/dist/sse.min.js",
-};
-
-/** A page whose CDN scripts come from e2e/node_modules (the machine has no internet). */
-async function htmxPage(browser) {
-  const page = await newPage(browser);
-  await page.route("https://unpkg.com/**", async (route) => {
-    const file = CDN[route.request().url()];
-    if (!file) return route.abort();
-    const body = fs.readFileSync(path.join(root, "e2e", "node_modules", file));
-    await route.fulfill({ body, contentType: "text/javascript", headers: { "Access-Control-Allow-Origin": "*" } });
-  });
-  return page;
-}
 
 test("dashboard: plain htmx 2 sse-swap cards update live, and count chat messages", async (t) => {
   const { browser, server } = await demo(t, "dash");

@@ -51,6 +51,10 @@ test("a Datastar page's @get and @post drive a session; patches match the SDK's"
   assert.equal(first.event, "datastar-patch-signals");
   const signals = JSON.parse(first.data[0].replace(/^signals /, ""));
   assert.ok(signals.lhStream, "lhStream signal");
+  // Where the subscription starts: an event with only an id (Datastar's client keeps it for
+  // its reconnect's Last-Event-ID), which no Datastar page acts on.
+  const at = (await stream.next()).value;
+  assert.deepEqual(at, { event: "lh-at", data: [""] });
   // The session joined: it says so with an inner patch of #status.
   const joined = (await stream.next()).value;
   assert.deepEqual(joined, {

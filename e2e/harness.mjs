@@ -1,6 +1,6 @@
 // Shared set-up of the browser tests: start a server binary on port 0, launch Debian's Chromium.
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -123,4 +123,22 @@ export function startProxy(t, upstream) {
       });
     });
   });
+}
+
+const CDN = {
+  "https://unpkg.com/htmx.org@2.0.11/dist/htmx.min.js": "htmx2/dist/htmx.min.js",
+  "https://unpkg.com/htmx-ext-sse@2.2.4/dist/sse.min.js": "htmx-ext-sse/dist/sse.min.js",
+};
+
+/** A page whose CDN scripts (the demo's plain-htmx pages load htmx 2 and htmx-ext-sse from unpkg,
+ * pinned with SRI) come from e2e/node_modules (the machine has no internet). */
+export async function htmxPage(browser) {
+  const page = await newPage(browser);
+  await page.route("https://unpkg.com/**", async (route) => {
+    const file = CDN[route.request().url()];
+    if (!file) return route.abort();
+    const body = readFileSync(path.join(root, "e2e", "node_modules", file));
+    await route.fulfill({ body, contentType: "text/javascript", headers: { "Access-Control-Allow-Origin": "*" } });
+  });
+  return page;
 }

@@ -33,7 +33,8 @@ test("chat: a page on SSE and a page on a WebSocket see each other's messages", 
   }
   assert.equal(await sse.inputValue("#message"), "", "the form is reset after the post");
 
-  // The SSE page leaves: the other page hears the head count drop.
+  // The SSE page leaves: the other page hears the head count drop (after the presence grace
+  // period, 10 s: a page that comes back within it never left).
   await sse.close();
   await ws.locator("#online", { hasText: "1 online" }).waitFor();
 });

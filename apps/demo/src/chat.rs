@@ -5,9 +5,10 @@ use std::path::Path;
 
 use axum::Router;
 use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::routing::get;
-use livehtml::pubsub::{History, Recovery};
-use livehtml::{Context, Event, Fragment, Session, SessionError};
+use livehtml::pubsub::{History, PresenceDiff, Recovery};
+use livehtml::{Connect, Context, Event, Fragment, Info, Session, SessionError};
 use maud::{Markup, html};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 
@@ -87,6 +88,28 @@ fn online_fragment(online: usize) -> Fragment {
     Fragment::inner("online", html! { (online) " online" }).tag("span")
 }
 
+/// The cookie that tells one browser from another: its tabs are one person online.
+const USER_COOKIE: &str = "lh-user";
+
+/// This browser's id from its cookie, if it has one.
+fn user_of(headers: &HeaderMap) -> Option<String> {
+    let cookies = headers.get_all(header::COOKIE).into_iter().filter_map(|v| v.to_str().ok());
+    cookies
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().strip_prefix(USER_COOKIE)?.strip_prefix('='))
+        .find(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .map(str::to_owned)
+}
+
+fn new_user() -> String {
+    let mut id = [0u8; 16];
+    // Without an OS random source (never on supported systems) the time still varies.
+    if getrandom::fill(&mut id).is_err() {
+        id = time::OffsetDateTime::now_utc().unix_timestamp_nanos().to_le_bytes();
+    }
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// `/chat?transport=sse` runs the page over Server-Sent Events.
 #[derive(Debug, serde::Deserialize)]
 struct ChatQuery {
@@ -99,6 +122,15 @@ fn render_message(m: &Message) -> Markup {
 
 struct ChatSession {
     state: AppState,
+    /// Who this is: the browser's cookie (a page without one counts alone).
+    user: String,
+}
+
+impl ChatSession {
+    fn new(state: AppState, connect: &Connect) -> Self {
+        let user = user_of(connect.headers()).unwrap_or_else(|| format!("connection-{}", connect.id()));
+        Self { state, user }
+    }
 }
 
 impl Session for ChatSession {
@@ -108,15 +140,17 @@ impl Session for ChatSession {
             let recent = self.state.chat.recent(HISTORY).await?;
             ctx.push(Fragment::inner("messages", html! { @for m in &recent { (render_message(m)) } }).tag("ul"));
         }
-        let online = ctx.pubsub().subscriber_count(TOPIC);
-        ctx.broadcast(TOPIC, &[online_fragment(online)]);
+        // Online: people, not tabs; a page back within the grace period never left.
+        ctx.track(TOPIC, &self.user, "");
+        ctx.push(online_fragment(ctx.pubsub().members(TOPIC).len()));
         Ok(())
     }
 
-    async fn on_leave(&mut self, ctx: &mut Context) {
-        // This page is still subscribed while on_leave runs.
-        let online = ctx.pubsub().subscriber_count(TOPIC).saturating_sub(1);
-        ctx.broadcast(TOPIC, &[online_fragment(online)]);
+    async fn on_info(&mut self, ctx: &mut Context, info: Info) -> Result<(), SessionError> {
+        if info.get::<PresenceDiff>().is_some() {
+            ctx.push(online_fragment(ctx.pubsub().members(TOPIC).len()));
+        }
+        Ok(())
     }
 
     async fn on_event(&mut self, ctx: &mut Context, event: Event) -> Result<(), SessionError> {
@@ -144,7 +178,13 @@ impl Session for ChatSession {
 async fn chat_page(
     State(state): State<AppState>,
     Query(query): Query<ChatQuery>,
-) -> Result<Markup, (axum::http::StatusCode, &'static str)> {
+    headers: HeaderMap,
+) -> Result<(HeaderMap, Markup), (axum::http::StatusCode, &'static str)> {
+    let mut set = HeaderMap::new();
+    if user_of(&headers).is_none() {
+        let cookie = format!("{USER_COOKIE}={}; Path=/; SameSite=Lax; HttpOnly", new_user());
+        set.insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("hex is a valid header value"));
+    }
     // Taken before the messages are read: what is published after it reaches the page when it
     // connects (a message stored and published in between may show twice, never not at all).
     let since = state.live.pubsub().position(TOPIC);
@@ -152,26 +192,29 @@ async fn chat_page(
         tracing::error!(error = %e, "loading chat history");
         (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "could not load the chat history")
     })?;
-    Ok(page(
-        "Chat",
-        html! {
-            h1 { "Chatting with WebSockets" }
-            // The same endpoint serves a WebSocket and, with `?transport=sse`, Server-Sent Events.
-            div lh-connect="/ws/chat" lh-transport=[query.transport.as_deref()] lh-since=[since] {
-                p.status { span #online { "" } " · " }
-                form #chat-form lh-send lh-reset="message" {
-                    input #name name="name" type="text" placeholder="Your name" value="Anonymous";
-                    br;
-                    textarea #message name="message" autocomplete="off" autofocus rows="4" {}
-                    br;
-                    button #send type="submit" { "Send" }
+    Ok((
+        set,
+        page(
+            "Chat",
+            html! {
+                h1 { "Chatting with WebSockets" }
+                // The same endpoint serves a WebSocket and, with `?transport=sse`, Server-Sent Events.
+                div lh-connect="/ws/chat" lh-transport=[query.transport.as_deref()] lh-since=[since] {
+                    p.status { span #online { "" } " · " }
+                    form #chat-form lh-send lh-reset="message" {
+                        input #name name="name" type="text" placeholder="Your name" value="Anonymous";
+                        br;
+                        textarea #message name="message" autocomplete="off" autofocus rows="4" {}
+                        br;
+                        button #send type="submit" { "Send" }
+                    }
+                    ul #messages .log {
+                        @for m in &history { (render_message(m)) }
+                    }
                 }
-                ul #messages .log {
-                    @for m in &history { (render_message(m)) }
-                }
-            }
-            script { (maud::PreEscaped(ENTER_TO_SEND)) }
-        },
+                script { (maud::PreEscaped(ENTER_TO_SEND)) }
+            },
+        ),
     ))
 }
 
@@ -184,6 +227,6 @@ pub(crate) fn routes(state: &AppState) -> Router {
     let s = state.clone();
     Router::new()
         .route("/chat", get(chat_page))
-        .route("/ws/chat", state.live.endpoint(move |_| ChatSession { state: s.clone() }))
+        .route("/ws/chat", state.live.endpoint(move |connect| ChatSession::new(s.clone(), connect)))
         .with_state(state.clone())
 }

@@ -32,12 +32,14 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 mod history;
+mod presence;
 mod subscriber;
 
 pub use history::{History, Recovery};
+pub use presence::{DEFAULT_GRACE, Member, PresenceDiff};
 pub(crate) use subscriber::{Offer, Subscriber, SubscriberRef};
 
 use crate::protocol::{Frame, Position, Since};
@@ -97,6 +99,10 @@ struct Inner {
     histories: RwLock<Vec<(String, History)>>,
     /// How many topics there may be before idle ones are looked for.
     sweep_at: AtomicU64,
+    members: presence::Members,
+    /// How long a member whose last connection dropped stays present, in milliseconds; 0: the
+    /// default.
+    presence_grace: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -180,6 +186,53 @@ impl PubSub {
     pub fn position(&self, topic: &str) -> Option<Position> {
         let topic = self.topic(topic).or_else(|| self.with_history(topic))?;
         Some(topic.log().position())
+    }
+
+    /// Who is on `topic` ([`crate::Context::track`]), in the order they joined.
+    pub fn members(&self, topic: &str) -> Vec<Member> {
+        self.inner.members.list(topic)
+    }
+
+    /// How long a member whose last connection dropped still counts as present (default
+    /// [`DEFAULT_GRACE`]): a page that reconnects within it never left.
+    pub fn set_presence_grace(&self, grace: Duration) {
+        let millis = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.inner.presence_grace.store(millis, Ordering::Relaxed);
+    }
+
+    /// Tracks one connection of member `key` on `topic`, until the guard drops. A new member is
+    /// announced to the topic's sessions ([`PresenceDiff`]).
+    pub(crate) fn track(&self, topic: &str, key: &str, meta: &str) -> Tracked {
+        if let Some(joined) = self.inner.members.track(topic, key, meta) {
+            self.publish_info(topic, PresenceDiff { joins: vec![joined], leaves: Vec::new() });
+        }
+        Tracked { pubsub: self.clone(), topic: topic.into(), key: key.into() }
+    }
+
+    fn untrack(&self, topic: &str, key: &str) {
+        let Some(generation) = self.inner.members.untrack(topic, key) else { return };
+        let grace = match self.inner.presence_grace.load(Ordering::Relaxed) {
+            0 => presence::DEFAULT_GRACE,
+            millis => Duration::from_millis(millis),
+        };
+        let leave = {
+            let (pubsub, topic, key) = (self.clone(), topic.to_owned(), key.to_owned());
+            move || {
+                if let Some(left) = pubsub.inner.members.leave(&topic, &key, generation) {
+                    pubsub.publish_info(&topic, PresenceDiff { joins: Vec::new(), leaves: vec![left] });
+                }
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    tokio::time::sleep(grace).await;
+                    leave();
+                });
+            }
+            // No runtime to wait on (a connection dropped outside one): it leaves now.
+            Err(_) => leave(),
+        }
     }
 
     fn history_for(&self, name: &str) -> Option<History> {
@@ -301,6 +354,27 @@ fn matches(pattern: &str, name: &str) -> bool {
     match pattern.strip_suffix('*') {
         Some(prefix) => name.starts_with(prefix),
         None => pattern == name,
+    }
+}
+
+/// One connection's presence on a topic; dropping it untracks (the member leaves after the
+/// grace period if that was its last connection).
+#[derive(Debug)]
+pub(crate) struct Tracked {
+    pubsub: PubSub,
+    topic: Box<str>,
+    key: Box<str>,
+}
+
+impl Tracked {
+    pub(crate) fn topic(&self) -> &str {
+        &self.topic
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.pubsub.untrack(&self.topic, &self.key);
     }
 }
 

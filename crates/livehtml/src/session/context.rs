@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::protocol::names::control;
 use crate::protocol::{Fragment, Frame, ParseLimits, Since};
-use crate::pubsub::{Info, Offer, PubSub, Recovery, SubscriberRef, Subscription};
+use crate::pubsub::{Info, Offer, PubSub, Recovery, SubscriberRef, Subscription, Tracked};
 
 /// What the upgrade request said: given to an endpoint's session factory.
 ///
@@ -59,6 +59,8 @@ struct Rare {
     /// A page that came back, until its `on_join` returns: what it saw, and what its topics'
     /// recovery found.
     rejoin: Option<Rejoin>,
+    /// This connection's presence on topics.
+    tracked: Vec<Tracked>,
 }
 
 /// A reconnecting page's claim and what became of it.
@@ -116,7 +118,7 @@ impl Context {
     pub(crate) fn joined(&mut self) {
         let Some(rare) = self.rare.as_deref_mut() else { return };
         let Some(rejoin) = rare.rejoin.take() else { return };
-        if rare.close.is_none() {
+        if rare.close.is_none() && rare.tracked.is_empty() {
             self.rare = None;
         }
         if !(rejoin.told && rejoin.subscribed) {
@@ -196,6 +198,45 @@ impl Context {
             }
         }
         recovery
+    }
+
+    /// Counts this connection as member `key` of `topic` (a user id: several tabs of one user
+    /// are one member), shown as `meta` (a name), until it ends or [`Context::untrack`]s.
+    /// Joins and leaves reach every session subscribed to the topic as a
+    /// [`PresenceDiff`](crate::pubsub::PresenceDiff) info; a member whose last connection
+    /// drops leaves only after a grace period, so a reconnect is not a leave. Who is there:
+    /// [`PubSub::members`].
+    ///
+    /// ```
+    /// use livehtml::pubsub::PresenceDiff;
+    /// use livehtml::{Context, Fragment, Html, Info};
+    ///
+    /// fn join(ctx: &mut Context, user: &str, name: &str) {
+    ///     ctx.subscribe("room");
+    ///     ctx.track("room", user, name);
+    /// }
+    ///
+    /// fn on_info(ctx: &mut Context, info: &Info) {
+    ///     if info.get::<PresenceDiff>().is_some() {
+    ///         let online = ctx.pubsub().members("room").len();
+    ///         ctx.push(Fragment::inner("online", Html::escape(&format!("{online} online"))));
+    ///     }
+    /// }
+    /// ```
+    pub fn track(&mut self, topic: &str, key: &str, meta: &str) {
+        if self.rare.as_ref().is_some_and(|r| r.tracked.iter().any(|t| t.topic() == topic)) {
+            return;
+        }
+        let tracked = self.pubsub.track(topic, key, meta);
+        self.rare().tracked.push(tracked);
+    }
+
+    /// Ends this connection's presence on `topic` (its member leaves after the grace period,
+    /// if this was its last connection).
+    pub fn untrack(&mut self, topic: &str) {
+        if let Some(rare) = self.rare.as_deref_mut() {
+            rare.tracked.retain(|t| t.topic() != topic);
+        }
     }
 
     /// Stops receiving `topic`.
@@ -282,5 +323,8 @@ impl Context {
 
     pub(crate) fn end(&mut self) {
         self.subscriptions.clear();
+        if let Some(rare) = self.rare.as_deref_mut() {
+            rare.tracked.clear();
+        }
     }
 }

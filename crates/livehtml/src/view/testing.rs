@@ -39,6 +39,10 @@ impl Mailbox {
 
 impl Subscriber for Mailbox {
     fn offer(&self, frame: Frame) -> Offer {
+        if frame.is_mark() {
+            // Only a topic position: what a plain page is not sent either.
+            return Offer::Queued;
+        }
         self.put(Ok(frame))
     }
 

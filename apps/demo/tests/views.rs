@@ -116,6 +116,9 @@ async fn articles_render_over_plain_http_and_tampered_tokens_are_refused() {
     let mut ws = server.connect(&format!("/_livehtml/live?t={token}&client=lh")).await;
     use futures_util::SinkExt;
     ws.send(common::livehtml_js("no-such-event", serde_json::json!({}))).await.unwrap();
+    // (After where its comment topic starts, which livehtml.js keeps for a reconnect.)
+    let mark = common::next_text(&mut ws).await;
+    assert!(mark.starts_with("<!--lh:") && mark.ends_with("-0-->"), "{mark}");
     let first = common::next_text(&mut ws).await;
     assert_eq!(first, r#"<div id="lh-flash" hx-swap-oob="innerHTML">unknown event &quot;no-such-event&quot;</div>"#);
 

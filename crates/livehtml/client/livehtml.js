@@ -7,6 +7,8 @@
 //                                            Server-Sent Events, events out
 //                                            by POST (one stream per tab: browsers allow six
 //                                            HTTP/1.1 connections per origin)
+//   lh-transport="poll"                       ...or over long-polling (GETs that wait), events
+//                                            out by POST
 //   <form lh-send> ... </form>                send the form's values on submit
 //   <button lh-send="toggle">                 send a click, named "toggle" (LH-Event)
 //   lh-value-NAME="v"                         add NAME=v to what the element sends
@@ -31,8 +33,9 @@
 // lh:reconnecting {attempt, delay}, lh:message {data}, lh:error {error}; after a live view's
 // reconnect, lh:recovered {replayed} (a live view was kept, or its topics' missed messages
 // were replayed, this many) or lh:resynced (it was sent whole);
-// lh:fallback {transport} when a WebSocket could not open and SSE + POST took over. The
-// element's `lh-transport` attribute says which transport is in use ("ws" or "sse"). The element's
+// lh:fallback {transport} when a WebSocket could not open and SSE + POST took over, or SSE
+// could not either and long-polling did. The element's `lh-transport` attribute says which
+// transport is in use ("ws", "sse" or "poll"). The element's
 // `lh-state` attribute is "connecting", "open", "reconnecting" or "closed", for CSS.
 // @ts-check
 (function () {
@@ -45,7 +48,8 @@
   /** What a connection sends through: a WebSocket, or an SSE stream with POSTs.
    * @typedef {{ readyState: number, send(data: string): void, close(code?: number): void }} Channel */
   /** @typedef {{ socket: Channel | null, url: string, element: Element, attempt: number,
-   *              queue: string[], timer: number | undefined, closed: boolean, sse: boolean,
+   *              queue: string[], timer: number | undefined, closed: boolean,
+   *              transport: "ws" | "sse" | "poll",
    *              opened: boolean, since: Map<string, string> }} Connection */
 
   // Names on the wire, as the server declares them (protocol::names; both are checked against
@@ -54,7 +58,7 @@
     header: { STREAM: "LH-Stream", EVENT: "LH-Event", CLIENT: "LH-Client" },
     event: { STREAM: "lh-stream", CLOSE: "lh-close", AT: "lh-at" },
     control: { KEY: "lh", NAV: "nav", REDIRECT: "redirect", NAV_EVENT: "lh:nav", RESUMED: "resumed", RESYNCED: "resynced", RECOVERED: "recovered" },
-    query: { STREAM: "lh-stream", CLIENT: "client", RESUME: "resume", SINCE: "lh-since" },
+    query: { STREAM: "lh-stream", CLIENT: "client", RESUME: "resume", SINCE: "lh-since", POLL: "lh-poll", ACK: "lh-ack" },
   };
 
   const livehtml = {
@@ -70,6 +74,8 @@
     createWebSocket: (url) => new WebSocket(url),
     /** Replaceable, like createWebSocket, for lh-transport="sse". @param {string} url */
     createEventSource: (url) => new EventSource(url),
+    /** Replaceable, for long-polling and posts. @param {string} url @param {RequestInit} [init] */
+    fetch: (url, init) => window.fetch(url, init),
     /** Opens (or returns) the connection of an lh-connect element. */
     connect,
     /** Sends values from `element` (a form, a button, anything) as one event. */
@@ -125,13 +131,13 @@
     // On the element or an ancestor: a layout can choose the transport for every view.
     // Chosen on the element or an ancestor, or found by this tab: a WebSocket that could not
     // open fell back to SSE, and the tab keeps to it.
-    const sse =
-      element.closest("[lh-transport]")?.getAttribute("lh-transport") === "sse" ||
-      sessionStorage.getItem(TRANSPORT_KEY) === "sse";
-    if (!sse) url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+    const chosen = element.closest("[lh-transport]")?.getAttribute("lh-transport") || sessionStorage.getItem(TRANSPORT_KEY);
+    /** @type {"ws" | "sse" | "poll"} */
+    const transport = chosen === "sse" || chosen === "poll" ? chosen : "ws";
+    if (transport === "ws") url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     // Tells the server this client morphs (plain htmx pages get plain swaps).
     url.searchParams.set(WIRE.query.CLIENT, "lh");
-    conn = { socket: null, url: url.href, element, attempt: 0, queue: [], timer: undefined, closed: false, sse, opened: false, since: new Map() };
+    conn = { socket: null, url: url.href, element, attempt: 0, queue: [], timer: undefined, closed: false, transport, opened: false, since: new Map() };
     remember(conn, element.getAttribute("lh-since") || "");
     connections.set(element, conn);
     open(conn);
@@ -168,9 +174,9 @@
   /** @param {Connection} conn */
   function open(conn) {
     setState(conn, conn.attempt === 0 ? "connecting" : "reconnecting");
-    if (conn.sse) {
+    if (conn.transport !== "ws") {
       try {
-        conn.socket = openStream(conn);
+        conn.socket = conn.transport === "sse" ? openStream(conn) : openPoll(conn);
       } catch (error) {
         fire(conn.element, "lh:error", { error });
         scheduleReconnect(conn);
@@ -205,17 +211,38 @@
     });
   }
 
-  /** The WebSocket could not open: the same connection over SSE + POST, remembered for the tab.
+  /** The transport could not open: the same connection over the next one (a WebSocket →
+   * SSE + POST → long-polling), remembered for the tab.
    * @param {Connection} conn */
   function fallBack(conn) {
     conn.socket = null;
-    conn.sse = true;
+    const next = conn.transport === "ws" ? "sse" : "poll";
+    conn.transport = next;
     const url = new URL(conn.url);
-    url.protocol = url.protocol === "wss:" ? "https:" : "http:";
+    if (url.protocol === "wss:" || url.protocol === "ws:") url.protocol = url.protocol === "wss:" ? "https:" : "http:";
     conn.url = url.href;
-    sessionStorage.setItem(TRANSPORT_KEY, "sse");
-    fire(conn.element, "lh:fallback", { transport: "sse" });
+    sessionStorage.setItem(TRANSPORT_KEY, next);
+    fire(conn.element, "lh:fallback", { transport: next });
     open(conn);
+  }
+
+  /** Whether a transport that has not opened yet should give way to the next one: never once
+   * the connection has been open (then the server is simply away), nor after long-polling.
+   * @param {Connection} conn @param {Channel} channel */
+  function mayFallBack(conn, channel) {
+    return !conn.opened && conn.socket === channel && !conn.closed && conn.transport !== "poll";
+  }
+
+  /** Sends a page's message by POST, with its stream's (or long-poll session's) signed id.
+   * @param {Connection} conn @param {string} id @param {string} data @param {() => void} gone */
+  function post(conn, id, data, gone) {
+    const headers = { "Content-Type": "application/json", [WIRE.header.STREAM]: id };
+    livehtml.fetch(conn.url, { method: "POST", headers, body: data }).then((r) => {
+      if (r.ok) return;
+      fire(conn.element, "lh:error", { error: new Error(`event refused: ${r.status}`) });
+      // The session ended under us: start a new one.
+      if (r.status === 410) gone();
+    }, (error) => fire(conn.element, "lh:error", { error }));
   }
 
   /** Server-Sent Events: fragments arrive as events, the page's messages go out by POST to the
@@ -227,27 +254,28 @@
     let id = "";
     /** @param {number} code @param {string} reason */
     const end = (code, reason) => {
+      window.clearTimeout(timeout);
       source.close();
       channel.readyState = WebSocket.CLOSED;
+      if (code === 1006 && mayFallBack(conn, channel)) return fallBack(conn);
       closed(conn, channel, code, reason);
     };
     /** @type {Channel} */
     const channel = {
       readyState: WebSocket.CONNECTING,
       send(data) {
-        const headers = { "Content-Type": "application/json", [WIRE.header.STREAM]: id };
-        fetch(conn.url, { method: "POST", headers, body: data }).then((r) => {
-          if (r.ok) return;
-          fire(conn.element, "lh:error", { error: new Error(`event refused: ${r.status}`) });
-          // The stream ended under us: start a new one.
-          if (r.status === 410 && conn.socket === channel) end(1006, "stream gone");
-        }, (error) => fire(conn.element, "lh:error", { error }));
+        post(conn, id, data, () => conn.socket === channel && end(1006, "stream gone"));
       },
       close(code) {
         end(code ?? 1000, "");
       },
     };
+    // A stream that never starts (a proxy that buffers or blocks it) gives way to long-polling.
+    const timeout = window.setTimeout(() => {
+      if (channel.readyState === WebSocket.CONNECTING) end(1006, "");
+    }, OPEN_TIMEOUT);
     source.addEventListener(WIRE.event.STREAM, (event) => {
+      window.clearTimeout(timeout);
       id = /** @type {MessageEvent} */ (event).data;
       channel.readyState = WebSocket.OPEN;
       opened(conn, channel);
@@ -272,12 +300,67 @@
     return channel;
   }
 
+  /** Long-polling: a GET opens a session (its signed id), then each GET waits for what the
+   * session sends and answers it as a batch (`{batch, messages, close?, end?}`), acknowledged
+   * by the next poll (a batch lost on the way is sent again); the page's messages go by POST as
+   * over SSE.
+   * @param {Connection} conn @returns {Channel} */
+  function openPoll(conn) {
+    let id = "";
+    let ack = 0;
+    /** @param {number} code @param {string} reason */
+    const end = (code, reason) => {
+      if (channel.readyState === WebSocket.CLOSED) return;
+      channel.readyState = WebSocket.CLOSED;
+      closed(conn, channel, code, reason);
+    };
+    /** @type {Channel} */
+    const channel = {
+      readyState: WebSocket.CONNECTING,
+      send(data) {
+        post(conn, id, data, () => end(1006, "session gone"));
+      },
+      close(code) {
+        end(code ?? 1000, "");
+      },
+    };
+    /** @param {URL} url */
+    const get = async (url) => {
+      const r = await livehtml.fetch(url.href, { cache: "no-store" });
+      if (!r.ok) throw new Error(`poll refused: ${r.status}`);
+      return r.json();
+    };
+    (async () => {
+      const first = new URL(connectUrl(conn));
+      first.searchParams.set(WIRE.query.POLL, "1");
+      id = (await get(first)).id;
+      channel.readyState = WebSocket.OPEN;
+      opened(conn, channel);
+      while (channel.readyState === WebSocket.OPEN) {
+        const url = new URL(conn.url);
+        url.searchParams.set(WIRE.query.POLL, id);
+        url.searchParams.set(WIRE.query.ACK, String(ack));
+        /** @type {{batch: number, messages: string[], close?: {code: number, reason: string}, end?: boolean}} */
+        const answer = await get(url);
+        if (channel.readyState !== WebSocket.OPEN) return;
+        ack = answer.batch;
+        for (const message of answer.messages) received(conn, message);
+        if (answer.close) return end(answer.close.code, answer.close.reason);
+        if (answer.end) return end(1006, "");
+      }
+    })().catch((error) => {
+      fire(conn.element, "lh:error", { error });
+      end(1006, "");
+    });
+    return channel;
+  }
+
   /** @param {Connection} conn @param {Channel} socket */
   function opened(conn, socket) {
     conn.attempt = 0;
     conn.opened = true;
     // The transport in use, for CSS and tests.
-    conn.element.setAttribute("lh-transport", conn.sse ? "sse" : "ws");
+    conn.element.setAttribute("lh-transport", conn.transport);
     setState(conn, "open");
     fire(conn.element, "lh:open", {});
     while (conn.queue.length && socket.readyState === WebSocket.OPEN) socket.send(/** @type {string} */ (conn.queue.shift()));

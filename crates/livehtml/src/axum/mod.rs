@@ -4,6 +4,7 @@
 mod client;
 mod listener;
 mod origin;
+mod poll;
 mod shutdown;
 mod sse;
 pub(crate) mod upgrade;
@@ -136,8 +137,10 @@ struct Inner {
     heartbeats: Mutex<HashMap<Duration, Arc<Registry>>>,
     next_id: AtomicU64,
     signer: Signer,
-    /// Open SSE streams, for their posts.
+    /// Open SSE streams and long-poll sessions, for their posts.
     streams: sse::Streams,
+    /// Long-poll sessions, for their polls.
+    polls: poll::Polls,
 }
 
 impl Default for Live {
@@ -160,6 +163,7 @@ impl Live {
                 next_id: AtomicU64::new(0),
                 signer,
                 streams: Default::default(),
+                polls: Default::default(),
             }),
         }
     }
@@ -214,6 +218,11 @@ impl Live {
             let factory = factory.clone();
             let shared = shared.clone();
             async move {
+                match poll::ask(req.uri().query()) {
+                    Some(poll::Ask::Open) => return live.open_poll(*shared, req, factory),
+                    Some(poll::Ask::Poll { id, ack }) => return live.poll(*shared, &id, ack).await,
+                    None => {}
+                }
                 if sse::wants_event_stream(req.headers()) {
                     live.open_stream(shared, req, factory)
                 } else {

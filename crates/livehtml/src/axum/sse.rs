@@ -23,7 +23,7 @@ use crate::transport::sse::{EventStream, SseLink, preamble};
 /// The header a post names its stream with (or the `lh-stream` query parameter).
 pub const STREAM_HEADER: &str = names::header::STREAM;
 /// What a signed stream id says before its MAC.
-const STREAM_PREFIX: &str = "s1.";
+pub(super) const STREAM_PREFIX: &str = "s1.";
 
 /// The streams open in this process, for posts to find theirs.
 pub(super) type Streams = std::sync::Mutex<HashMap<u64, Poster>>;
@@ -100,7 +100,7 @@ impl Live {
     }
 
     /// Registers a new stream: its heartbeat, the shutdown check, and where its posts go.
-    fn start(&self, id: u64, inbox: &Inbox, poster: Poster, limits: Limits) {
+    pub(super) fn start(&self, id: u64, inbox: &Inbox, poster: Poster, limits: Limits) {
         self.heartbeat(limits.sse_heartbeat).add(inbox);
         // Registered before this check, so `shutdown` either finds it or is seen here.
         if self.inner.shutdown.is_cancelled() {
@@ -137,9 +137,7 @@ impl Live {
             return (StatusCode::FORBIDDEN, "no stream id (LH-Stream header, lh-stream parameter or lhStream signal)")
                 .into_response();
         };
-        let Some(id) =
-            self.inner.signer.open(&signed).ok().and_then(|body| body.strip_prefix(STREAM_PREFIX)?.parse().ok())
-        else {
+        let Some(id) = self.open_stream_id(&signed) else {
             return (StatusCode::FORBIDDEN, "stream id does not verify").into_response();
         };
         let poster = self.streams().get(&id).cloned();
@@ -160,7 +158,12 @@ impl Live {
         }
     }
 
-    fn streams(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Poster>> {
+    /// The connection a signed stream (or long-poll) id names, if it verifies.
+    pub(super) fn open_stream_id(&self, signed: &str) -> Option<u64> {
+        self.inner.signer.open(signed).ok().and_then(|body| body.strip_prefix(STREAM_PREFIX)?.parse().ok())
+    }
+
+    pub(super) fn streams(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Poster>> {
         self.inner.streams.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

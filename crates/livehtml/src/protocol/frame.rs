@@ -163,6 +163,21 @@ impl Frame {
         self.0.kind == Kind::Mark
     }
 
+    /// The message as text for a page that keeps topic positions (long-polling): the
+    /// `<!--lh:position-->` of [`Frame::stamped`] in front of the text. `None` for what is not
+    /// text (binary, raw frames).
+    pub(crate) fn stamped_text(&self) -> Option<String> {
+        let text = match self.0.kind {
+            Kind::Text => self.as_text()?,
+            Kind::Mark => "",
+            Kind::Binary | Kind::Raw => return None,
+        };
+        Some(match self.0.position {
+            Some(position) => format!("<!--lh:{position}-->{text}"),
+            None => text.to_owned(),
+        })
+    }
+
     /// The bytes to write to a WebSocket whose page keeps topic positions (livehtml.js): a
     /// text message published to a topic carries `<!--lh:position-->` in front (an HTML
     /// comment: whatever swaps the message ignores it), a mark is that comment alone. Made

@@ -84,6 +84,8 @@ mod wire_fixture {
             ("query", "CLIENT", query::CLIENT),
             ("query", "RESUME", query::RESUME),
             ("query", "SINCE", query::SINCE),
+            ("query", "POLL", query::POLL),
+            ("query", "ACK", query::ACK),
         ];
         for (group, name, value) in ours {
             assert_eq!(names[group][name].as_str(), Some(value), "{group}.{name}");

@@ -64,4 +64,10 @@ pub mod query {
     /// What a reconnecting page saw: its topic positions (`epoch-offset`, joined with `.`), as
     /// an SSE stream's `Last-Event-ID` says them.
     pub const SINCE: &str = "lh-since";
+    /// Long-polling: `lh-poll=1` opens a session (the answer is `{"id"}`, the signed id its
+    /// polls and posts carry); `lh-poll=<id>` waits for what the session sends.
+    pub const POLL: &str = "lh-poll";
+    /// The last batch a poll's page received (`batch` of the last answer): a batch not
+    /// acknowledged is sent again, so an answer lost on the way loses nothing.
+    pub const ACK: &str = "lh-ack";
 }

@@ -23,6 +23,8 @@ pub struct Limits {
     pub(crate) write_timeout: Duration,
     pub(crate) sse_heartbeat: Duration,
     pub(crate) sse_retry: Duration,
+    pub(crate) poll_hold: Duration,
+    pub(crate) poll_idle: Duration,
     pub(crate) max_depth: usize,
     pub(crate) max_fields: usize,
     pub(crate) read_buffer: usize,
@@ -39,6 +41,8 @@ impl Default for Limits {
             write_timeout: Duration::from_secs(10),
             sse_heartbeat: Duration::from_secs(15),
             sse_retry: Duration::from_secs(1),
+            poll_hold: Duration::from_secs(25),
+            poll_idle: Duration::from_secs(40),
             max_depth: parse.max_depth,
             max_fields: parse.max_fields,
             read_buffer: 64,
@@ -107,6 +111,20 @@ impl Limits {
     /// (default 1 s).
     pub fn sse_retry(mut self, delay: Duration) -> Self {
         self.sse_retry = delay;
+        self
+    }
+
+    /// How long a long-poll `GET` waits for something to send before it answers with nothing
+    /// (default 25 s, under the usual 30 s of proxies' idle timeouts).
+    pub fn poll_hold(mut self, hold: Duration) -> Self {
+        self.poll_hold = hold.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How long a long-poll session lasts without a poll (default 40 s): then its page is taken
+    /// as gone and the session ends.
+    pub fn poll_idle(mut self, idle: Duration) -> Self {
+        self.poll_idle = idle.max(Duration::from_millis(10));
         self
     }
 

@@ -69,7 +69,9 @@ export async function launch(t) {
   });
 }
 
-/** A new page that fails the test on any uncaught page error, and records WebSocket frames. */
+/** A new page that fails the test on any uncaught page error, and records WebSocket frames;
+ * in a browser context of its own, or in `browser` when it is a context (its tabs share
+ * cookies). @param {import("playwright-core").Browser | import("playwright-core").BrowserContext} browser */
 export async function newPage(browser) {
   const page = await browser.newPage();
   page.errors = [];
@@ -87,12 +89,13 @@ export async function newPage(browser) {
  * Chromium and a fresh demo server (its own data directory), both stopped after the test;
  * `{}` when the browser is missing and the test is skipped.
  * @param {import("node:test").TestContext} t @param {string} name  names the data directory
+ * @param {string[]} [args]  more flags for the demo
  */
-export async function demo(t, name) {
+export async function demo(t, name, args = []) {
   const browser = await launch(t);
   if (!browser) return {};
   t.after(() => browser.close());
-  const server = await startServer(binary("livehtml-demo"), ["--addr", "127.0.0.1:0", "--data-dir", tempDir(`livehtml-${name}-`)]);
+  const server = await startServer(binary("livehtml-demo"), ["--addr", "127.0.0.1:0", "--data-dir", tempDir(`livehtml-${name}-`), ...args]);
   t.after(() => server.stop("SIGKILL"));
   return { browser, server };
 }

@@ -7,10 +7,13 @@ test("one message updates the player list, the status line and the log", async (
   const browser = await launch(t);
   if (!browser) return;
   t.after(() => browser.close());
-  const server = await startServer(binary("livehtml-demo"), ["--addr", "127.0.0.1:0", "--data-dir", tempDir("livehtml-lobby-")]);
+  const server = await startServer(binary("livehtml-demo"), ["--addr", "127.0.0.1:0", "--data-dir", tempDir("livehtml-lobby-"), "--presence-grace-ms", "300"]);
   t.after(() => server.stop("SIGKILL"));
 
-  const alice = await newPage(browser);
+  // Alice's browser (its tabs share the lobby's cookie: one player).
+  const aliceBrowser = await browser.newContext();
+  t.after(() => aliceBrowser.close());
+  const alice = await newPage(aliceBrowser);
   const bob = await newPage(browser);
   for (const page of [alice, bob]) {
     await page.goto(`${server.url}/lobby`);
@@ -43,7 +46,15 @@ test("one message updates the player list, the status line and the log", async (
   await bob.click("#ready");
   await alice.locator("#game-status", { hasText: "2 players connected — all ready, starting!" }).waitFor();
 
-  // Leaving (closing the page) updates the others too.
+  // A second tab of Alice's browser is the same player: it can toggle her ready, and closing
+  // it is no leave while her first tab is open.
+  const aliceAgain = await newPage(aliceBrowser);
+  await aliceAgain.goto(`${server.url}/lobby`);
+  await aliceAgain.locator("#ready").waitFor();
+  assert.deepEqual(await aliceAgain.locator("#player-list .player").allTextContents(), ["Alice (Ready)", "Bob <i> (Ready)"]);
+  await aliceAgain.close();
+
+  // Leaving (closing the page; the server gives a page 300 ms to come back) updates the others.
   await bob.close();
   await alice.locator("#chat-log", { hasText: "Bob <i> has left the lobby." }).waitFor();
   assert.deepEqual(await alice.locator("#player-list .player").allTextContents(), ["Alice (Ready)"]);

@@ -12,7 +12,7 @@ async function say(page, name, text) {
 }
 
 test("chat: a page on SSE and a page on a WebSocket see each other's messages", async (t) => {
-  const { browser, server } = await demo(t, "sse");
+  const { browser, server } = await demo(t, "sse", ["--presence-grace-ms", "300"]);
   if (!browser) return;
   const sse = await newPage(browser);
   const ws = await newPage(browser);
@@ -34,7 +34,7 @@ test("chat: a page on SSE and a page on a WebSocket see each other's messages", 
   assert.equal(await sse.inputValue("#message"), "", "the form is reset after the post");
 
   // The SSE page leaves: the other page hears the head count drop (after the presence grace
-  // period, 10 s: a page that comes back within it never left).
+  // period, here 300 ms: a page that comes back within it never left).
   await sse.close();
   await ws.locator("#online", { hasText: "1 online" }).waitFor();
 });

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use axum::Router;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::HeaderMap;
 use axum::routing::get;
 use livehtml::pubsub::{History, PresenceDiff, Recovery};
 use livehtml::{Connect, Context, Event, Fragment, Info, Session, SessionError};
@@ -88,28 +88,6 @@ fn online_fragment(online: usize) -> Fragment {
     Fragment::inner("online", html! { (online) " online" }).tag("span")
 }
 
-/// The cookie that tells one browser from another: its tabs are one person online.
-const USER_COOKIE: &str = "lh-user";
-
-/// This browser's id from its cookie, if it has one.
-fn user_of(headers: &HeaderMap) -> Option<String> {
-    let cookies = headers.get_all(header::COOKIE).into_iter().filter_map(|v| v.to_str().ok());
-    cookies
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().strip_prefix(USER_COOKIE)?.strip_prefix('='))
-        .find(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric()))
-        .map(str::to_owned)
-}
-
-fn new_user() -> String {
-    let mut id = [0u8; 16];
-    // Without an OS random source (never on supported systems) the time still varies.
-    if getrandom::fill(&mut id).is_err() {
-        id = time::OffsetDateTime::now_utc().unix_timestamp_nanos().to_le_bytes();
-    }
-    id.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// `/chat?transport=sse` runs the page over Server-Sent Events.
 #[derive(Debug, serde::Deserialize)]
 struct ChatQuery {
@@ -128,8 +106,7 @@ struct ChatSession {
 
 impl ChatSession {
     fn new(state: AppState, connect: &Connect) -> Self {
-        let user = user_of(connect.headers()).unwrap_or_else(|| format!("connection-{}", connect.id()));
-        Self { state, user }
+        Self { state, user: crate::user::of_connection(connect) }
     }
 }
 
@@ -180,11 +157,7 @@ async fn chat_page(
     Query(query): Query<ChatQuery>,
     headers: HeaderMap,
 ) -> Result<(HeaderMap, Markup), (axum::http::StatusCode, &'static str)> {
-    let mut set = HeaderMap::new();
-    if user_of(&headers).is_none() {
-        let cookie = format!("{USER_COOKIE}={}; Path=/; SameSite=Lax; HttpOnly", new_user());
-        set.insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("hex is a valid header value"));
-    }
+    let set = crate::user::cookie(&headers);
     // Taken before the messages are read: what is published after it reaches the page when it
     // connects (a message stored and published in between may show twice, never not at all).
     let since = state.live.pubsub().position(TOPIC);

@@ -9,6 +9,7 @@ mod layout;
 mod lobby;
 pub mod notifications;
 mod raw;
+mod user;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -37,6 +38,13 @@ pub struct Args {
     /// Longest time to wait for live connections to close on shutdown, in seconds.
     #[arg(long, default_value_t = 10)]
     pub drain_secs: u64,
+    /// How long someone whose last page dropped still counts as online (the chat's count, the
+    /// lobby's players), in milliseconds: a page back within it never left.
+    #[arg(long, env = "LIVEHTML_PRESENCE_GRACE_MS", default_value_t = 10_000)]
+    pub presence_grace_ms: u64,
+    /// How long a live view is kept for a page whose connection dropped, in milliseconds.
+    #[arg(long, env = "LIVEHTML_VIEW_GRACE_MS", default_value_t = 30_000)]
+    pub view_grace_ms: u64,
 }
 
 /// What every page and session shares.
@@ -58,6 +66,8 @@ pub struct AppState {
     pub metrics: Arc<dashboard::Metrics>,
     /// The notification feed.
     pub feed: Arc<notifications::Feed>,
+    /// How long a live view is kept for a page whose connection dropped.
+    pub view_grace: Duration,
 }
 
 /// Opens the data directory (and the blog's database) and builds the app's state.
@@ -84,6 +94,7 @@ pub async fn state(
         counter: Arc::default(),
         metrics: Arc::default(),
         feed: Arc::default(),
+        view_grace: Duration::from_secs(30),
     })
 }
 
@@ -112,6 +123,7 @@ pub fn views(state: &AppState) -> Views<AppState> {
         .route::<blog::BlogIndex>("/blog")
         .route::<blog::ArticleView>("/article/{id}")
         .route::<counter::CounterView>("/counter")
+        .grace(state.view_grace)
         .layout(|page| {
             // `?transport=sse` runs the page over Server-Sent Events instead of a WebSocket.
             let sse = page.url().contains("transport=sse");
@@ -141,7 +153,9 @@ pub fn app(state: AppState) -> Router {
 
 /// Serves until SIGTERM or Ctrl-C, then closes live connections (1012) and drains.
 pub async fn run(args: Args, offset: time::UtcOffset) -> Result<(), Box<dyn std::error::Error>> {
-    let state = state(&args.data_dir, args.database_url.as_deref(), offset).await?;
+    let mut state = state(&args.data_dir, args.database_url.as_deref(), offset).await?;
+    state.view_grace = Duration::from_millis(args.view_grace_ms);
+    state.live.pubsub().set_presence_grace(Duration::from_millis(args.presence_grace_ms));
     let live = state.live.clone();
     // livehtml's listener lets an event stream leave hyper after its head (2 KB per idle stream).
     let listener = livehtml::Listener::new(TcpListener::bind(args.addr).await?);

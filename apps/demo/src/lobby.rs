@@ -1,12 +1,15 @@
 //! `/lobby`: the htmx game-lobby example. Players join with a name and toggle ready; each change
 //! is one message that updates three regions: the player list, the status line and the log.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::routing::get;
-use livehtml::{Context, Event, Fragment, Session, SessionError};
+use livehtml::pubsub::PresenceDiff;
+use livehtml::{Connect, Context, Event, Fragment, Info, Session, SessionError};
 use maud::{Markup, html};
 
 use crate::AppState;
@@ -15,26 +18,32 @@ use crate::layout::page;
 const TOPIC: &str = "lobby";
 const MAX_NAME: usize = 24;
 
-/// The players currently in the lobby.
+/// Who is ready. The players themselves are the lobby topic's presence: one per browser (its
+/// tabs are one player), still there while a page reconnects.
 #[derive(Debug, Default)]
 pub struct Lobby {
-    players: Mutex<Vec<Player>>,
+    ready: Mutex<HashMap<String, bool>>,
 }
 
 #[derive(Debug, Clone)]
 struct Player {
-    conn: u64,
     name: String,
     ready: bool,
 }
 
 impl Lobby {
-    fn with<R>(&self, f: impl FnOnce(&mut Vec<Player>) -> R) -> R {
-        f(&mut self.players.lock().unwrap_or_else(|e| e.into_inner()))
+    fn ready(&self) -> std::sync::MutexGuard<'_, HashMap<String, bool>> {
+        self.ready.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn snapshot(&self) -> Vec<Player> {
-        self.with(|p| p.clone())
+    /// The players, in the order they joined.
+    fn players(&self, live: &livehtml::Live) -> Vec<Player> {
+        let ready = self.ready();
+        let members = live.pubsub().members(TOPIC);
+        members
+            .into_iter()
+            .map(|m| Player { ready: ready.get(&m.key).copied().unwrap_or(false), name: m.meta })
+            .collect()
     }
 }
 
@@ -67,70 +76,88 @@ fn update(players: &[Player], log: &str) -> [Fragment; 3] {
 
 struct LobbySession {
     state: AppState,
+    /// This browser (see `user`).
+    user: String,
     joined: bool,
 }
 
 impl LobbySession {
-    fn broadcast(&self, ctx: &Context, log: &str) {
-        let players = self.state.lobby.snapshot();
-        ctx.broadcast(TOPIC, &update(&players, log));
+    /// The ready toggle, for this page once it has joined.
+    fn controls(ctx: &mut Context) {
+        ctx.push(Fragment::inner("controls", html! { button #ready type="button" lh-send="ready" { "Toggle ready" } }));
     }
 }
 
 impl Session for LobbySession {
     async fn on_join(&mut self, ctx: &mut Context) -> Result<(), SessionError> {
         ctx.subscribe(TOPIC);
+        // A page of a browser that is a player already (another tab, or this one come back).
+        if ctx.pubsub().members(TOPIC).iter().any(|m| m.key == self.user) {
+            let name = ctx.pubsub().members(TOPIC).into_iter().find(|m| m.key == self.user).map(|m| m.meta);
+            ctx.track(TOPIC, &self.user, &name.unwrap_or_default());
+            self.joined = true;
+            Self::controls(ctx);
+        }
+        let players = self.state.lobby.players(&self.state.live);
+        ctx.push(Fragment::inner("player-list", player_list(&players)));
+        ctx.push(Fragment::inner("game-status", html! { (status(&players)) }));
         Ok(())
     }
 
     async fn on_event(&mut self, ctx: &mut Context, event: Event) -> Result<(), SessionError> {
-        let conn = ctx.id();
         match event.name.as_deref() {
             Some("join") if !self.joined => {
                 let name: String = event.value("name").unwrap_or_default().trim().chars().take(MAX_NAME).collect();
-                let name = if name.is_empty() { format!("Player {conn}") } else { name };
-                self.state.lobby.with(|p| p.push(Player { conn, name: name.clone(), ready: false }));
+                let name = if name.is_empty() { format!("Player {}", ctx.id()) } else { name };
                 self.joined = true;
-                // The join form turns into the ready toggle for this page only.
-                ctx.push(Fragment::inner(
-                    "controls",
-                    html! {
-                        button #ready type="button" lh-send="ready" { "Toggle ready" }
-                    },
-                ));
-                self.broadcast(ctx, &format!("{name} has joined the lobby."));
+                // The join form turns into the ready toggle for this page only; every page
+                // hears of the new player from the topic's presence.
+                Self::controls(ctx);
+                ctx.track(TOPIC, &self.user, &name);
             }
             Some("ready") if self.joined => {
-                let change = self.state.lobby.with(|players| {
-                    players.iter_mut().find(|p| p.conn == conn).map(|p| {
-                        p.ready = !p.ready;
-                        (p.name.clone(), p.ready)
-                    })
-                });
-                if let Some((name, ready)) = change {
-                    self.broadcast(ctx, &format!("{name} is {}.", if ready { "ready" } else { "not ready" }));
-                }
+                let ready = {
+                    let mut ready = self.state.lobby.ready();
+                    let entry = ready.entry(self.user.clone()).or_default();
+                    *entry = !*entry;
+                    *entry
+                };
+                let players = self.state.lobby.players(&self.state.live);
+                let name = ctx.pubsub().members(TOPIC).into_iter().find(|m| m.key == self.user).map(|m| m.meta);
+                let log = format!("{} is {}.", name.unwrap_or_default(), if ready { "ready" } else { "not ready" });
+                ctx.broadcast(TOPIC, &update(&players, &log));
             }
             _ => {}
         }
         Ok(())
     }
 
-    async fn on_leave(&mut self, ctx: &mut Context) {
-        let conn = ctx.id();
-        let left = self.state.lobby.with(|players| {
-            let i = players.iter().position(|p| p.conn == conn)?;
-            Some(players.remove(i).name)
-        });
-        if let Some(name) = left {
-            self.broadcast(ctx, &format!("{name} has left the lobby."));
+    async fn on_info(&mut self, ctx: &mut Context, info: Info) -> Result<(), SessionError> {
+        let Some(diff) = info.get::<PresenceDiff>() else { return Ok(()) };
+        // Told to every page: each renders its own update (a player who left is forgotten).
+        for left in &diff.leaves {
+            self.state.lobby.ready().remove(&left.key);
         }
+        let players = self.state.lobby.players(&self.state.live);
+        for joined in &diff.joins {
+            ctx.push_frame(livehtml::Frame::fragments(&update(
+                &players,
+                &format!("{} has joined the lobby.", joined.meta),
+            )));
+        }
+        for left in &diff.leaves {
+            ctx.push_frame(livehtml::Frame::fragments(&update(
+                &players,
+                &format!("{} has left the lobby.", left.meta),
+            )));
+        }
+        Ok(())
     }
 }
 
-async fn lobby_page(State(state): State<AppState>) -> Markup {
-    let players = state.lobby.snapshot();
-    page(
+async fn lobby_page(State(state): State<AppState>, headers: HeaderMap) -> (HeaderMap, Markup) {
+    let players = state.lobby.players(&state.live);
+    let markup = page(
         "Lobby",
         html! {
             h1 { "Game lobby" }
@@ -149,13 +176,21 @@ async fn lobby_page(State(state): State<AppState>) -> Markup {
                 div #chat-log {}
             }
         },
-    )
+    );
+    (crate::user::cookie(&headers), markup)
 }
 
 pub(crate) fn routes(state: &AppState) -> Router {
     let s = state.clone();
     Router::new()
         .route("/lobby", get(lobby_page))
-        .route("/ws/lobby", state.live.endpoint(move |_| LobbySession { state: s.clone(), joined: false }))
+        .route(
+            "/ws/lobby",
+            state.live.endpoint(move |connect: &Connect| LobbySession {
+                state: s.clone(),
+                user: crate::user::of_connection(connect),
+                joined: false,
+            }),
+        )
         .with_state(state.clone())
 }

@@ -55,11 +55,11 @@ async fn lobby_updates_three_regions_in_one_message() {
     let mut alice = server.connect("/ws/lobby").await;
     let mut bob = server.connect("/ws/lobby").await;
     alice.send(livehtml_js("join", json!({"name": "Alice"}))).await.unwrap();
-    // Everyone gets the three-region update as it is broadcast; Alice's own page also gets
-    // the ready toggle, pushed when the handler returns.
-    let (first, second) = (next_text(&mut alice).await, next_text(&mut alice).await);
-    assert!(first.contains("Alice has joined"), "{first}");
-    assert!(second.contains(r#"id="ready""#), "{second}");
+    // Alice's own page gets the ready toggle; then every page hears of her from the lobby's
+    // presence, as one three-region update.
+    until_text(&mut alice, r#"id="ready""#).await;
+    let joined = until_text(&mut alice, "Alice has joined").await;
+    assert!(joined.contains(r#"<div id="game-status" hx-swap-oob="innerHTML">1 player connected"#), "{joined}");
     bob.send(livehtml_js("join", json!({"name": "Bob"}))).await.unwrap();
     until_text(&mut alice, "Bob has joined").await;
 
@@ -74,6 +74,8 @@ async fn lobby_updates_three_regions_in_one_message() {
     ));
     assert!(update.contains(r#"<div id="chat-log" hx-swap-oob="beforeend"><p><em>Alice is ready.</em></p></div>"#));
 
+    // Bob's page closes: he leaves once the presence grace period is over (a reconnect within
+    // it would not have been a leave).
     drop(bob);
     let left = until_text(&mut alice, "Bob has left").await;
     assert!(left.contains("1 player connected"));

@@ -2,7 +2,7 @@
 // htmx-ext-sse (from npm, served where the pages load them from: unpkg, pinned with SRI).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { demo, htmxPage, newPage } from "./harness.mjs";
+import { demo, htmxPage, newPage, startProxy } from "./harness.mjs";
 
 
 test("dashboard: plain htmx 2 sse-swap cards update live, and count chat messages", async (t) => {
@@ -68,4 +68,32 @@ test("notifications: a plain hx-post and a chat @mention reach every feed; the f
   await b.locator("#toast-container .toast").first().filter({ hasText: "n59" }).waitFor();
   assert.equal(await b.locator("#toast-container .toast").count(), 50);
   assert.deepEqual(b.errors, []);
+});
+
+test("dashboard: cut off while chat messages arrive, it reconnects by itself and is not left stale", async (t) => {
+  const { browser, server } = await demo(t, "dashboard-cut");
+  if (!browser) return;
+  const proxy = await startProxy(t, server.addr);
+  const page = await htmxPage(browser);
+  await page.addInitScript(() => {
+    window.sseOpened = 0;
+    document.addEventListener("htmx:sseOpen", () => window.sseOpened++);
+  });
+  await page.goto(`${proxy.url}/dashboard`);
+  await page.locator("#messages .metric", { hasText: /^0$/ }).waitFor();
+  await proxy.refuse();
+  assert.ok((await proxy.cut()) >= 1);
+  const chat = await newPage(browser);
+  await chat.goto(`${server.url}/chat`);
+  for (let i = 1; i <= 3; i++) {
+    await chat.fill("#message", `while the dashboard is away ${i}`);
+    await chat.click("#send");
+    await chat.locator("#messages li", { hasText: `away ${i}` }).waitFor();
+  }
+  await proxy.accept();
+  // EventSource reconnects by itself (with its Last-Event-ID; the cards are a topic without
+  // history, so the page is sent every card again at once).
+  await page.waitForFunction(() => window.sseOpened >= 2, null, { timeout: 20_000 });
+  await page.locator("#messages .metric", { hasText: /^3$/ }).waitFor();
+  assert.deepEqual(page.errors, []);
 });

@@ -220,3 +220,32 @@ test("counter: a dropped connection keeps the page's count; the page is told it 
   await page.locator("#mine", { hasText: "8" }).waitFor();
   assert.deepEqual(page.errors, []);
 });
+
+test("counter: a page back after the view's grace period gets a fresh view, sent whole, and is told", async (t) => {
+  const { browser, server } = await demo(t, "resync", ["--view-grace-ms", "300"]);
+  if (!browser) return;
+  const proxy = await startProxy(t, server.addr);
+  const page = await open(browser, `${proxy.url}/counter`);
+  for (let n = 1; n <= 7; n++) {
+    await page.click("#inc");
+    await page.locator("#mine", { hasText: String(n) }).waitFor();
+  }
+  await page.evaluate(() => {
+    window.lhBack = new Promise((resolve) => {
+      document.querySelector("[lh-connect]").addEventListener("lh:recovered", (e) => resolve(e.detail), { once: true });
+      document.querySelector("[lh-connect]").addEventListener("lh:resynced", () => resolve("resynced"), { once: true });
+    });
+  });
+  // Away for longer than the server keeps the view (nothing tells a page when that ends: the
+  // test waits it out, with the network down).
+  await proxy.refuse();
+  assert.ok((await proxy.cut()) >= 1);
+  await page.locator('[lh-state="reconnecting"]').waitFor();
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  await proxy.accept();
+  assert.equal(await page.evaluate(() => window.lhBack), "resynced");
+  await page.locator("#mine", { hasText: "0" }).waitFor();
+  await page.click("#inc");
+  await page.locator("#mine", { hasText: "1" }).waitFor();
+  assert.deepEqual(page.errors, []);
+});

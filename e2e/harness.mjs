@@ -145,3 +145,17 @@ export async function htmxPage(browser) {
   });
   return page;
 }
+
+/** From now on, `window.lhBack` resolves with the page's lh:recovered detail or "resynced".
+ * @param {import("playwright-core").Page} page */
+export async function watchBack(page) {
+  await page.evaluate(() => {
+    const root = document.querySelector("[lh-connect]");
+    window.lhBack = new Promise((resolve) => {
+      root.addEventListener("lh:recovered", (e) => resolve(e.detail), { once: true });
+      root.addEventListener("lh:resynced", () => resolve("resynced"), { once: true });
+      setTimeout(() => resolve("neither lh:recovered nor lh:resynced within 20 s"), 20_000);
+    });
+  });
+}
+

@@ -3,7 +3,7 @@
 // while ten messages are sent, comes back with all ten, in order, once.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { demo, newPage, startProxy } from "./harness.mjs";
+import { demo, newPage, startProxy, watchBack } from "./harness.mjs";
 
 async function send(page, text) {
   await page.fill("#message", text);
@@ -53,13 +53,7 @@ test("chat: a page with WebSocket and SSE blocked falls back to long-polling, ch
   await send(socket, "over a socket");
   await polling.locator("#messages li", { hasText: "Socket: over a socket" }).waitFor();
 
-  await polling.evaluate(() => {
-    const root = document.querySelector("[lh-connect]");
-    window.lhBack = new Promise((resolve) => {
-      root.addEventListener("lh:recovered", (e) => resolve(e.detail), { once: true });
-      root.addEventListener("lh:resynced", () => resolve("resynced"), { once: true });
-    });
-  });
+  await watchBack(polling);
   await proxy.refuse();
   assert.ok((await proxy.cut()) >= 1, "the waiting poll is cut");
   await polling.locator('[lh-state="reconnecting"]').waitFor();

@@ -4,18 +4,7 @@
 // Last-Event-ID.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { demo, htmxPage, newPage, startProxy } from "./harness.mjs";
-
-/** Resolves with lh:recovered's detail, or "resynced", on the page's live element. */
-async function watchRecovery(page) {
-  await page.evaluate(() => {
-    const root = document.querySelector("[lh-connect]");
-    window.lhBack = new Promise((resolve) => {
-      root.addEventListener("lh:recovered", (e) => resolve(e.detail), { once: true });
-      root.addEventListener("lh:resynced", () => resolve("resynced"), { once: true });
-    });
-  });
-}
+import { demo, htmxPage, newPage, startProxy, watchBack } from "./harness.mjs";
 
 async function send(page, text) {
   await page.fill("#message", text);
@@ -40,7 +29,7 @@ for (const transport of ["ws", "sse"]) {
     await here.fill("#name", "Here");
     await send(here, "before the cut");
     await away.locator("#messages li", { hasText: "before the cut" }).waitFor();
-    await watchRecovery(away);
+    await watchBack(away);
 
     // The network drops and stays down while the other page sends ten messages.
     await proxy.refuse();
@@ -129,7 +118,7 @@ test("chat presence: two tabs of one browser are one person online; a page cut o
     new MutationObserver(() => window.counts.push(document.querySelector("#online").textContent))
       .observe(document.querySelector("#online"), { childList: true, subtree: true, characterData: true });
   });
-  await watchRecovery(other);
+  await watchBack(other);
   assert.ok((await proxy.cut()) >= 1);
   await other.evaluate(() => window.lhBack);
   await other.locator("#online", { hasText: "2 online" }).waitFor();

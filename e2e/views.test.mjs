@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import fs from "node:fs";
 import path from "node:path";
-import { binary, demo, launch, newPage, root, startProxy, startServer, tempDir } from "./harness.mjs";
+import { binary, demo, launch, newPage, root, startProxy, startServer, tempDir, watchBack } from "./harness.mjs";
 
 async function open(browser, url) {
   const page = await newPage(browser);
@@ -196,25 +196,25 @@ test("live views survive a restart: same key → reconnect; new key → the page
   assert.deepEqual(page.errors, []);
 });
 
-test("counter: a dropped connection keeps the page's count; the page is told it lost nothing", async (t) => {
-  const { browser, server } = await demo(t, "resume");
-  if (!browser) return;
-  const proxy = await startProxy(t, server.addr);
+/** The counter page through `proxy`, counted up to 7. */
+async function counterAt7(browser, proxy) {
   const page = await open(browser, `${proxy.url}/counter`);
   for (let n = 1; n <= 7; n++) {
     await page.click("#inc");
     await page.locator("#mine", { hasText: String(n) }).waitFor();
   }
-  await page.evaluate(() => {
-    window.lhRecovered = new Promise((resolve) => {
-      document.querySelector("[lh-connect]").addEventListener("lh:recovered", (e) => resolve(e.detail), { once: true });
-      document.querySelector("[lh-connect]").addEventListener("lh:resynced", () => resolve("resynced"), { once: true });
-      setTimeout(() => resolve("neither lh:recovered nor lh:resynced within 20 s"), 20_000);
-    });
-  });
+  return page;
+}
+
+test("counter: a dropped connection keeps the page's count; the page is told it lost nothing", async (t) => {
+  const { browser, server } = await demo(t, "resume");
+  if (!browser) return;
+  const proxy = await startProxy(t, server.addr);
+  const page = await counterAt7(browser, proxy);
+  await watchBack(page);
   // The network drops: every connection through the proxy is reset, the page's socket too.
   assert.ok((await proxy.cut()) >= 1);
-  assert.deepEqual(await page.evaluate(() => window.lhRecovered), { replayed: 0 });
+  assert.deepEqual(await page.evaluate(() => window.lhBack), { replayed: 0 });
   assert.equal(await page.textContent("#mine"), "7");
   await page.click("#inc");
   await page.locator("#mine", { hasText: "8" }).waitFor();
@@ -225,17 +225,8 @@ test("counter: a page back after the view's grace period gets a fresh view, sent
   const { browser, server } = await demo(t, "resync", ["--view-grace-ms", "300"]);
   if (!browser) return;
   const proxy = await startProxy(t, server.addr);
-  const page = await open(browser, `${proxy.url}/counter`);
-  for (let n = 1; n <= 7; n++) {
-    await page.click("#inc");
-    await page.locator("#mine", { hasText: String(n) }).waitFor();
-  }
-  await page.evaluate(() => {
-    window.lhBack = new Promise((resolve) => {
-      document.querySelector("[lh-connect]").addEventListener("lh:recovered", (e) => resolve(e.detail), { once: true });
-      document.querySelector("[lh-connect]").addEventListener("lh:resynced", () => resolve("resynced"), { once: true });
-    });
-  });
+  const page = await counterAt7(browser, proxy);
+  await watchBack(page);
   // Away for longer than the server keeps the view (nothing tells a page when that ends: the
   // test waits it out, with the network down).
   await proxy.refuse();

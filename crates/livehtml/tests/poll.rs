@@ -3,6 +3,8 @@
 //! when nobody polls, or by the server with a close the page acts on. Real sockets on
 //! 127.0.0.1:0.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -11,7 +13,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-const WAIT: Duration = Duration::from_secs(10);
+use common::{WAIT, until_subscribed};
 
 /// Joins "room"; says back what the page says.
 struct Room;
@@ -62,16 +64,6 @@ async fn open(addr: SocketAddr) -> String {
 async fn poll(addr: SocketAddr, id: &str, ack: u64) -> (u16, Value) {
     let (status, body) = request(addr, "GET", &format!("/live?lh-poll={id}&lh-ack={ack}"), "", "").await;
     (status, serde_json::from_str(&body).unwrap_or(Value::Null))
-}
-
-async fn until_subscribed(live: &Live, n: usize) {
-    tokio::time::timeout(WAIT, async {
-        while live.pubsub().subscriber_count("room") != n {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    })
-    .await
-    .expect("subscribers as expected");
 }
 
 fn texts(answer: &Value) -> Vec<String> {

@@ -3,8 +3,9 @@
 //! anything new; or, when that is not known whole, its session sends it everything again and
 //! livehtml.js is told. Real sockets on 127.0.0.1:0.
 
+mod common;
+
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use futures_util::StreamExt;
 use livehtml::protocol::Position;
@@ -14,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
-const WAIT: Duration = Duration::from_secs(10);
+use common::{WAIT, until_subscribed};
 
 /// Joins "room"; a page whose missed messages are not known whole is sent the room again.
 struct Room;
@@ -40,16 +41,6 @@ async fn serve(history: usize) -> (SocketAddr, Live) {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (addr, live)
-}
-
-async fn until_subscribed(live: &Live, n: usize) {
-    tokio::time::timeout(WAIT, async {
-        while live.pubsub().subscriber_count("room") != n {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    })
-    .await
-    .expect("subscribers as expected");
 }
 
 fn message(i: usize) -> Frame {

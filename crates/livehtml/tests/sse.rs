@@ -2,6 +2,9 @@
 //! ids, named events, multi-line data, heartbeats), posts bound to their stream by a signed id,
 //! slow readers, shutdown.
 
+mod common;
+use common::until_subscribed;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -182,16 +185,6 @@ async fn post(addr: SocketAddr, headers: &[(&str, &str)], body: &str) -> (u16, S
     tcp.read_to_string(&mut resp).await.unwrap();
     let status = resp[9..12].parse().unwrap();
     (status, resp.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned())
-}
-
-async fn until_subscribed(live: &Live, n: usize) {
-    tokio::time::timeout(WAIT, async {
-        while live.pubsub().subscriber_count("room") != n {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    })
-    .await
-    .expect("subscribers joined");
 }
 
 async fn a_stream_carries_ids_named_events_and_multi_line_data(mode: Mode) {

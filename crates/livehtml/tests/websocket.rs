@@ -1,5 +1,8 @@
 //! The WebSocket path end to end, over real sockets on 127.0.0.1:0.
 
+mod common;
+use common::until_subscribed;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -82,17 +85,6 @@ async fn connect(addr: SocketAddr, path: &str) -> Client {
 }
 
 /// Waits for the room to have `n` subscribers (joins are asynchronous to the handshake).
-async fn until_subscribed(live: &Live, n: usize) {
-    tokio::time::timeout(WAIT, async {
-        while live.pubsub().subscriber_count("room") != n {
-            tokio::task::yield_now().await;
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    })
-    .await
-    .expect("subscribers joined");
-}
-
 async fn next_text(ws: &mut Client) -> String {
     loop {
         match tokio::time::timeout(WAIT, ws.next()).await.expect("message in time") {

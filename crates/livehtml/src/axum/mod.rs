@@ -246,12 +246,8 @@ impl Live {
             Ok(h) => h,
             Err(rejection) => return rejection.into_response(),
         };
-        if let Err(origin::ForeignOrigin(origin)) = self.inner.config.origins.check(req.headers()) {
-            tracing::info!(%origin, "refused websocket from a foreign origin");
-            return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
-        }
-        if self.inner.shutdown.is_cancelled() {
-            return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+        if let Some(refused) = self.refusal(req.headers(), "a WebSocket") {
+            return refused;
         }
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (parts, _body) = req.into_parts();
@@ -296,6 +292,19 @@ impl Live {
         });
         tokio::spawn(outbox::Corked::new(task));
         response
+    }
+
+    /// The answer to a new connection (`what`, for the log) that may not open: from a foreign
+    /// origin, or while shutting down.
+    fn refusal(&self, headers: &axum::http::HeaderMap, what: &str) -> Option<Response> {
+        if let Err(origin::ForeignOrigin(origin)) = self.inner.config.origins.check(headers) {
+            tracing::info!(%origin, "refused {what} from a foreign origin");
+            return Some((StatusCode::FORBIDDEN, "origin not allowed").into_response());
+        }
+        if self.inner.shutdown.is_cancelled() {
+            return Some((StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response());
+        }
+        None
     }
 
     /// A router serving livehtml.js at [`SCRIPT_PATH`]; merge it into your app.

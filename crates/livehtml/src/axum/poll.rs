@@ -19,7 +19,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Mutex as AsyncMutex;
 
-use super::{Live, origin};
+use super::Live;
 use crate::protocol::close;
 use crate::protocol::names::{event::CLOSE as CLOSE_EVENT, query};
 use crate::session::{Connect, Context, Session};
@@ -86,12 +86,8 @@ impl Live {
         S: Session,
         F: Fn(&Connect) -> S + Send + 'static,
     {
-        if let Err(origin::ForeignOrigin(origin)) = self.inner.config.origins.check(req.headers()) {
-            tracing::info!(%origin, "refused a long-poll session from a foreign origin");
-            return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
-        }
-        if self.inner.shutdown.is_cancelled() {
-            return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+        if let Some(refused) = self.refusal(req.headers(), "a long-poll session") {
+            return refused;
         }
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (parts, _body) = req.into_parts();

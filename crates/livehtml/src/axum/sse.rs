@@ -35,12 +35,8 @@ impl Live {
         F: Fn(&Connect) -> S + Send + 'static,
     {
         let limits = *shared_limits;
-        if let Err(origin::ForeignOrigin(origin)) = self.inner.config.origins.check(req.headers()) {
-            tracing::info!(%origin, "refused an event stream from a foreign origin");
-            return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
-        }
-        if self.inner.shutdown.is_cancelled() {
-            return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+        if let Some(refused) = self.refusal(req.headers(), "an event stream") {
+            return refused;
         }
         let id = self.inner.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (parts, _body) = req.into_parts();

@@ -121,16 +121,25 @@ impl Cursors {
         }
     }
 
-    /// Writes the id (at most 4 × 29 + 3 bytes).
+    /// Writes the id (at most 4 × 29 + 3 bytes). Every SSE event of a burst makes one, so it
+    /// is written by hand rather than through `fmt` (the same text as [`Position`]'s `Display`).
     pub(crate) fn write(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        let mut digits = itoa::Buffer::new();
         if self.len == 0 {
-            return write!(out, "{}", self.count);
+            return out.write_all(digits.format(self.count).as_bytes());
         }
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         for (i, p) in self.positions[..usize::from(self.len)].iter().enumerate() {
+            let mut text = [0u8; 9];
+            for (k, byte) in text[..8].iter_mut().enumerate() {
+                *byte = HEX[(p.epoch >> (28 - 4 * k) & 0xf) as usize];
+            }
+            text[8] = b'-';
             if i > 0 {
                 out.write_all(b".")?;
             }
-            write!(out, "{p}")?;
+            out.write_all(&text)?;
+            out.write_all(digits.format(p.offset).as_bytes())?;
         }
         Ok(())
     }
@@ -158,6 +167,9 @@ mod tests {
         assert_eq!(id(&cursors), "00000001-4.000000ab-9");
         let since = Since::parse(&id(&cursors));
         assert_eq!(since.positions, [Position { epoch: 1, offset: 4 }, Position { epoch: 0xab, offset: 9 }]);
+        let far = Position { epoch: 0xfedc_ba98, offset: u64::MAX };
+        cursors.advance(Some(far));
+        assert!(id(&cursors).ends_with(&format!(".{far}")), "as Display writes it");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import path from "node:path";
-import { binary, launch, newPage, root, startServer } from "./harness.mjs";
+import { binary, launch, newPage, root, startProxy, startServer } from "./harness.mjs";
 
 async function room(t) {
   const browser = await launch(t);
@@ -98,3 +98,32 @@ test("htmx 4 over SSE (hx-sse:connect): posts bound to the stream, fragments swa
   assert.equal(sse.frames.length, 0, "no socket on the SSE page");
   assert.equal(await sse.locator("[hx-swap-oob]").count(), 0);
 });
+
+for (const version of ["htmx2", "htmx4"]) {
+  test(`${version}: a plain htmx page cut off while others talk shows every message when it is back`, async (t) => {
+    const { browser, server } = await room(t);
+    if (!browser) return;
+    const proxy = await startProxy(t, server.addr);
+    const away = await open(browser, `${proxy.url}/${version}`);
+    const other = await open(browser, `${server.url}/htmx2`);
+    await sendAndSeeInBoth(other, away, "before", "Htmx2");
+    // The network drops and stays down while the other page sends five messages. htmx cannot
+    // say what it saw: its socket's URL carries where its first render left it, and the server
+    // sends the whole log again when anything came after that.
+    await proxy.refuse();
+    assert.ok((await proxy.cut()) >= 1);
+    const sent = [];
+    for (let i = 1; i <= 5; i++) {
+      sent.push(`missed ${i}`);
+      await other.fill("input[name=message]", `missed ${i}`);
+      await other.click("button[type=submit]");
+      await other.locator("#log li", { hasText: `missed ${i}` }).waitFor();
+    }
+    await proxy.accept();
+    await away.locator("#log li", { hasText: "missed 5" }).waitFor({ timeout: 20_000 });
+    assert.deepEqual(await away.locator("#log li").allTextContents(), ["before", ...sent], "each once, in order");
+    // And it is live again.
+    await sendAndSeeInBoth(other, away, "after", "Htmx2");
+    assert.deepEqual(await away.locator("#log li").allTextContents(), await other.locator("#log li").allTextContents());
+  });
+}

@@ -120,6 +120,25 @@ async fn a_page_whose_gap_is_older_than_the_history_is_sent_everything_and_told(
     assert!(texts_until(&mut other, "resynced").await.iter().any(|t| t.contains("everything again")));
 }
 
+/// A plain htmx socket reconnects to the URL its page was rendered with: its claim does not
+/// move, so any gap is a resync (the page may show some of it already), never a replay.
+#[tokio::test]
+async fn a_plain_htmx_page_back_with_its_first_render_position_is_resynced_not_replayed() {
+    let (addr, live) = serve(100).await;
+    let rendered = live.pubsub().position("room").unwrap();
+    let mut first = ws(addr, &format!("lh-since={rendered}")).await;
+    until_subscribed(&live, 1).await;
+    live.pubsub().publish("room", message(1));
+    // Nothing between the render and the connection: no resync.
+    assert_eq!(texts_until(&mut first, ">1<").await, [r#"<li id="m" hx-swap-oob="beforeend">1</li>"#]);
+    drop(first);
+    until_subscribed(&live, 0).await;
+    live.pubsub().publish("room", message(2));
+    let mut back = ws(addr, &format!("lh-since={rendered}")).await;
+    let got = texts_until(&mut back, "everything again").await;
+    assert_eq!(got, [r#"<div id="room" hx-swap-oob="innerHTML">everything again</div>"#], "no replay, no notice");
+}
+
 #[tokio::test]
 async fn a_plain_htmx_page_gets_plain_html() {
     let (addr, live) = serve(10).await;

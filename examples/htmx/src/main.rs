@@ -1,6 +1,8 @@
 //! A livehtml endpoint driven by plain htmx: the same room served to an htmx 2 page
 //! (`htmx-ext-ws`: `ws-connect`, `ws-send`) and an htmx 4 page (`hx-ws:connect`, `hx-ws:send`).
-//! Both pages get the same bytes: fragments with an explicit `hx-swap-oob`.
+//! Both pages get the same bytes: fragments with an explicit `hx-swap-oob`. A page cut off
+//! gets the room's whole log again when it comes back (its socket URL carries where its first
+//! render left it): plain htmx misses nothing either.
 //!
 //! htmx itself is not committed: install it from npm first, then
 //! run with: `cargo run -p example-htmx -- --vendor e2e/node_modules`
@@ -8,10 +10,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
+use axum::extract::State;
 use axum::routing::get;
 use clap::Parser;
+use livehtml::pubsub::{History, Recovery};
 use livehtml::view::{LiveView, Mount, ViewError};
 use livehtml::{Context, Event, Fragment, Frame, Html, Limits, Live, LiveRoutes, Page, Session, SessionError};
 use maud::{DOCTYPE, Markup, html};
@@ -27,12 +32,36 @@ struct Args {
     vendor: PathBuf,
 }
 
+/// The room's last messages: what a page renders first, and is sent again when it comes back
+/// from a gap (a plain htmx page cannot say which messages it has).
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<String>>>);
+
+/// Messages a room's page shows at most.
+const KEPT: usize = 100;
+
+impl Log {
+    fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+fn log_items(lines: &[String]) -> Markup {
+    html! { @for line in lines { li { (line) } } }
+}
+
 /// One room: every message is broadcast, escaped, to every page in it.
-struct Room;
+struct Room {
+    log: Log,
+}
 
 impl Session for Room {
     async fn on_join(&mut self, ctx: &mut Context) -> Result<(), SessionError> {
-        ctx.subscribe("room");
+        // A page that comes back (its URL says where its first render left it) and missed
+        // something is sent the whole log again: never a silent gap.
+        if ctx.subscribe("room") == Recovery::Lost {
+            ctx.push(Fragment::inner("log", log_items(&self.log.lines())).tag("ul"));
+        }
         // Tells the page it is in the room: from here on it receives every broadcast.
         ctx.push(Fragment::inner("status", html! { "joined" }));
         Ok(())
@@ -41,6 +70,12 @@ impl Session for Room {
     async fn on_event(&mut self, ctx: &mut Context, event: Event) -> Result<(), SessionError> {
         let text = event.value("message").unwrap_or_default();
         let from = format!("{:?}", event.dialect);
+        // Logged and broadcast under one lock: the log's order is the topic's.
+        let mut log = self.log.0.lock().unwrap_or_else(|e| e.into_inner());
+        log.push(text.to_owned());
+        if log.len() > KEPT {
+            log.remove(0);
+        }
         ctx.broadcast(
             "room",
             &[
@@ -49,6 +84,15 @@ impl Session for Room {
             ],
         );
         Ok(())
+    }
+}
+
+/// Where the room's socket is, for a page rendered now: with the room's position, so that its
+/// connection (and every reconnect) knows what the page was rendered with.
+fn room_url(live: &Live) -> String {
+    match live.pubsub().position("room") {
+        Some(at) => format!("/ws/room?lh-since={at}"),
+        None => "/ws/room".to_owned(),
     }
 }
 
@@ -120,35 +164,37 @@ fn html_page(title: &str, scripts: &[&str], body: Markup) -> Markup {
     }
 }
 
-async fn htmx2() -> Markup {
+async fn htmx2(State((live, log)): State<(Live, Log)>) -> Markup {
+    let (url, lines) = (room_url(&live), log.lines());
     page(
         "htmx 2 + htmx-ext-ws",
         &["/vendor/htmx2/dist/htmx.min.js", "/vendor/htmx-ext-ws/dist/ws.js"],
         html! {
-            div hx-ext="ws" ws-connect="/ws/room" {
+            div hx-ext="ws" ws-connect=(url) {
                 form #room-form ws-send {
                     input name="message" autocomplete="off";
                     button type="submit" { "Send" }
                 }
                 p { "Status: " span #status { "connecting" } " · last sent by: " span #last-dialect {} }
-                ul #log {}
+                ul #log { (log_items(&lines)) }
             }
         },
     )
 }
 
-async fn htmx4() -> Markup {
+async fn htmx4(State((live, log)): State<(Live, Log)>) -> Markup {
+    let (url, lines) = (room_url(&live), log.lines());
     page(
         "htmx 4 + hx-ws",
         &["/vendor/htmx4/dist/htmx.min.js", "/vendor/htmx4/dist/ext/hx-ws.js"],
         html! {
-            div "hx-ws:connect"="/ws/room" {
+            div "hx-ws:connect"=(url) {
                 form #room-form "hx-ws:send" {
                     input name="message" autocomplete="off";
                     button type="submit" { "Send" }
                 }
                 p { "Status: " span #status { "connecting" } " · last sent by: " span #last-dialect {} }
-                ul #log {}
+                ul #log { (log_items(&lines)) }
             }
         },
     )
@@ -229,11 +275,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt::init();
     let args = Args::parse();
     let live = Live::default();
+    live.pubsub().keep_history("room", History::new(KEPT));
+    let log = Log::default();
+    let room_log = log.clone();
     let app = Router::new()
         .route("/htmx2", get(htmx2))
         .route("/htmx4", get(htmx4))
+        .with_state((live.clone(), log))
         .route("/htmx4-sse", get(htmx4_sse))
-        .route("/ws/room", live.endpoint(|_| Room))
+        .route("/ws/room", live.endpoint(move |_| Room { log: room_log.clone() }))
         .route("/htmx2/flood", get(|| flood("htmx2")))
         .route("/htmx4/flood", get(|| flood("htmx4")))
         .route("/ws/flood", live.endpoint_with(Limits::default().outbound_queue(8), |_| Flood))

@@ -400,7 +400,9 @@ impl Live {
 }
 
 /// What a connecting page says of itself: where it was in its topics (`lh-since`, or an SSE
-/// stream's `Last-Event-ID`), and whether it runs livehtml.js (`client=lh`).
+/// stream's `Last-Event-ID`), and whether it runs livehtml.js (`client=lh`). A plain htmx page's
+/// `lh-since` is where its first render left it, sent again on every reconnect: it does not
+/// track, and is resynced on any gap.
 pub(super) fn rejoin(connect: &Connect) -> (Option<Since>, bool) {
     let mut since = None;
     let mut lh = false;
@@ -411,9 +413,13 @@ pub(super) fn rejoin(connect: &Connect) -> (Option<Since>, bool) {
             _ => {}
         }
     }
-    if since.is_none() {
-        let header = connect.headers.get("last-event-id").and_then(|v| v.to_str().ok());
-        since = header.map(Since::parse);
+    match since.as_mut() {
+        // A plain htmx socket's `lh-since` is the URL it was rendered with, whatever it saw since.
+        Some(since) => since.tracks = lh,
+        None => {
+            let header = connect.headers.get("last-event-id").and_then(|v| v.to_str().ok());
+            since = header.map(Since::parse);
+        }
     }
     (since, lh)
 }

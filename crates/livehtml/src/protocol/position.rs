@@ -65,6 +65,11 @@ pub struct Since {
     pub reconnect: bool,
     /// Its positions, at most [`MAX_POSITIONS`].
     pub positions: Vec<Position>,
+    /// The page moves its positions on as messages arrive (an SSE stream's ids, livehtml.js),
+    /// so it is replayed what it missed. A page whose claim is fixed (a plain htmx socket that
+    /// reconnects to the URL it was rendered with, `lh-since` and all) may have seen some of
+    /// what came after it: it is resynced on any gap instead, never sent a message twice.
+    pub tracks: bool,
 }
 
 impl Since {
@@ -81,7 +86,7 @@ impl Since {
     /// ```
     pub fn parse(text: &str) -> Self {
         let positions = text.split('.').filter_map(|p| p.trim().parse().ok()).take(MAX_POSITIONS).collect();
-        Self { reconnect: true, positions }
+        Self { reconnect: true, positions, tracks: true }
     }
 
     /// The claimed position in the history with `epoch`.

@@ -308,7 +308,7 @@ impl PubSub {
         let recovery = match since.filter(|s| s.reconnect) {
             None => Recovery::New,
             Some(since) => match since.find(log.position().epoch).and_then(|seen| log.replay(seen)) {
-                Some(missed) if missed.len() <= replay_limit => {
+                Some(missed) if missed.len() <= replay_limit && (since.tracks || missed.is_empty()) => {
                     for frame in &missed {
                         to.offer(frame.clone());
                     }

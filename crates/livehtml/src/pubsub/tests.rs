@@ -131,7 +131,7 @@ fn texts(kept: &Kept) -> Vec<String> {
 }
 
 fn back(at: Position) -> Since {
-    Since { reconnect: true, positions: vec![at] }
+    Since { reconnect: true, positions: vec![at], tracks: true }
 }
 
 /// A page that comes back within the history gets exactly what it missed, in order, before
@@ -186,6 +186,13 @@ fn a_gap_that_is_not_known_whole_is_lost_never_partly_replayed() {
     let seen = Position { offset: 1, ..start };
     let (_s, recovery) = pubsub.subscribe("room", small.clone(), Some(&back(seen)), 1);
     assert_eq!(recovery, Recovery::Lost);
+
+    // A page whose claim does not move (a plain htmx socket's URL): any gap is a resync, so it
+    // is never sent what it may have shown already; no gap is no resync.
+    let fixed = Since { tracks: false, ..back(Position { offset: 2, ..start }) };
+    assert_eq!(pubsub.subscribe("room", kept(16), Some(&fixed), 8).1, Recovery::Lost);
+    let now = Since { tracks: false, ..back(pubsub.position("room").unwrap()) };
+    assert_eq!(pubsub.subscribe("room", kept(16), Some(&now), 8).1, Recovery::Replayed(0));
 
     // Another history (a restart), or a page back with no position for this topic.
     let other = kept(16);

@@ -66,3 +66,15 @@ test("livehtml.js applies every swap style the server sends", async (t) => {
   }
   assert.deepEqual(page.errors, []);
 });
+
+test("livehtml.js follows a redirect only to this origin (or http(s) elsewhere when allowed)", async (t) => {
+  const page = await client(t);
+  if (!page) return;
+  const safe = (url) => page.evaluate((u) => window.livehtml.safeUrl(u), url);
+  for (const url of ["javascript:alert(1)", "JAVASCRIPT:alert(1)", " javascript:alert(1)", "data:text/html,x", "https://evil.example/", "//evil.example/"]) {
+    assert.equal(await safe(url), null, url);
+  }
+  await page.evaluate(() => { window.livehtml.config.externalRedirects = true; });
+  assert.equal(await safe("https://other.example/x"), "https://other.example/x");
+  assert.equal(await safe("javascript:alert(1)"), null, "never a script, allowed or not");
+});

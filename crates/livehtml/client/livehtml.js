@@ -69,6 +69,8 @@
       reconnectMax: 30000,
       /** Messages kept while the socket is not open; older ones are dropped beyond this. */
       maxQueue: 64,
+      /** Whether a server's redirect may lead to an http(s) page of another origin. */
+      externalRedirects: false,
     },
     /** Replaceable, to test or to adapt the client. @param {string} url */
     createWebSocket: (url) => new WebSocket(url),
@@ -84,6 +86,8 @@
     swap,
     /** Morphs `target`'s children into `source`'s, keeping focus and typed input. */
     morphChildren,
+    /** Where a redirect may lead (null: nowhere). */
+    safeUrl,
     /** What the client does after a close with a code: "stay", "reconnect" or "reload". */
     closePolicy,
     /** The names on the wire (headers, SSE events, control messages), as the server's. */
@@ -582,11 +586,28 @@
   /** @type {WeakMap<Element, boolean>} */
   const pendingPush = new WeakMap();
 
+  /** Where a redirect may lead: a page of this origin, or (with
+   * `livehtml.config.externalRedirects`) an http(s) page elsewhere; never a script URL.
+   * @param {string} url @returns {string | null} */
+  function safeUrl(url) {
+    let target;
+    try {
+      target = new URL(url, location.href);
+    } catch (_) {
+      return null;
+    }
+    // (An opaque origin such as a script URL's is "null", like about:blank's: the scheme first.)
+    if (target.protocol !== "https:" && target.protocol !== "http:") return null;
+    return target.origin === location.origin || livehtml.config.externalRedirects ? target.href : null;
+  }
+
   /** @param {Connection} conn @param {{[key: string]: string | undefined, url?: string, title?: string, token?: string, html?: string}} msg */
   function control(conn, msg) {
     const kind = msg[WIRE.control.KEY];
     if (kind === WIRE.control.REDIRECT && msg.url) {
-      location.assign(msg.url);
+      const target = safeUrl(msg.url);
+      if (target) location.assign(target);
+      else fire(conn.element, "lh:error", { error: new Error(`redirect refused: ${msg.url}`) });
     } else if (kind === WIRE.control.NAV && msg.url && msg.html !== undefined) {
       if (pendingPush.get(conn.element) !== false) history.pushState({ lh: true }, "", msg.url);
       pendingPush.delete(conn.element);

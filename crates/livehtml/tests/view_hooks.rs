@@ -62,3 +62,18 @@ async fn a_view_joins_hears_infos_and_leaves_when_navigated_away() {
     page.navigate("/b").await.unwrap();
     assert_eq!((counts.joined.load(Ordering::SeqCst), counts.left.load(Ordering::SeqCst)), (2, 1));
 }
+
+/// A navigation can only lead to a path on this site: a script URL is refused, never answered
+/// with a redirect to it (an outside probe got `{"lh":"redirect","url":"javascript:alert(1)"}`).
+#[tokio::test]
+async fn a_navigation_to_a_script_url_is_refused() {
+    let live = Live::default();
+    let views = LiveRoutes::new(&live, Counts::default()).route::<Page>("/a").build();
+    let mut page = views.test("/a").await.unwrap();
+    for url in ["javascript:alert(1)", "//evil.example/", "data:text/html,x"] {
+        let refused = page.navigate(url).await;
+        assert!(matches!(refused, Err(ViewError::BadRequest(_))), "{url}: {refused:?}");
+    }
+    // A path here that is not a live view is still loaded the ordinary way.
+    assert!(page.navigate("/elsewhere").await.is_ok());
+}

@@ -49,11 +49,18 @@ pub struct Config {
     origins: Origins,
     shutdown_code: u16,
     secret: Option<Vec<u8>>,
+    forwarded_proto: bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { limits: Limits::default(), origins: Origins::default(), shutdown_code: close::RESTART, secret: None }
+        Self {
+            limits: Limits::default(),
+            origins: Origins::default(),
+            shutdown_code: close::RESTART,
+            secret: None,
+            forwarded_proto: false,
+        }
     }
 }
 
@@ -64,9 +71,18 @@ impl Config {
         self
     }
 
-    /// Which page origins may connect (default: the same origin only).
+    /// Which page origins may connect (default: the same origin only: the same scheme, host
+    /// and port).
     pub fn origins(mut self, origins: Origins) -> Self {
         self.origins = origins;
+        self
+    }
+
+    /// Trust the `X-Forwarded-Proto` header for the request's scheme (default: no, the scheme
+    /// is `http`). Turn it on only behind a proxy that terminates TLS and sets the header
+    /// itself: a page on `https://` is then the same origin.
+    pub fn trust_forwarded_proto(mut self, trust: bool) -> Self {
+        self.forwarded_proto = trust;
         self
     }
 
@@ -297,7 +313,9 @@ impl Live {
     /// The answer to a new connection (`what`, for the log) that may not open: from a foreign
     /// origin, or while shutting down.
     fn refusal(&self, headers: &axum::http::HeaderMap, what: &str) -> Option<Response> {
-        if let Err(origin::ForeignOrigin(origin)) = self.inner.config.origins.check(headers) {
+        if let Err(origin::ForeignOrigin(origin)) =
+            self.inner.config.origins.check(headers, self.inner.config.forwarded_proto)
+        {
             tracing::info!(%origin, "refused {what} from a foreign origin");
             return Some((StatusCode::FORBIDDEN, "origin not allowed").into_response());
         }

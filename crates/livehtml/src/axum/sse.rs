@@ -106,7 +106,9 @@ impl Live {
     }
 
     pub(super) async fn post_event(&self, limits: Limits, req: Request) -> Response {
-        if let Err(origin::ForeignOrigin(origin)) = self.inner.config.origins.check(req.headers()) {
+        if let Err(origin::ForeignOrigin(origin)) =
+            self.inner.config.origins.check(req.headers(), self.inner.config.forwarded_proto)
+        {
             tracing::info!(%origin, "refused a post from a foreign origin");
             return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
         }

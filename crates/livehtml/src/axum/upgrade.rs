@@ -41,6 +41,12 @@ fn contains_token(headers: &HeaderMap, name: header::HeaderName, token: &str) ->
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
+/// Whether `key` is what RFC 6455 asks of a `Sec-WebSocket-Key`: 16 bytes, base64-encoded.
+fn is_key(key: &[u8]) -> bool {
+    use base64::Engine as _;
+    key.len() == 24 && base64::engine::general_purpose::STANDARD.decode(key).is_ok_and(|bytes| bytes.len() == 16)
+}
+
 impl Handshake {
     /// Checks the upgrade request and takes hyper's upgrade handle out of it.
     pub(crate) fn from_request(req: &mut Request<Body>) -> Result<Self, Rejection> {
@@ -57,12 +63,17 @@ impl Handshake {
         if !contains_token(headers, header::UPGRADE, "websocket") {
             return Err(Rejection(StatusCode::BAD_REQUEST, "`Upgrade` header did not include 'websocket'"));
         }
-        if headers.get(header::SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13") {
+        // One version header saying 13 (RFC 6455 section 4.2.1, item 6).
+        let mut versions = headers.get_all(header::SEC_WEBSOCKET_VERSION).iter();
+        if versions.next().map(HeaderValue::as_bytes) != Some(b"13") || versions.next().is_some() {
             return Err(Rejection(StatusCode::BAD_REQUEST, "`Sec-WebSocket-Version` header did not include '13'"));
         }
-        let key = headers
-            .get(header::SEC_WEBSOCKET_KEY)
-            .ok_or(Rejection(StatusCode::BAD_REQUEST, "`Sec-WebSocket-Key` header missing"))?;
+        // One key, the base64 of 16 bytes (item 5).
+        let mut keys = headers.get_all(header::SEC_WEBSOCKET_KEY).iter();
+        let key = keys.next().ok_or(Rejection(StatusCode::BAD_REQUEST, "`Sec-WebSocket-Key` header missing"))?;
+        if keys.next().is_some() || !is_key(key.as_bytes()) {
+            return Err(Rejection(StatusCode::BAD_REQUEST, "`Sec-WebSocket-Key` is not the base64 of 16 bytes"));
+        }
         let accept = derive_accept_key(key.as_bytes());
         let on_upgrade = req
             .extensions_mut()
@@ -85,5 +96,57 @@ impl Handshake {
             Some(Wire::Upgraded(TokioIo::new(upgraded)))
         };
         (response, socket)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What an outside probe had upgraded with 101: keys that are not 16 bytes of base64.
+    #[test]
+    fn a_key_is_the_base64_of_16_bytes() {
+        assert!(is_key(b"dGhlIHNhbXBsZSBub25jZQ=="), "RFC 6455's own example");
+        for bad in [
+            &b""[..],
+            b"x",
+            b"dGhlIHNhbXBsZSBub25jZQ",
+            b"dGhlIHNhbXBsZSBub25jZQ==,x",
+            &[b'A'; 2000],
+            b"dGhlIHNhbXBsZSBub25jZQ!=",
+            b"dGhlIHNhbXBsZSBub25jZSBvZg==",
+        ] {
+            assert!(!is_key(bad), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    fn request(key: &[&str], version: &[&str]) -> Request<Body> {
+        let mut req = Request::builder().method(Method::GET).uri("/ws");
+        req = req.header(header::CONNECTION, "Upgrade").header(header::UPGRADE, "websocket");
+        for k in key {
+            req = req.header(header::SEC_WEBSOCKET_KEY, *k);
+        }
+        for v in version {
+            req = req.header(header::SEC_WEBSOCKET_VERSION, *v);
+        }
+        req.body(Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn a_list_of_keys_or_versions_is_refused_with_400() {
+        let key = "dGhlIHNhbXBsZSBub25jZQ==";
+        for mut req in [
+            request(&[key, key], &["13"]),
+            request(&["short"], &["13"]),
+            request(&[key], &["13", "13"]),
+            request(&[key], &["8"]),
+            request(&[], &["13"]),
+        ] {
+            let Err(Rejection(status, _)) = Handshake::from_request(&mut req) else { panic!("accepted") };
+            assert_eq!(status, StatusCode::BAD_REQUEST);
+        }
+        // A good request gets past the checks (and fails only for want of hyper's upgrade handle).
+        let Err(Rejection(status, _)) = Handshake::from_request(&mut request(&[key], &["13"])) else { panic!() };
+        assert_eq!(status, StatusCode::UPGRADE_REQUIRED);
     }
 }

@@ -125,7 +125,7 @@ impl<St: Clone + Send + Sync + 'static> Routes<St> {
         headers: HeaderMap,
         connected: bool,
     ) -> Result<(Box<dyn DynView>, String), ViewError> {
-        let local = local_part(url);
+        let local = local_part(url).ok_or(ViewError::NotFound)?;
         let (path, query) = local.split_once('?').unwrap_or((local, ""));
         let matched = self.router.at(path).map_err(|_| ViewError::NotFound)?;
         let params = matched.params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
@@ -156,15 +156,23 @@ impl<St: Clone + Send + Sync + 'static> Routes<St> {
     }
 }
 
-/// `https://host/a?b` → `/a?b`; `/a?b` stays.
-fn local_part(url: &str) -> &str {
-    match url.split_once("://") {
-        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+/// A path on this site: `https://host/a?b` → `/a?b`; `/a?b` stays. Anything else (another
+/// scheme such as `javascript:`, a protocol-relative `//host`, a backslash, a control
+/// character) is no path here: `None`, so a navigation or a redirect never carries it.
+fn local_part(url: &str) -> Option<&str> {
+    let local = match url.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https") => {
+            rest.find('/').map_or("/", |i| &rest[i..])
+        }
+        Some(_) => return None,
         None => url,
-    }
-    .split('#')
-    .next()
-    .unwrap_or("/")
+    };
+    let local = local.split('#').next().unwrap_or("/");
+    let safe = local.starts_with('/')
+        && !local.starts_with("//")
+        && !local.contains('\\')
+        && !local.chars().any(char::is_control);
+    safe.then_some(local)
 }
 
 /// A random page identity (never 0, which means "none yet").
@@ -291,8 +299,11 @@ impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
         let (mut view, url) = match self.routes.mount(url, self.headers.clone(), true).await {
             Ok(found) => found,
             Err(ViewError::NotFound) => {
-                // Not a live route: the page loads it the ordinary way.
-                let msg = serde_json::json!({(control::KEY): control::REDIRECT, "url": local_part(url)});
+                // Not a live route: the page loads it the ordinary way, if it is a path here.
+                let Some(local) = local_part(url) else {
+                    return Err(ViewError::bad_request("only a path on this site can be navigated to"));
+                };
+                let msg = serde_json::json!({(control::KEY): control::REDIRECT, "url": local});
                 ctx.push_frame(Frame::text(msg.to_string()));
                 return Ok(());
             }
@@ -427,8 +438,25 @@ mod tests {
 
     #[test]
     fn urls_are_reduced_to_path_and_query() {
-        assert_eq!(local_part("http://127.0.0.1:3000/article/1?x=1#c"), "/article/1?x=1");
-        assert_eq!(local_part("https://example.com"), "/");
-        assert_eq!(local_part("/blog"), "/blog");
+        assert_eq!(local_part("http://127.0.0.1:3000/article/1?x=1#c"), Some("/article/1?x=1"));
+        assert_eq!(local_part("https://example.com"), Some("/"));
+        assert_eq!(local_part("/blog"), Some("/blog"));
+    }
+
+    /// An outside probe had `lh:nav` to `javascript:alert(1)` answered with a redirect to it.
+    #[test]
+    fn only_paths_on_this_site_are_navigated_to() {
+        for url in [
+            "javascript:alert(1)",
+            "JavaScript://%0aalert(1)",
+            "data:text/html,<script>alert(1)</script>",
+            "//evil.example/x",
+            "/\\evil.example",
+            "/a\nb",
+            "blog",
+            "",
+        ] {
+            assert_eq!(local_part(url), None, "{url:?}");
+        }
     }
 }

@@ -27,7 +27,13 @@ pub(crate) enum TokenError {
     Malformed,
     BadSignature,
     Expired,
+    /// Issued later than now (beyond [`SKEW`]): no render made it.
+    FromTheFuture,
 }
+
+/// How far ahead of this process's clock a token's issue time may be: clocks of a deployment's
+/// processes differ a little.
+pub(crate) const SKEW: u64 = 60;
 
 impl std::fmt::Display for TokenError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -35,6 +41,7 @@ impl std::fmt::Display for TokenError {
             Self::Malformed => "malformed view token",
             Self::BadSignature => "view token signature does not verify",
             Self::Expired => "view token expired",
+            Self::FromTheFuture => "view token issued in the future",
         })
     }
 }
@@ -104,6 +111,9 @@ impl Signer {
         let page = u64::from_str_radix(page, 16).map_err(|_| TokenError::Malformed)?;
         let url = String::from_utf8(B64.decode(url).map_err(|_| TokenError::Malformed)?)
             .map_err(|_| TokenError::Malformed)?;
+        if issued > now.saturating_add(SKEW) {
+            return Err(TokenError::FromTheFuture);
+        }
         if now.saturating_sub(issued) > max_age {
             return Err(TokenError::Expired);
         }
@@ -137,6 +147,18 @@ mod tests {
         assert_eq!(Signer::new(b"other key").verify(&t, 1010, 60), Err(TokenError::BadSignature));
         assert_eq!(s.verify("garbage", 1010, 60), Err(TokenError::Malformed));
         assert_eq!(s.verify("a.b.c", 1010, 60), Err(TokenError::Malformed));
+    }
+
+    /// An outside probe had a validly signed token issued ten years ahead accepted.
+    #[test]
+    fn tokens_from_the_future_are_refused() {
+        let s = Signer::new(b"secret");
+        let ten_years = 10 * 365 * 24 * 3600;
+        assert_eq!(s.verify(&s.sign(&claims()), 1000 - ten_years.min(999), 60), Err(TokenError::FromTheFuture));
+        let ahead = Claims { issued: 1000 + ten_years, ..claims() };
+        assert_eq!(s.verify(&s.sign(&ahead), 1000, u64::MAX), Err(TokenError::FromTheFuture));
+        let skewed = Claims { issued: 1000 + SKEW, ..claims() };
+        assert!(s.verify(&s.sign(&skewed), 1000, 60).is_ok(), "a little clock skew is fine");
     }
 
     #[test]

@@ -11,6 +11,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .init();
     let args = livehtml_demo::Args::parse();
+    // Every connection is a file: the soft limit (often 1,024) is raised to the hard one.
+    match rlimit::getrlimit(rlimit::Resource::NOFILE) {
+        Ok((soft, hard)) => match rlimit::increase_nofile_limit(hard) {
+            Ok(now) => tracing::info!(soft, hard, now, "open-file limit"),
+            Err(e) => tracing::warn!(soft, hard, error = %e, "could not raise the open-file limit"),
+        },
+        Err(e) => tracing::warn!(error = %e, "could not read the open-file limit"),
+    }
     // The local UTC offset can only be read soundly while the process has one thread.
     let offset = time::UtcOffset::current_local_offset().unwrap_or(time::UtcOffset::UTC);
     tokio::runtime::Runtime::new()?.block_on(livehtml_demo::run(args, offset))

@@ -12,12 +12,14 @@
 //! Hand-written because no crate does it: hyper has no way to give up a connection whose
 //! response is not a 101.
 
+use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::extract::connect_info::Connected;
 use axum::serve::IncomingStream;
@@ -39,15 +41,79 @@ use tokio::sync::oneshot;
 /// axum::serve(listener, app.into_make_service_with_connect_info::<livehtml::Peer>()).await
 /// # }
 /// ```
+///
+/// It also bounds what a client may cost before it has sent a request: the first request head
+/// must arrive whole within [`Listener::head_timeout`] (10 s by default), or the connection is
+/// closed (a half-open handshake, a head trickled a byte at a time, a connection that sends
+/// nothing); and at most [`Listener::max_pending`] connections may wait for their first head at
+/// once, from one address and in all, beyond which new connections are closed at once. (hyper's
+/// own header timeout is off unless a timer is configured, which `axum::serve` does not.)
 #[derive(Debug)]
 pub struct Listener {
     inner: TcpListener,
+    head_timeout: Duration,
+    pending: Arc<Pending>,
+}
+
+/// Connections waiting for their first request head, in all and by address.
+#[derive(Debug)]
+struct Pending {
+    per_address: usize,
+    total: usize,
+    by_address: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl Pending {
+    fn by_address(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.by_address.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts a new connection from `ip`, unless a cap is reached.
+    fn admit(&self, ip: IpAddr) -> bool {
+        let mut by_address = self.by_address();
+        let total: usize = by_address.values().sum();
+        let mine = by_address.entry(ip).or_default();
+        if *mine >= self.per_address || total >= self.total {
+            if *mine == 0 {
+                by_address.remove(&ip);
+            }
+            return false;
+        }
+        *mine += 1;
+        true
+    }
+
+    fn done(&self, ip: IpAddr) {
+        let mut by_address = self.by_address();
+        if let Some(n) = by_address.get_mut(&ip) {
+            *n -= 1;
+            if *n == 0 {
+                by_address.remove(&ip);
+            }
+        }
+    }
 }
 
 impl Listener {
     /// Wraps a bound listener.
     pub fn new(inner: TcpListener) -> Self {
-        Self { inner }
+        let pending = Pending { per_address: 4096, total: 16_384, by_address: Mutex::default() };
+        Self { inner, head_timeout: Duration::from_secs(10), pending: Arc::new(pending) }
+    }
+
+    /// How long a connection may take to send its first request head whole (default 10 s).
+    pub fn head_timeout(mut self, timeout: Duration) -> Self {
+        self.head_timeout = timeout;
+        self
+    }
+
+    /// How many connections may wait for their first request head at once: from one address
+    /// (default 4,096) and in all (default 16,384). A legitimate client sends its head at once,
+    /// so only a flood of new connections (or of half-open ones) waits long enough to count;
+    /// the defaults leave room for a load generator on one address.
+    pub fn max_pending(mut self, per_address: usize, total: usize) -> Self {
+        self.pending = Arc::new(Pending { per_address, total, by_address: Mutex::default() });
+        self
     }
 
     /// Binds a listener to `addr`.
@@ -74,8 +140,22 @@ impl axum::serve::Listener for Listener {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Connection, SocketAddr) {
-        let (stream, addr) = axum::serve::Listener::accept(&mut self.inner).await;
-        (Connection { stream: Some(stream), handoff: Arc::new(Handoff::default()), wrote: false }, addr)
+        loop {
+            let (stream, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+            if !self.pending.admit(addr.ip()) {
+                tracing::debug!(%addr, "closed a connection: too many are waiting for their first request");
+                continue;
+            }
+            let head = Head::Waiting(Box::new(Waiting {
+                deadline: Box::pin(tokio::time::sleep(self.head_timeout)),
+                matched: 0,
+                pending: self.pending.clone(),
+                ip: addr.ip(),
+            }));
+            let connection =
+                Connection { stream: Some(stream), handoff: Arc::new(Handoff::default()), wrote: false, head };
+            return (connection, addr);
+        }
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -91,6 +171,50 @@ pub struct Connection {
     handoff: Arc<Handoff>,
     /// Bytes were written since the handoff was armed: the next flush ends the response head.
     wrote: bool,
+    head: Head,
+}
+
+/// The first request head: still awaited (boxed: most of a connection's life is after it), or
+/// read.
+#[derive(Debug)]
+enum Head {
+    Waiting(Box<Waiting>),
+    Read,
+}
+
+#[derive(Debug)]
+struct Waiting {
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    /// How much of the blank line that ends a head (`\r\n\r\n`) the last bytes were.
+    matched: u8,
+    pending: Arc<Pending>,
+    ip: IpAddr,
+}
+
+impl Head {
+    /// Follows the bytes just read; true once the head's blank line is among them.
+    fn read(waiting: &mut Waiting, bytes: &[u8]) -> bool {
+        const END: &[u8; 4] = b"\r\n\r\n";
+        for &b in bytes {
+            waiting.matched = if b == END[usize::from(waiting.matched)] {
+                waiting.matched + 1
+            } else if b == b'\r' {
+                1
+            } else {
+                0
+            };
+            if waiting.matched == 4 {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn finish(&mut self) {
+        if let Self::Waiting(waiting) = std::mem::replace(self, Self::Read) {
+            waiting.pending.done(waiting.ip);
+        }
+    }
 }
 
 /// The request's view of its connection: the client's address, and the way to take the socket
@@ -174,6 +298,7 @@ impl Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
+        self.head.finish();
         if self.handoff.armed.load(Ordering::Acquire) {
             // hyper gave up before the head went out: the waiting stream hears of it.
             self.handoff.release(None);
@@ -183,7 +308,22 @@ impl Drop for Connection {
 
 impl AsyncRead for Connection {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(self.stream()?).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let read = Pin::new(self.stream()?).poll_read(cx, buf);
+        let this = &mut *self;
+        let Head::Waiting(waiting) = &mut this.head else { return read };
+        if let Poll::Ready(Ok(())) = read {
+            if Head::read(waiting, &buf.filled()[before..]) {
+                this.head.finish();
+                return read;
+            }
+        }
+        // Still no whole head: the deadline stands, whether bytes came or not.
+        if std::future::Future::poll(waiting.deadline.as_mut(), cx).is_ready() {
+            tracing::debug!("closed a connection that did not send its request head in time");
+            return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+        }
+        read
     }
 }
 

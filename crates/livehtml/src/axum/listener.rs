@@ -312,11 +312,11 @@ impl AsyncRead for Connection {
         let read = Pin::new(self.stream()?).poll_read(cx, buf);
         let this = &mut *self;
         let Head::Waiting(waiting) = &mut this.head else { return read };
-        if let Poll::Ready(Ok(())) = read {
-            if Head::read(waiting, &buf.filled()[before..]) {
-                this.head.finish();
-                return read;
-            }
+        if let Poll::Ready(Ok(())) = read
+            && Head::read(waiting, &buf.filled()[before..])
+        {
+            this.head.finish();
+            return read;
         }
         // Still no whole head: the deadline stands, whether bytes came or not.
         if std::future::Future::poll(waiting.deadline.as_mut(), cx).is_ready() {

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use livehtml::{Config, Html, Live, LiveRoutes, Views, shutdown_signal};
+use livehtml::{Config, Html, Limits, Live, LiveRoutes, Views, shutdown_signal};
 use tokio::net::TcpListener;
 
 /// Command-line flags.
@@ -45,6 +45,23 @@ pub struct Args {
     /// How long a live view is kept for a page whose connection dropped, in milliseconds.
     #[arg(long, env = "LIVEHTML_VIEW_GRACE_MS", default_value_t = 30_000)]
     pub view_grace_ms: u64,
+    /// Messages a page may send per second on average (more are dropped; twice the burst
+    /// beyond it closes the page with 1008); 0: no limit.
+    #[arg(long, env = "LIVEHTML_MESSAGE_RATE", default_value_t = 50)]
+    pub message_rate: u32,
+    /// Messages a page may send at once.
+    #[arg(long, env = "LIVEHTML_MESSAGE_BURST", default_value_t = 200)]
+    pub message_burst: u32,
+}
+
+impl Args {
+    /// The live endpoints' limits these flags ask for.
+    pub fn limits(&self) -> Limits {
+        match self.message_rate {
+            0 => Limits::default().no_rate_limit(),
+            rate => Limits::default().rate_limit(rate, self.message_burst),
+        }
+    }
 }
 
 /// What every page and session shares.
@@ -75,13 +92,14 @@ pub async fn state(
     data_dir: &std::path::Path,
     database_url: Option<&str>,
     offset: time::UtcOffset,
+    limits: Limits,
 ) -> Result<AppState, Box<dyn std::error::Error>> {
     std::fs::create_dir_all(data_dir)?;
     let file = data_dir.join("livehtml-demo.db");
     let chat = chat::Store::open(&file).await?;
     let sqlite = format!("sqlite://{}?mode=rwc", file.display());
     let blog = blog::Store::open(database_url.unwrap_or(&sqlite)).await?;
-    let live = Live::new(Config::default().secret(secret(data_dir)?));
+    let live = Live::new(Config::default().secret(secret(data_dir)?).limits(limits));
     // Pages that reconnect get what they missed from these topics' history.
     live.pubsub().keep_history("chat", chat::history());
     live.pubsub().keep_history("notifications", notifications::history());
@@ -153,7 +171,7 @@ pub fn app(state: AppState) -> Router {
 
 /// Serves until SIGTERM or Ctrl-C, then closes live connections (1012) and drains.
 pub async fn run(args: Args, offset: time::UtcOffset) -> Result<(), Box<dyn std::error::Error>> {
-    let mut state = state(&args.data_dir, args.database_url.as_deref(), offset).await?;
+    let mut state = state(&args.data_dir, args.database_url.as_deref(), offset, args.limits()).await?;
     state.view_grace = Duration::from_millis(args.view_grace_ms);
     state.live.pubsub().set_presence_grace(Duration::from_millis(args.presence_grace_ms));
     let live = state.live.clone();

@@ -3,7 +3,8 @@
 use axum::Router;
 use livehtml::{Context, Event, Inbound, Limits, Live, Session, SessionError};
 
-/// Autobahn sends messages up to 16 MiB.
+/// Autobahn sends messages up to 16 MiB, and thousands of them as fast as it can (so this
+/// endpoint has no message allowance).
 const MAX_MESSAGE: usize = 32 * 1024 * 1024;
 
 struct RawEcho;
@@ -20,5 +21,8 @@ impl Session for RawEcho {
 }
 
 pub(crate) fn routes(live: &Live) -> Router {
-    Router::new().route("/ws/raw", live.endpoint_with(Limits::default().max_message_bytes(MAX_MESSAGE), |_| RawEcho))
+    Router::new().route(
+        "/ws/raw",
+        live.endpoint_with(Limits::default().max_message_bytes(MAX_MESSAGE).no_rate_limit(), |_| RawEcho),
+    )
 }

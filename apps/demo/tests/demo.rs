@@ -94,3 +94,41 @@ async fn pages_render_over_plain_http() {
         assert!(page.contains(marker) && page.contains(livehtml::SCRIPT_PATH), "{path}");
     }
 }
+
+/// The probe's flood: one page sending to the chat as fast as it can is held to its allowance
+/// (50 a second, 200 at once), then closed with 1008; the chat stores no more than that, and
+/// another page is answered as ever.
+#[tokio::test]
+async fn a_page_flooding_the_chat_is_held_to_its_allowance_and_closed() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let mut flood = server.connect("/ws/chat").await;
+    let mut other = server.connect("/ws/chat").await;
+    for i in 0..2_000 {
+        if flood.send(livehtml_js("", json!({"name": "Flood", "message": format!("f{i}")}))).await.is_err() {
+            break;
+        }
+    }
+    let closed = tokio::time::timeout(common::WAIT, async {
+        while let Some(Ok(message)) = flood.next().await {
+            if let Message::Close(Some(frame)) = message {
+                return Some(frame);
+            }
+        }
+        None
+    })
+    .await
+    .expect("closed in time")
+    .expect("a close frame");
+    assert_eq!((u16::from(closed.code), closed.reason.as_str()), (1008, "rate limit"));
+    other.send(livehtml_js("", json!({"name": "Other", "message": "still served"}))).await.unwrap();
+    until_text(&mut other, "still served").await;
+    let page = server.get("/chat").await;
+    let stored = page.matches("<strong>Flood</strong>").count();
+    assert!(stored <= 50, "the first render shows the last 50 at most: {stored}");
+    let history = server.state.chat.recent(10_000).await.unwrap();
+    let flooded = history.iter().filter(|m| m.name == "Flood").count();
+    assert!((200..400).contains(&flooded), "{flooded} of 2,000 stored");
+}

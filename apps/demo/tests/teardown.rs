@@ -37,7 +37,8 @@ impl Demo {
     fn start() -> Self {
         let data = tempfile::tempdir().unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_livehtml-demo"))
-            .args(["--addr", "127.0.0.1:0", "--drain-secs", &DRAIN.as_secs().to_string()])
+            // The bursts here come from one page as fast as it can send: no message allowance.
+            .args(["--addr", "127.0.0.1:0", "--drain-secs", &DRAIN.as_secs().to_string(), "--message-rate", "0"])
             .arg("--data-dir")
             .arg(data.path())
             .env("RUST_LOG", "warn")

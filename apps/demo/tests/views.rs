@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 async fn state(dir: &std::path::Path) -> AppState {
     let url = std::env::var("LIVEHTML_TEST_DATABASE_URL").ok();
-    livehtml_demo::state(dir, url.as_deref(), time::UtcOffset::UTC).await.expect("state")
+    livehtml_demo::state(dir, url.as_deref(), time::UtcOffset::UTC, livehtml::Limits::default()).await.expect("state")
 }
 
 #[tokio::test]
@@ -165,8 +165,9 @@ async fn the_blog_runs_on_postgresql_when_database_url_says_so() {
     let separator = if url.contains('?') { '&' } else { '?' };
     let scoped = format!("{url}{separator}options=-c%20search_path%3D{schema}");
     let dir = tempfile::tempdir().unwrap();
-    let state =
-        livehtml_demo::state(dir.path(), Some(&scoped), time::UtcOffset::UTC).await.expect("state on PostgreSQL");
+    let state = livehtml_demo::state(dir.path(), Some(&scoped), time::UtcOffset::UTC, livehtml::Limits::default())
+        .await
+        .expect("state on PostgreSQL");
     let views = livehtml_demo::views(&state);
     let mut page = views.test("/blog").await.unwrap();
     assert!(page.html().contains("HTML over WebSockets"), "seeded on first run");

@@ -23,6 +23,23 @@ pub(crate) trait Link: Send {
     /// Ends the connection: with the session's own close request (`Some`: code and reason, after
     /// what it pushed), or as the transport decided when `next` answered `None`.
     fn close(self, requested: Option<(u16, Cow<'static, str>)>) -> impl Future<Output = ()> + Send;
+
+    /// How many messages the page may send ([`crate::Limits::rate_limit`]).
+    fn rate(&self) -> Rate {
+        Rate::NONE
+    }
+}
+
+/// A page's message allowance: `per_second` on average, `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rate {
+    pub(crate) per_second: u32,
+    pub(crate) burst: u32,
+}
+
+impl Rate {
+    /// No limit.
+    pub(crate) const NONE: Self = Self { per_second: u32::MAX, burst: u32::MAX };
 }
 
 /// What the connection brought.

@@ -21,7 +21,9 @@ pub struct Server {
 
 impl Server {
     pub async fn start(data_dir: &Path) -> Self {
-        let state = livehtml_demo::state(data_dir, None, time::UtcOffset::UTC).await.expect("state");
+        let state = livehtml_demo::state(data_dir, None, time::UtcOffset::UTC, livehtml::Limits::default())
+            .await
+            .expect("state");
         // A page that closes leaves the lobby and the chat's count soon, not after 10 s.
         state.live.pubsub().set_presence_grace(std::time::Duration::from_millis(200));
         let listener = livehtml::Listener::bind("127.0.0.1:0").await.unwrap();

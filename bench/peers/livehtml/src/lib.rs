@@ -42,7 +42,10 @@ struct Post {
 /// The peer's routes: the chat socket at `/ws`; the same sessions over Server-Sent Events at
 /// `/sse`, with `/post` for the benchmark's sender (it is not a page bound to a stream).
 pub fn app() -> (Live, Router) {
-    let live = Live::new(Config::default().origins(Origins::Any).limits(Limits::default().outbound_queue(QUEUE)));
+    // The load generator's sender sends as fast as it can: no message allowance (no other peer
+    // has one either).
+    let limits = Limits::default().outbound_queue(QUEUE).no_rate_limit();
+    let live = Live::new(Config::default().origins(Origins::Any).limits(limits));
     let pubsub = live.pubsub().clone();
     let router = Router::new().route("/ws", live.endpoint(|_| Chat)).route("/sse", live.endpoint(|_| Chat)).route(
         "/post",

@@ -105,7 +105,7 @@ impl Live {
             polling: AtomicBool::new(false),
         });
         self.polls().insert(id, polled.clone());
-        let link = SseLink::pulled(inbox, self.inner.connections.token());
+        let link = SseLink::pulled(inbox, self.inner.connections.token(), &limits);
         let live = self.clone();
         tokio::spawn(outbox::Corked::new(async move {
             crate::session::run(session, ctx, link).await;

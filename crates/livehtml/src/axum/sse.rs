@@ -67,7 +67,7 @@ impl Live {
             let (subscriber, inbox, reader, poster) = outbox::attach_pull(limits.outbound_queue);
             let ctx = Context::new(id, subscriber, self.inner.pubsub.clone(), limits.parse()).rejoining(since, lh);
             self.start(id, &inbox, poster, limits);
-            let link = SseLink::pulled(inbox, token);
+            let link = SseLink::pulled(inbox, token, &limits);
             tokio::spawn(outbox::Corked::new(async move {
                 crate::session::run(session, ctx, link).await;
                 live.streams().remove(&id);

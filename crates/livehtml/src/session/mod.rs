@@ -21,6 +21,7 @@
 
 mod context;
 mod error;
+mod rate;
 mod run;
 
 use std::future::Future;

@@ -3,8 +3,10 @@
 use std::borrow::Cow;
 use std::future::Future;
 
+use super::rate::{Bucket, Verdict};
 use super::{Context, Session, SessionError};
 use crate::link::{Link, Next};
+use crate::protocol::close;
 
 /// Runs `session` over `link` to its end: `on_join`, then each message and info in order, then
 /// `on_leave`, then the close.
@@ -40,6 +42,7 @@ async fn drive<S: Session, L: Link>(
     if let Err(e) = joined {
         return Some(failed(e));
     }
+    let mut bucket = Bucket::new(link.rate());
     loop {
         if let Some(c) = ctx.take_close() {
             return Some(c);
@@ -48,7 +51,11 @@ async fn drive<S: Session, L: Link>(
         // worker thread serve others: this yields once tokio's budget for the task is spent.
         tokio::task::coop::consume_budget().await;
         let handled = match std::future::poll_fn(|cx| link.poll_next(cx)).await? {
-            Next::Message(message) => Box::pin(session.on_message(ctx, message)).await,
+            Next::Message(message) => match bucket.take(link.rate()) {
+                Verdict::Handle => Box::pin(session.on_message(ctx, message)).await,
+                Verdict::Drop => continue,
+                Verdict::Close => return Some((close::POLICY, Cow::Borrowed("rate limit"))),
+            },
             Next::Info(info) => Box::pin(session.on_info(ctx, info)).await,
         };
         ctx.send_pushed();

@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use crate::link::Rate;
 use crate::protocol::ParseLimits;
 
 /// Per-endpoint limits of the WebSocket transport.
@@ -23,6 +24,7 @@ pub struct Limits {
     pub(crate) write_timeout: Duration,
     pub(crate) sse_heartbeat: Duration,
     pub(crate) sse_retry: Duration,
+    pub(crate) rate: Rate,
     pub(crate) poll_hold: Duration,
     pub(crate) poll_idle: Duration,
     pub(crate) max_depth: usize,
@@ -41,6 +43,7 @@ impl Default for Limits {
             write_timeout: Duration::from_secs(10),
             sse_heartbeat: Duration::from_secs(15),
             sse_retry: Duration::from_secs(1),
+            rate: Rate { per_second: 50, burst: 200 },
             poll_hold: Duration::from_secs(25),
             poll_idle: Duration::from_secs(40),
             max_depth: parse.max_depth,
@@ -114,6 +117,22 @@ impl Limits {
         self
     }
 
+    /// How many messages a page may send: `per_second` on average, `burst` at once (default 50
+    /// and 200: far above what a person clicks or types). A message beyond it is dropped (the
+    /// session never sees it); a page that goes on sending as many again beyond it is closed
+    /// with 1008 (policy), reason "rate limit". Other pages never notice either.
+    pub fn rate_limit(mut self, per_second: u32, burst: u32) -> Self {
+        self.rate = Rate { per_second: per_second.max(1), burst: burst.max(1) };
+        self
+    }
+
+    /// No message allowance: for endpoints whose clients are trusted to send as fast as they
+    /// can (a protocol test suite's echo, a load generator's sender).
+    pub fn no_rate_limit(mut self) -> Self {
+        self.rate = Rate::NONE;
+        self
+    }
+
     /// How long a long-poll `GET` waits for something to send before it answers with nothing
     /// (default 25 s, under the usual 30 s of proxies' idle timeouts).
     pub fn poll_hold(mut self, hold: Duration) -> Self {
@@ -143,6 +162,10 @@ impl Limits {
     pub fn read_buffer(mut self, bytes: usize) -> Self {
         self.read_buffer = bytes.max(16);
         self
+    }
+
+    pub(crate) fn rate(&self) -> Rate {
+        self.rate
     }
 
     pub(crate) fn parse(&self) -> ParseLimits {

@@ -21,7 +21,7 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 use super::Limits;
 use super::deadline::Deadline;
 use super::outbox::{Inbox, LAST_CHUNK, Reader, Ready, Stall, Taken, chunk};
-use crate::link::{Link, Next};
+use crate::link::{Link, Next, Rate};
 use crate::protocol::{Cursors, Frame, close};
 
 use crate::protocol::names::event::{CLOSE as CLOSE_EVENT, STREAM as STREAM_EVENT};
@@ -109,17 +109,20 @@ pub(crate) struct SseLink {
     pub(crate) socket: Option<Arc<Limits>>,
     /// Armed only while a write is stalled, so an idle stream holds no timer.
     pub(crate) deadline: Option<Box<Deadline>>,
+    /// How many messages the page may post.
+    pub(crate) rate: Rate,
 }
 
 impl SseLink {
-    /// A stream written by hyper, through a [`super::outbox::Reader`].
-    pub(crate) fn pulled(inbox: Inbox, token: TaskTrackerToken) -> Self {
-        Self { inbox, _token: token, closing: None, socket: None, deadline: None }
+    /// A stream written by hyper, through a [`super::outbox::Reader`] (or a long-poll session).
+    pub(crate) fn pulled(inbox: Inbox, token: TaskTrackerToken, limits: &Limits) -> Self {
+        Self { inbox, _token: token, closing: None, socket: None, deadline: None, rate: limits.rate() }
     }
 
     /// A stream on its own socket.
     pub(crate) fn pushed(inbox: Inbox, token: TaskTrackerToken, limits: Arc<Limits>) -> Self {
-        Self { inbox, _token: token, closing: None, socket: Some(limits), deadline: None }
+        let rate = limits.rate();
+        Self { inbox, _token: token, closing: None, socket: Some(limits), deadline: None, rate }
     }
 }
 
@@ -127,6 +130,10 @@ impl SseLink {
 const HEARTBEAT: &[u8] = b": heartbeat\n\n";
 
 impl Link for SseLink {
+    fn rate(&self) -> Rate {
+        self.rate
+    }
+
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Next>> {
         loop {
             if let Poll::Ready(ready) = self.inbox.poll_ready(cx) {

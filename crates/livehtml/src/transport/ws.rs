@@ -97,6 +97,10 @@ impl Closing {
 }
 
 impl Link for Connection {
+    fn rate(&self) -> crate::link::Rate {
+        self.limits.rate()
+    }
+
     /// Biased: the queue first (a close request wins), then the write deadline, then the socket.
     /// Every `continue` follows a change of state, so the loop never spins on the same answer.
     fn poll_next(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Option<Next>> {

@@ -59,6 +59,22 @@ async fn a_half_open_head_and_a_silent_connection_are_closed() {
     assert!(closed_by_server(&mut silent).await, "a connection that sends nothing is closed");
 }
 
+/// 360 KB of headers each held the server's memory for minutes; a head has a size now.
+#[tokio::test]
+async fn a_head_too_large_is_closed_and_one_within_the_limit_served() {
+    let addr = serve(100).await;
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let big = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(40 * 1024));
+    let _ = tcp.write_all(big.as_bytes()).await;
+    assert!(closed_by_server(&mut tcp).await);
+    let mut fine = TcpStream::connect(addr).await.unwrap();
+    let cookie = format!("GET / HTTP/1.1\r\nHost: x\r\nCookie: {}\r\nConnection: close\r\n\r\n", "c".repeat(8 * 1024));
+    fine.write_all(cookie.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    fine.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:.40}");
+}
+
 #[tokio::test]
 async fn a_head_trickled_a_byte_at_a_time_is_closed_at_its_deadline() {
     let addr = serve(100).await;

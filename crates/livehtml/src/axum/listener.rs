@@ -46,12 +46,14 @@ use tokio::sync::oneshot;
 /// must arrive whole within [`Listener::head_timeout`] (10 s by default), or the connection is
 /// closed (a half-open handshake, a head trickled a byte at a time, a connection that sends
 /// nothing); and at most [`Listener::max_pending`] connections may wait for their first head at
-/// once, from one address and in all, beyond which new connections are closed at once. (hyper's
+/// once, from one address and in all, beyond which new connections are closed at once; a first
+/// head over [`Listener::max_head_bytes`] closes its connection too. (hyper's
 /// own header timeout is off unless a timer is configured, which `axum::serve` does not.)
 #[derive(Debug)]
 pub struct Listener {
     inner: TcpListener,
     head_timeout: Duration,
+    max_head: usize,
     pending: Arc<Pending>,
 }
 
@@ -98,7 +100,14 @@ impl Listener {
     /// Wraps a bound listener.
     pub fn new(inner: TcpListener) -> Self {
         let pending = Pending { per_address: 4096, total: 16_384, by_address: Mutex::default() };
-        Self { inner, head_timeout: Duration::from_secs(10), pending: Arc::new(pending) }
+        Self { inner, head_timeout: Duration::from_secs(10), max_head: 32 * 1024, pending: Arc::new(pending) }
+    }
+
+    /// The most bytes a connection's first request head may take (default 32 KiB: far above
+    /// what browsers send, cookies and all); beyond it the connection is closed.
+    pub fn max_head_bytes(mut self, bytes: usize) -> Self {
+        self.max_head = bytes;
+        self
     }
 
     /// How long a connection may take to send its first request head whole (default 10 s).
@@ -149,6 +158,7 @@ impl axum::serve::Listener for Listener {
             let head = Head::Waiting(Box::new(Waiting {
                 deadline: Box::pin(tokio::time::sleep(self.head_timeout)),
                 matched: 0,
+                left: self.max_head,
                 pending: self.pending.clone(),
                 ip: addr.ip(),
             }));
@@ -187,15 +197,19 @@ struct Waiting {
     deadline: Pin<Box<tokio::time::Sleep>>,
     /// How much of the blank line that ends a head (`\r\n\r\n`) the last bytes were.
     matched: u8,
+    /// Bytes the head may still take.
+    left: usize,
     pending: Arc<Pending>,
     ip: IpAddr,
 }
 
 impl Head {
-    /// Follows the bytes just read; true once the head's blank line is among them.
-    fn read(waiting: &mut Waiting, bytes: &[u8]) -> bool {
+    /// Follows the bytes just read: `Some(true)` once the head's blank line is among them,
+    /// `None` when the head is over its size.
+    fn read(waiting: &mut Waiting, bytes: &[u8]) -> Option<bool> {
         const END: &[u8; 4] = b"\r\n\r\n";
         for &b in bytes {
+            waiting.left = waiting.left.checked_sub(1)?;
             waiting.matched = if b == END[usize::from(waiting.matched)] {
                 waiting.matched + 1
             } else if b == b'\r' {
@@ -204,10 +218,10 @@ impl Head {
                 0
             };
             if waiting.matched == 4 {
-                return true;
+                return Some(true);
             }
         }
-        false
+        Some(false)
     }
 
     fn finish(&mut self) {
@@ -312,11 +326,18 @@ impl AsyncRead for Connection {
         let read = Pin::new(self.stream()?).poll_read(cx, buf);
         let this = &mut *self;
         let Head::Waiting(waiting) = &mut this.head else { return read };
-        if let Poll::Ready(Ok(())) = read
-            && Head::read(waiting, &buf.filled()[before..])
-        {
-            this.head.finish();
-            return read;
+        if let Poll::Ready(Ok(())) = read {
+            match Head::read(waiting, &buf.filled()[before..]) {
+                Some(true) => {
+                    this.head.finish();
+                    return read;
+                }
+                Some(false) => {}
+                None => {
+                    tracing::debug!("closed a connection whose request head was too large");
+                    return Poll::Ready(Err(io::ErrorKind::InvalidData.into()));
+                }
+            }
         }
         // Still no whole head: the deadline stands, whether bytes came or not.
         if std::future::Future::poll(waiting.deadline.as_mut(), cx).is_ready() {

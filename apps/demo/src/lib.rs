@@ -153,12 +153,25 @@ pub fn views(state: &AppState) -> Views<AppState> {
         .build()
 }
 
+/// `/readyz`: 200 while the demo takes new pages, 503 once it is shutting down (a load
+/// balancer stops sending it new ones; `/healthz` stays 200 while the process runs).
+async fn ready(live: Live) -> (axum::http::StatusCode, &'static str) {
+    if live.is_shutting_down() {
+        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+    } else {
+        (axum::http::StatusCode::OK, "ready")
+    }
+}
+
 /// All routes of the demo; starts the dashboard's clock.
 pub fn app(state: AppState) -> Router {
     let live = state.live.clone();
+    let live_ready = live.clone();
     dashboard::spawn_clock(state.clone());
     Router::new()
         .route("/", get(layout::home))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(move || ready(live_ready.clone())))
         .merge(chat::routes(&state))
         .merge(echo::routes(&live))
         .merge(lobby::routes(&state))

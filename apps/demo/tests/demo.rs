@@ -132,3 +132,20 @@ async fn a_page_flooding_the_chat_is_held_to_its_allowance_and_closed() {
     let flooded = history.iter().filter(|m| m.name == "Flood").count();
     assert!((200..400).contains(&flooded), "{flooded} of 2,000 stored");
 }
+
+#[tokio::test]
+async fn health_and_readiness_answer_and_readiness_ends_with_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    assert!(server.request("/healthz").await.starts_with("HTTP/1.1 200"));
+    assert!(server.request("/readyz").await.starts_with("HTTP/1.1 200"));
+    // On a connection opened before the shutdown (new ones may be refused by then).
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    server.state.live.shutdown();
+    let req = format!("GET /readyz HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", server.addr);
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut readyz = String::new();
+    let _ = tcp.read_to_string(&mut readyz).await;
+    assert!(readyz.starts_with("HTTP/1.1 503"), "{readyz}");
+}

@@ -1,4 +1,7 @@
-// livehtml.js: the browser client of livehtml. One file, no build step, no dependencies.
+// livehtml.js: the browser client of livehtml. No build step, no dependencies: served as one
+// script, dom.js (applying the server's HTML to the page: swaps and morphing), input.js (what a
+// page sends: values, lh-debounce / lh-throttle, the delegated listeners) and then this file
+// (connections and their transports, sending, navigation).
 //
 // Markup it understands:
 //   <div lh-connect="/ws/chat"> ... </div>   open a WebSocket to the server; fragments that
@@ -61,6 +64,13 @@
     query: { STREAM: "lh-stream", CLIENT: "client", RESUME: "resume", SINCE: "lh-since", POLL: "lh-poll", ACK: "lh-ack" },
   };
 
+  /** The page's side, served before this file in the same script: dom.js (applying server
+   * HTML) and input.js (what a page sends, and when; its listeners call `send` and `navigate`).
+   * @type {{ swap(html: string): void, morphChildren(target: Element, source: Element): void,
+   *   values(element: Element, event?: Event | null, extra?: Record<string, string>): Record<string, string | string[]>,
+   *   resetFields(form: HTMLFormElement, names: string): void }} */
+  const page = /** @type {any} */ (window).livehtml;
+
   const livehtml = {
     config: {
       /** First reconnect delay ceiling, ms; doubles each attempt (full jitter). */
@@ -83,17 +93,20 @@
     /** Sends values from `element` (a form, a button, anything) as one event. */
     send,
     /** Applies a server message: every top-level element is swapped by its hx-swap-oob. */
-    swap,
+    swap: page.swap,
     /** Morphs `target`'s children into `source`'s, keeping focus and typed input. */
-    morphChildren,
+    morphChildren: page.morphChildren,
     /** Where a redirect may lead (null: nowhere). */
     safeUrl,
+    /** Switches the live view of `root` to `url` over its connection (`push`: a history entry). */
+    navigate,
     /** What the client does after a close with a code: "stay", "reconnect" or "reload". */
     closePolicy,
     /** The names on the wire (headers, SSE events, control messages), as the server's. */
     wire: WIRE,
   };
-  /** @type {any} */ (window).livehtml = livehtml;
+  // One object for all three parts (dom.js and input.js made it).
+  Object.assign(page, livehtml);
 
   // What to do after a close, by code (the server's protocol::close table; both are checked
   // against crates/livehtml/fixtures/wire.json). Codes not listed reconnect: a live page must
@@ -384,7 +397,7 @@
     fire(conn.element, "lh:message", { data });
     // Fragments are HTML and start with "<"; control envelopes are JSON objects.
     if (data.startsWith("{")) control(conn, JSON.parse(data));
-    else swap(data);
+    else page.swap(data);
   }
 
   /** @param {Connection} conn @param {Channel} socket @param {number} code @param {string} reason */
@@ -455,22 +468,7 @@
     if (!owner) return;
     const conn = connect(owner);
     const form = element instanceof HTMLFormElement ? element : element.closest("form");
-    /** @type {Record<string, string | string[]>} */
-    const values = {};
-    const add = (/** @type {string} */ k, /** @type {string} */ v) => {
-      const prev = values[k];
-      values[k] = prev === undefined ? v : [].concat(/** @type {any} */ (prev), /** @type {any} */ (v));
-    };
-    if (form) {
-      const submitter = event && "submitter" in event ? /** @type {HTMLElement | null} */ (event.submitter) : null;
-      for (const [k, v] of new FormData(form, submitter)) if (typeof v === "string") add(k, v);
-    } else if (element instanceof HTMLInputElement || element instanceof HTMLSelectElement || element instanceof HTMLTextAreaElement) {
-      if (element.name) add(element.name, element.value);
-    }
-    for (const attr of Array.from(element.attributes)) {
-      if (attr.name.startsWith("lh-value-")) add(attr.name.slice(9), attr.value);
-    }
-    for (const [k, v] of Object.entries(extra || {})) add(k, v);
+    const values = page.values(element, event, extra);
     /** @type {Record<string, string>} */
     const headers = {
       "HX-Request": "true",
@@ -493,84 +491,7 @@
       conn.queue.push(data);
       if (conn.queue.length > livehtml.config.maxQueue) conn.queue.shift();
     }
-    if (form && form.hasAttribute("lh-reset")) resetFields(form, form.getAttribute("lh-reset") || "");
-  }
-
-  /** @param {HTMLFormElement} form @param {string} names */
-  function resetFields(form, names) {
-    if (!names.trim()) return form.reset();
-    for (const n of names.split(/[\s,]+/)) {
-      const field = form.elements.namedItem(n);
-      if (field instanceof HTMLInputElement || field instanceof HTMLTextAreaElement) field.value = "";
-    }
-  }
-
-  document.addEventListener("submit", (event) => {
-    const form = /** @type {Element} */ (event.target).closest("form[lh-send], form[lh-submit]");
-    if (!form) return;
-    event.preventDefault();
-    rateLimited(form, "submit", () => send(form, event, form.getAttribute("lh-submit") ?? form.getAttribute("lh-send")));
-  });
-
-  document.addEventListener("click", (event) => {
-    const target = /** @type {Element} */ (event.target);
-    const link = target.closest("a[lh-nav]");
-    if (link instanceof HTMLAnchorElement && !(event instanceof MouseEvent && (event.metaKey || event.ctrlKey || event.shiftKey))) {
-      // Links in the layout (outside the view) navigate the page's view too.
-      const root = link.closest("[lh-connect]") || document.querySelector("#lh-view[lh-connect]");
-      if (root && link.origin === location.origin) {
-        event.preventDefault();
-        navigate(root, link.href, true);
-        return;
-      }
-    }
-    const el = target.closest("[lh-click], [lh-send]:not(form)");
-    if (!el || (el instanceof HTMLButtonElement && el.type === "submit" && el.form?.matches("[lh-send], [lh-submit]"))) return;
-    event.preventDefault();
-    rateLimited(el, "click", () => send(el, event, el.getAttribute("lh-click") ?? el.getAttribute("lh-send")));
-  });
-
-  for (const [domEvent, attr] of [["change", "lh-change"], ["input", "lh-change"], ["keyup", "lh-keyup"]]) {
-    document.addEventListener(domEvent, (event) => {
-      const el = /** @type {Element} */ (event.target).closest(`[${attr}]`);
-      // lh-change fires on "input" only when debounced (typing), else on "change".
-      if (!el || (domEvent === "input" && !el.hasAttribute("lh-debounce"))) return;
-      if (domEvent === "change" && el.hasAttribute("lh-debounce")) return;
-      rateLimited(el, attr, () => send(el, event, el.getAttribute(attr)));
-    });
-  }
-
-  /** @type {WeakMap<Element, Map<string, {timer?: number, last: number}>>} */
-  const limits = new WeakMap();
-
-  /** Applies lh-debounce (wait for a quiet period) or lh-throttle (at most once per interval).
-   * @param {Element} el @param {string} key @param {() => void} fn */
-  function rateLimited(el, key, fn) {
-    const debounce = Number(el.getAttribute("lh-debounce") || 0);
-    const throttle = Number(el.getAttribute("lh-throttle") || 0);
-    if (!debounce && !throttle) return fn();
-    let byKey = limits.get(el);
-    if (!byKey) limits.set(el, (byKey = new Map()));
-    let state = byKey.get(key);
-    if (!state) byKey.set(key, (state = { timer: undefined, last: 0 }));
-    const s = state;
-    if (debounce) {
-      window.clearTimeout(s.timer);
-      s.timer = window.setTimeout(fn, debounce);
-      return;
-    }
-    const now = Date.now();
-    if (now - s.last >= throttle) {
-      s.last = now;
-      fn();
-    } else if (s.timer === undefined) {
-      // The last call within the interval still goes out, at its end.
-      s.timer = window.setTimeout(() => {
-        s.timer = undefined;
-        s.last = Date.now();
-        fn();
-      }, throttle - (now - s.last));
-    }
+    if (form && form.hasAttribute("lh-reset")) page.resetFields(form, form.getAttribute("lh-reset") || "");
   }
 
   // ======================================================================
@@ -637,111 +558,6 @@
     const root = document.querySelector("[lh-connect]");
     if (root) navigate(root, location.href, false);
   });
-
-  // ======================================================================
-  // Swapping: the one path every incoming message takes
-  // ======================================================================
-
-  /** @param {string} html */
-  function swap(html) {
-    const template = document.createElement("template");
-    template.innerHTML = html;
-    for (const node of Array.from(template.content.children)) {
-      const spec = node.getAttribute("hx-swap-oob") || "true";
-      node.removeAttribute("hx-swap-oob");
-      let style = spec;
-      let selector = node.id ? "#" + CSS.escape(node.id) : "";
-      const colon = spec.indexOf(":");
-      if (colon > 0) {
-        style = spec.slice(0, colon);
-        selector = spec.slice(colon + 1);
-      }
-      if (style === "true") style = "outerHTML";
-      if (!selector) continue;
-      for (const target of Array.from(document.querySelectorAll(selector))) {
-        swapOne(target, node.cloneNode(true), style);
-      }
-    }
-  }
-
-  /** @param {Element} target @param {Node} node @param {string} style */
-  function swapOne(target, node, style) {
-    const el = /** @type {Element} */ (node);
-    const children = () => Array.from(el.childNodes);
-    switch (style) {
-      case "outerHTML": return target.replaceWith(el);
-      case "innerHTML": return target.replaceChildren(...children());
-      case "beforeend": return target.append(...children());
-      case "afterbegin": return target.prepend(...children());
-      case "beforebegin": return target.before(...children());
-      case "afterend": return target.after(...children());
-      case "delete": return target.remove();
-      case "innerMorph": return morphChildren(target, el);
-      case "outerMorph": return morphElement(target, el);
-      case "none": return;
-      default: return target.replaceChildren(...children());
-    }
-  }
-
-  // ======================================================================
-  // Morphing: keep the nodes that did not change, with their focus and typed text
-  // ======================================================================
-
-  /** @param {Element} target @param {Element} source */
-  function morphChildren(target, source) {
-    const next = Array.from(source.childNodes);
-    /** @type {Map<string, Element>} */
-    const byId = new Map();
-    for (const c of Array.from(target.children)) if (c.id) byId.set(c.id, c);
-    let cursor = target.firstChild;
-    for (const want of next) {
-      let match = null;
-      if (want instanceof Element && want.id) {
-        match = byId.get(want.id) || null;
-        if (match && match.tagName !== want.tagName) match = null;
-      } else if (cursor && cursor.nodeType === want.nodeType && !(cursor instanceof Element && cursor.id) &&
-                 (!(want instanceof Element) || /** @type {Element} */ (cursor).tagName === want.tagName)) {
-        match = cursor;
-      }
-      if (match) {
-        if (match !== cursor) target.insertBefore(match, cursor);
-        else cursor = cursor.nextSibling;
-        morphNode(match, want);
-      } else {
-        target.insertBefore(want, cursor);
-      }
-    }
-    while (cursor) {
-      const gone = cursor;
-      cursor = cursor.nextSibling;
-      gone.remove();
-    }
-  }
-
-  /** @param {Element} target @param {Element} source */
-  function morphElement(target, source) {
-    if (target.tagName !== source.tagName) return target.replaceWith(source);
-    morphNode(target, source);
-  }
-
-  /** @param {Node} target @param {Node} source */
-  function morphNode(target, source) {
-    if (!(target instanceof Element) || !(source instanceof Element)) {
-      if (target.nodeValue !== source.nodeValue) target.nodeValue = source.nodeValue;
-      return;
-    }
-    const focused = target === document.activeElement;
-    for (const attr of Array.from(target.attributes)) {
-      if (!source.hasAttribute(attr.name)) target.removeAttribute(attr.name);
-    }
-    for (const attr of Array.from(source.attributes)) {
-      if (focused && attr.name === "value") continue;
-      if (target.getAttribute(attr.name) !== attr.value) target.setAttribute(attr.name, attr.value);
-    }
-    // What the user typed lives in .value, not in the attribute: leave it alone.
-    if (target instanceof HTMLTextAreaElement || target instanceof HTMLInputElement) return;
-    morphChildren(target, source);
-  }
 
   // ======================================================================
   // Start

@@ -1,0 +1,116 @@
+// dom.js, the first part of livehtml.js (see livehtml.js): applying the server's HTML to the
+// page. Every incoming message takes one path, `swap`: each top-level element is swapped by its
+// hx-swap-oob, and the morphing styles keep the nodes that did not change, with their focus and
+// typed text. Pure DOM; it defines `window.livehtml` with `swap` and `morphChildren`, which
+// input.js and livehtml.js extend.
+// @ts-check
+(function () {
+  "use strict";
+
+  // ======================================================================
+  // Swapping: the one path every incoming message takes
+  // ======================================================================
+
+  /** @param {string} html */
+  function swap(html) {
+    const template = document.createElement("template");
+    template.innerHTML = html;
+    for (const node of Array.from(template.content.children)) {
+      const spec = node.getAttribute("hx-swap-oob") || "true";
+      node.removeAttribute("hx-swap-oob");
+      let style = spec;
+      let selector = node.id ? "#" + CSS.escape(node.id) : "";
+      const colon = spec.indexOf(":");
+      if (colon > 0) {
+        style = spec.slice(0, colon);
+        selector = spec.slice(colon + 1);
+      }
+      if (style === "true") style = "outerHTML";
+      if (!selector) continue;
+      for (const target of Array.from(document.querySelectorAll(selector))) {
+        swapOne(target, node.cloneNode(true), style);
+      }
+    }
+  }
+
+  /** @param {Element} target @param {Node} node @param {string} style */
+  function swapOne(target, node, style) {
+    const el = /** @type {Element} */ (node);
+    const children = () => Array.from(el.childNodes);
+    switch (style) {
+      case "outerHTML": return target.replaceWith(el);
+      case "innerHTML": return target.replaceChildren(...children());
+      case "beforeend": return target.append(...children());
+      case "afterbegin": return target.prepend(...children());
+      case "beforebegin": return target.before(...children());
+      case "afterend": return target.after(...children());
+      case "delete": return target.remove();
+      case "innerMorph": return morphChildren(target, el);
+      case "outerMorph": return morphElement(target, el);
+      case "none": return;
+      default: return target.replaceChildren(...children());
+    }
+  }
+
+  // ======================================================================
+  // Morphing: keep the nodes that did not change, with their focus and typed text
+  // ======================================================================
+
+  /** @param {Element} target @param {Element} source */
+  function morphChildren(target, source) {
+    const next = Array.from(source.childNodes);
+    /** @type {Map<string, Element>} */
+    const byId = new Map();
+    for (const c of Array.from(target.children)) if (c.id) byId.set(c.id, c);
+    let cursor = target.firstChild;
+    for (const want of next) {
+      let match = null;
+      if (want instanceof Element && want.id) {
+        match = byId.get(want.id) || null;
+        if (match && match.tagName !== want.tagName) match = null;
+      } else if (cursor && cursor.nodeType === want.nodeType && !(cursor instanceof Element && cursor.id) &&
+                 (!(want instanceof Element) || /** @type {Element} */ (cursor).tagName === want.tagName)) {
+        match = cursor;
+      }
+      if (match) {
+        if (match !== cursor) target.insertBefore(match, cursor);
+        else cursor = cursor.nextSibling;
+        morphNode(match, want);
+      } else {
+        target.insertBefore(want, cursor);
+      }
+    }
+    while (cursor) {
+      const gone = cursor;
+      cursor = cursor.nextSibling;
+      gone.remove();
+    }
+  }
+
+  /** @param {Element} target @param {Element} source */
+  function morphElement(target, source) {
+    if (target.tagName !== source.tagName) return target.replaceWith(source);
+    morphNode(target, source);
+  }
+
+  /** @param {Node} target @param {Node} source */
+  function morphNode(target, source) {
+    if (!(target instanceof Element) || !(source instanceof Element)) {
+      if (target.nodeValue !== source.nodeValue) target.nodeValue = source.nodeValue;
+      return;
+    }
+    const focused = target === document.activeElement;
+    for (const attr of Array.from(target.attributes)) {
+      if (!source.hasAttribute(attr.name)) target.removeAttribute(attr.name);
+    }
+    for (const attr of Array.from(source.attributes)) {
+      if (focused && attr.name === "value") continue;
+      if (target.getAttribute(attr.name) !== attr.value) target.setAttribute(attr.name, attr.value);
+    }
+    // What the user typed lives in .value, not in the attribute: leave it alone.
+    if (target instanceof HTMLTextAreaElement || target instanceof HTMLInputElement) return;
+    morphChildren(target, source);
+  }
+
+  /** @type {any} */ (window).livehtml = { swap, morphChildren };
+})();

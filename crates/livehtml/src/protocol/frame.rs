@@ -153,8 +153,8 @@ impl Frame {
         Self::with(wire.freeze(), header_len as u8, kind, event, None)
     }
 
-    /// Where the message sits in its topic, once published to one.
-    pub(crate) fn position(&self) -> Option<Position> {
+    /// Where the message sits in its topic, once published to one (as a subscriber gets it).
+    pub fn position(&self) -> Option<Position> {
         self.0.position
     }
 
@@ -209,8 +209,13 @@ impl Frame {
         self.0.event.as_deref()
     }
 
-    fn payload(&self) -> &[u8] {
+    pub(crate) fn payload(&self) -> &[u8] {
         &self.0.wire[usize::from(self.0.header)..]
+    }
+
+    /// A binary message.
+    pub(crate) fn is_binary(&self) -> bool {
+        self.0.kind == Kind::Binary
     }
 
     /// The payload's size in bytes.

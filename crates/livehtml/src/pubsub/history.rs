@@ -67,22 +67,45 @@ pub enum Recovery {
 /// A topic's offsets, epoch and kept messages. Locked for the whole of a publish, so every
 /// subscriber sees a topic's messages in offset order, and a subscription starts exactly
 /// after the last message it was replayed or told of.
+///
+/// In one process the log numbers the messages itself (each offset one more than the last).
+/// In a cluster it follows the broker's numbering ([`Log::accept`]): offsets grow, but not
+/// always by one, so each kept message also keeps its predecessor's offset, and a gap is a
+/// message whose predecessor is not the last one seen.
 #[derive(Debug)]
 pub(super) struct Log {
     epoch: u32,
     /// The last message's offset.
     offset: u64,
-    /// Kept messages, oldest first, each with its position and when it was published.
-    kept: VecDeque<(Instant, Frame)>,
+    /// Kept messages, oldest first, each with when it was published, its predecessor's offset
+    /// and the frame (which carries its position).
+    kept: VecDeque<(Instant, u64, Frame)>,
     history: Option<History>,
     /// The last publish or unsubscribe: a topic with history is forgotten once it has been
     /// idle, without subscribers, for longer than its messages are kept.
     pub(super) used: Instant,
 }
 
+/// What became of a message from the broker ([`Log::accept`]).
+#[derive(Debug)]
+pub(super) enum Accept {
+    /// The next message: recorded, to be delivered as it is returned.
+    Next(Frame),
+    /// Already seen (a broker's redelivery, or caught up from its history before).
+    Seen,
+    /// Messages before it were missed: the log must catch up from the broker first.
+    Gap,
+}
+
 impl Log {
     pub(super) fn new(history: Option<History>) -> Self {
-        Self { epoch: new_epoch(), offset: 0, kept: VecDeque::new(), history, used: Instant::now() }
+        Self::at(Position { epoch: new_epoch(), offset: 0 }, history)
+    }
+
+    /// A log that starts at `position` (a cluster's topic, as the broker has it; epoch 0: the
+    /// topic has had no message yet).
+    pub(super) fn at(position: Position, history: Option<History>) -> Self {
+        Self { epoch: position.epoch, offset: position.offset, kept: VecDeque::new(), history, used: Instant::now() }
     }
 
     pub(super) fn set_history(&mut self, history: History) {
@@ -102,15 +125,45 @@ impl Log {
     /// Gives `frame` the topic's next offset, keeps it if the topic has a history, and returns
     /// it as it is sent.
     pub(super) fn record(&mut self, frame: &Frame) -> Frame {
-        self.offset += 1;
+        let position = Position { epoch: self.epoch, offset: self.offset + 1 };
+        self.keep(position, self.offset, frame)
+    }
+
+    /// A message numbered by the broker: the next one (recorded), one seen before, or one after
+    /// a gap. A topic that had no message (epoch 0) takes the epoch of its first.
+    pub(super) fn accept(&mut self, position: Position, prev: u64, frame: &Frame) -> Accept {
+        if self.epoch == 0 && self.offset == 0 && prev == 0 {
+            self.epoch = position.epoch;
+        }
+        if position.epoch != self.epoch {
+            return Accept::Gap;
+        }
+        if position.offset <= self.offset {
+            return Accept::Seen;
+        }
+        if prev != self.offset {
+            return Accept::Gap;
+        }
+        Accept::Next(self.keep(position, prev, frame))
+    }
+
+    /// Starts over at `position`, keeping nothing: what the log held is gone (a new epoch, or
+    /// a gap the broker no longer keeps).
+    pub(super) fn restart(&mut self, position: Position) {
+        (self.epoch, self.offset) = (position.epoch, position.offset);
+        self.kept.clear();
+    }
+
+    fn keep(&mut self, position: Position, prev: u64, frame: &Frame) -> Frame {
+        self.offset = position.offset;
         let now = Instant::now();
         self.used = now;
-        let at = frame.at(self.position());
+        let at = frame.at(position);
         if let Some(history) = self.history.filter(|h| h.messages > 0) {
             if self.kept.len() >= history.messages {
                 self.kept.pop_front();
             }
-            self.kept.push_back((now, at.clone()));
+            self.kept.push_back((now, prev, at.clone()));
             self.trim(now);
         }
         at
@@ -120,28 +173,30 @@ impl Log {
     fn trim(&mut self, now: Instant) {
         let Some(history) = self.history else { return };
         while self.kept.len() > history.messages
-            || self.kept.front().is_some_and(|(at, _)| now.duration_since(*at) > history.max_age)
+            || self.kept.front().is_some_and(|(at, _, _)| now.duration_since(*at) > history.max_age)
         {
             self.kept.pop_front();
         }
     }
 
     /// Everything after `seen`, in order: the whole gap or nothing (`None`: the gap is not
-    /// kept whole, or `seen` is not of this history).
+    /// kept whole, or `seen` is not of this history). A position of epoch 0 and offset 0 is
+    /// "before the topic's first message" (what a page subscribed to a topic that had none
+    /// was told), whatever epoch the topic took since.
     pub(super) fn replay(&mut self, seen: Position) -> Option<Vec<Frame>> {
-        if seen.epoch != self.epoch || seen.offset > self.offset {
+        let before_first = seen == Position::default();
+        if !before_first && (seen.epoch != self.epoch || seen.offset > self.offset) {
             return None;
         }
         if seen.offset == self.offset {
             return Some(Vec::new());
         }
         self.trim(Instant::now());
-        let oldest = self.kept.front()?.1.position()?.offset;
-        if oldest > seen.offset + 1 {
+        let from = self.kept.iter().position(|(_, _, f)| f.position().is_some_and(|p| p.offset > seen.offset))?;
+        if self.kept[from].1 != seen.offset {
             return None;
         }
-        let from = usize::try_from(seen.offset + 1 - oldest).ok()?;
-        Some(self.kept.iter().skip(from).map(|(_, f)| f.clone()).collect())
+        Some(self.kept.iter().skip(from).map(|(_, _, f)| f.clone()).collect())
     }
 
     /// A topic with history that nobody has used for longer than it keeps messages.
@@ -151,12 +206,14 @@ impl Log {
 }
 
 /// A random epoch: a restarted process's topics never take up an old history's numbering.
-fn new_epoch() -> u32 {
+/// Never 0, which is "no message yet" in a cluster.
+pub(crate) fn new_epoch() -> u32 {
     // Without an OS random source (never on supported systems) the clock still varies.
-    getrandom::u32().unwrap_or_else(|_| {
+    let epoch = getrandom::u32().unwrap_or_else(|_| {
         let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         nanos.subsec_nanos() ^ nanos.as_secs() as u32
-    })
+    });
+    epoch.max(1)
 }
 
 #[cfg(test)]
@@ -223,5 +280,24 @@ mod tests {
         assert!(!log.expired(Instant::now()));
         log.used -= Duration::from_secs(61);
         assert!(log.expired(Instant::now()));
+    }
+
+    #[test]
+    fn a_brokers_numbering_is_followed_and_its_gaps_seen() {
+        // A NATS stream numbers every topic together: this topic's offsets are 3, 8, 9.
+        let mut log = Log::at(Position::default(), Some(History::new(10)));
+        let at = |offset| Position { epoch: 7, offset };
+        assert!(matches!(log.accept(at(3), 0, &Frame::text("a")), Accept::Next(_)));
+        assert_eq!(log.position(), at(3), "the first message gives the topic its epoch");
+        assert!(matches!(log.accept(at(8), 3, &Frame::text("b")), Accept::Next(_)));
+        assert!(matches!(log.accept(at(8), 3, &Frame::text("b")), Accept::Seen));
+        assert!(matches!(log.accept(at(12), 10, &Frame::text("d")), Accept::Gap), "10 was missed");
+        assert!(matches!(log.accept(Position { epoch: 9, offset: 1 }, 0, &Frame::text("x")), Accept::Gap));
+        assert_eq!(offsets(&log.replay(at(3)).unwrap()), [8]);
+        assert_eq!(offsets(&log.replay(Position::default()).unwrap()), [3, 8], "before the first message");
+        assert_eq!(log.replay(at(5)).map(|f| f.len()), None, "5 is no offset of this topic");
+        log.restart(Position { epoch: 9, offset: 4 });
+        assert_eq!(log.replay(at(8)), None, "the old epoch is gone");
+        assert_eq!(log.replay(Position { epoch: 9, offset: 4 }), Some(Vec::new()));
     }
 }

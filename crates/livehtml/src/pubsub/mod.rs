@@ -27,6 +27,32 @@
 //!
 //! A subscription ends when its connection ends; a topic with no subscribers left is forgotten
 //! (one with a history once it has been idle for longer than its history keeps messages).
+//!
+//! # A cluster
+//!
+//! Several processes behind one load balancer behave as one server once each is
+//! [connected](PubSub::connect) to the same broker (a [`Backend`]: `livehtml-redis`,
+//! `livehtml-nats`). A publish is rendered once, travels to the broker as bytes, is numbered
+//! there (the topic's epoch and offsets are the broker's), and each process frames it once for
+//! its own subscribers, in the broker's order. Every process receives every topic of the
+//! cluster and keeps its position (and history, where the topic keeps one), so a page can
+//! reconnect to any process and be replayed what it missed. [`PubSub::members`] counts the
+//! whole cluster; a process that falls silent leaves with its members after
+//! [`PubSub::set_node_timeout`].
+//!
+//! What crosses processes: topic messages ([`PubSub::publish`], [`crate::Context::broadcast`]),
+//! text infos ([`PubSub::publish_text_info`]) and presence. [`PubSub::publish_info`]'s values
+//! are Rust values and stay in their process. A live view kept for its page during a dropped
+//! connection is kept by the process that served it: a page that comes back to another process
+//! is mounted anew there (and told), with no message lost.
+//!
+//! When the broker is unreachable, publishes wait in a bounded queue
+//! ([`cluster::WRITE_QUEUE`] messages) and go out, in order, when it is back; beyond the bound a
+//! publish is refused loudly (logged, counted in [`PubSub::refused`], and it returns 0). The
+//! process keeps serving its pages meanwhile; once reconnected it catches every topic up from
+//! the broker's history, and a page whose topic lost messages the broker no longer keeps (or
+//! whose epoch changed: the broker restarted without them) is closed with 1012 and resynced on
+//! its reconnect ([`Recovery::Lost`]): never silently stale.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -34,13 +60,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
+mod backend;
+pub mod cluster;
 mod history;
 mod presence;
+mod roster;
 mod subscriber;
+mod tap;
 
+pub use backend::{Backend, BackendError, Delivery, Inbox, Incoming, Outgoing, Snapshot};
 pub use history::{History, Recovery};
 pub use presence::{DEFAULT_GRACE, Member, PresenceDiff};
+pub use roster::DEFAULT_NODE_TIMEOUT;
 pub(crate) use subscriber::{Offer, Subscriber, SubscriberRef};
+pub use tap::{Tap, Tapped};
 
 use crate::protocol::{Frame, Position, Since};
 use history::Log;
@@ -103,6 +136,8 @@ struct Inner {
     /// How long a member whose last connection dropped stays present, in milliseconds; 0: the
     /// default.
     presence_grace: AtomicU64,
+    /// Set when the pub/sub joins a cluster.
+    cluster: std::sync::OnceLock<cluster::Cluster>,
 }
 
 #[derive(Debug)]
@@ -135,18 +170,18 @@ impl PubSub {
     ///
     /// The message gets the topic's next offset, and is kept if the topic keeps a history (a
     /// topic with a history exists, and records, even while nobody is subscribed).
+    ///
+    /// In a [cluster](crate::pubsub#a-cluster) the frame goes to the broker, which delivers it
+    /// to every process (this one too, a moment later); the count is this process's
+    /// subscribers, and 0 when the broker has been unreachable for longer than its queue holds.
     pub fn publish(&self, topic: &str, frame: Frame) -> usize {
+        if let Some(cluster) = self.inner.cluster.get() {
+            return cluster.publish(self, topic, &frame);
+        }
         let Some(topic) = self.topic(topic).or_else(|| self.with_history(topic)) else { return 0 };
         let mut log = topic.log();
         let frame = log.record(&frame);
-        let subscribers = topic.subscribers.read().unwrap_or_else(|e| e.into_inner());
-        let burst = micros().saturating_sub(topic.last_end.load(Ordering::Relaxed)) < BURST_GAP;
-        let offer = |to: &SubscriberRef| {
-            if burst { to.offer_in_burst(frame.clone()) } else { to.offer(frame.clone()) }
-        };
-        let taken = subscribers.iter().filter(|(_, to)| offer(to) == Offer::Queued).count();
-        topic.last_end.store(micros(), Ordering::Relaxed);
-        drop(subscribers);
+        let taken = topic.offer_all(&frame);
         drop(log);
         taken
     }
@@ -183,14 +218,25 @@ impl PubSub {
     /// (livehtml.js's `lh-since` attribute), so that the page's connection gets whatever is
     /// published between the render and the connection. `None` for a topic without history
     /// that nobody listens to.
+    ///
+    /// In a cluster every topic has one: a topic no process has published to yet is at epoch 0,
+    /// offset 0 ("before its first message").
     pub fn position(&self, topic: &str) -> Option<Position> {
+        if self.inner.cluster.get().is_some() {
+            return Some(self.topic(topic).map_or_else(Position::default, |t| t.log().position()));
+        }
         let topic = self.topic(topic).or_else(|| self.with_history(topic))?;
         Some(topic.log().position())
     }
 
-    /// Who is on `topic` ([`crate::Context::track`]), in the order they joined.
+    /// Who is on `topic` ([`crate::Context::track`]), in the order they joined (in a cluster:
+    /// this process's members first, then the others').
     pub fn members(&self, topic: &str) -> Vec<Member> {
-        self.inner.members.list(topic)
+        let mut members = self.inner.members.list(topic);
+        if let Some(cluster) = self.inner.cluster.get() {
+            cluster.roster.add_remote(topic, &mut members);
+        }
+        members
     }
 
     /// How long a member whose last connection dropped still counts as present (default
@@ -200,11 +246,21 @@ impl PubSub {
         self.inner.presence_grace.store(millis, Ordering::Relaxed);
     }
 
-    /// Tracks one connection of member `key` on `topic`, until the guard drops. A new member is
-    /// announced to the topic's sessions ([`PresenceDiff`]).
-    pub(crate) fn track(&self, topic: &str, key: &str, meta: &str) -> Tracked {
+    /// Tracks one connection of member `key` on `topic`, until the guard drops (sessions use
+    /// [`crate::Context::track`]). A new member is announced to the topic's sessions
+    /// ([`PresenceDiff`]), in every process of a cluster.
+    ///
+    /// ```
+    /// use livehtml::PubSub;
+    ///
+    /// let pubsub = PubSub::default();
+    /// let ann = pubsub.track("room", "u1", "Ann");
+    /// assert_eq!(pubsub.members("room")[0].meta, "Ann");
+    /// # drop(ann);
+    /// ```
+    pub fn track(&self, topic: &str, key: &str, meta: &str) -> Tracked {
         if let Some(joined) = self.inner.members.track(topic, key, meta) {
-            self.publish_info(topic, PresenceDiff { joins: vec![joined], leaves: Vec::new() });
+            self.joined_here(topic, joined);
         }
         Tracked { pubsub: self.clone(), topic: topic.into(), key: key.into() }
     }
@@ -219,7 +275,7 @@ impl PubSub {
             let (pubsub, topic, key) = (self.clone(), topic.to_owned(), key.to_owned());
             move || {
                 if let Some(left) = pubsub.inner.members.leave(&topic, &key, generation) {
-                    pubsub.publish_info(&topic, PresenceDiff { joins: Vec::new(), leaves: vec![left] });
+                    pubsub.left_here(&topic, left);
                 }
             }
         };
@@ -246,8 +302,35 @@ impl PubSub {
         Some(self.get_or_make(name))
     }
 
-    /// Delivers `payload` to the [`crate::Session::on_info`] of every subscriber of `topic`, and
-    /// returns how many took it. Slow subscribers are handled as for [`PubSub::publish`].
+    /// Delivers `text` to the [`crate::Session::on_info`] of every subscriber of `topic`
+    /// ([`Info::get`]`::<String>()`), in every process of a cluster (where
+    /// [`PubSub::publish_info`] reaches only this one's). Returns how many subscribers of this
+    /// process it reaches (in a cluster: will reach, once the broker delivers it back).
+    ///
+    /// ```
+    /// use livehtml::PubSub;
+    ///
+    /// let pubsub = PubSub::default();
+    /// assert_eq!(pubsub.publish_text_info("counter", "42"), 0);
+    /// ```
+    pub fn publish_text_info(&self, topic: &str, text: impl Into<String>) -> usize {
+        let text = text.into();
+        if let Some(cluster) = self.inner.cluster.get() {
+            if !cluster.send(backend::Outgoing::Signal(cluster::info_signal(topic, &text))) {
+                return 0;
+            }
+            return self.subscriber_count(topic);
+        }
+        self.deliver_info(topic, text)
+    }
+
+    fn deliver_info(&self, topic: &str, text: String) -> usize {
+        self.publish_info(topic, text)
+    }
+
+    /// Delivers `payload` to the [`crate::Session::on_info`] of every subscriber of `topic` in
+    /// this process, and returns how many took it. Slow subscribers are handled as for
+    /// [`PubSub::publish`].
     pub fn publish_info(&self, topic: &str, payload: impl Any + Send + Sync) -> usize {
         let Some(t) = self.topic(topic) else { return 0 };
         let info = Info::new(topic, payload);
@@ -271,8 +354,10 @@ impl PubSub {
         if let Some(topic) = topics.get(name) {
             return topic.clone();
         }
+        let clustered = self.inner.cluster.get().is_some();
         // Topics with a history outlive their subscribers: now and then, forget the idle ones.
-        if topics.len() as u64 >= self.inner.sweep_at.load(Ordering::Relaxed) {
+        // (In a cluster every topic's position is kept: see `unsubscribe`.)
+        if !clustered && topics.len() as u64 >= self.inner.sweep_at.load(Ordering::Relaxed) {
             let now = Instant::now();
             // The log before the subscribers: the lock order.
             topics.retain(|_, t| {
@@ -282,7 +367,13 @@ impl PubSub {
         }
         let topic = Arc::new(Topic {
             name: name.into(),
-            log: Mutex::new(Log::new(self.history_for(name))),
+            // In a cluster a topic this process has not heard of has had no message yet (every
+            // topic's messages reach every process, and a process learns the others' positions
+            // from the broker when it connects).
+            log: Mutex::new(match clustered {
+                true => Log::at(Position::default(), self.history_for(name)),
+                false => Log::new(self.history_for(name)),
+            }),
             subscribers: RwLock::default(),
             last_end: AtomicU64::new(0),
         });
@@ -307,7 +398,11 @@ impl PubSub {
         let mut log = topic.log();
         let recovery = match since.filter(|s| s.reconnect) {
             None => Recovery::New,
-            Some(since) => match since.find(log.position().epoch).and_then(|seen| log.replay(seen)) {
+            Some(since) => match since
+                .find(log.position().epoch)
+                .or_else(|| since.find(0).filter(|p| p.offset == 0))
+                .and_then(|seen| log.replay(seen))
+            {
                 Some(missed) if missed.len() <= replay_limit && (since.tracks || missed.is_empty()) => {
                     for frame in &missed {
                         to.offer(frame.clone());
@@ -333,7 +428,9 @@ impl PubSub {
         if subscribers.is_empty() {
             drop(subscribers);
             let mut log = topic.log();
-            if log.has_history() {
+            // A cluster's process keeps every topic's position: a message a page missed while
+            // it reconnected to another process is still told apart from one it saw.
+            if log.has_history() || self.inner.cluster.get().is_some() {
                 log.used = Instant::now();
             } else {
                 drop(log);
@@ -346,6 +443,18 @@ impl PubSub {
 impl Topic {
     fn log(&self) -> MutexGuard<'_, Log> {
         self.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Offers `frame` (which has its position) to every subscriber; the caller holds the log.
+    fn offer_all(&self, frame: &Frame) -> usize {
+        let subscribers = self.subscribers.read().unwrap_or_else(|e| e.into_inner());
+        let burst = micros().saturating_sub(self.last_end.load(Ordering::Relaxed)) < BURST_GAP;
+        let offer = |to: &SubscriberRef| {
+            if burst { to.offer_in_burst(frame.clone()) } else { to.offer(frame.clone()) }
+        };
+        let taken = subscribers.iter().filter(|(_, to)| offer(to) == Offer::Queued).count();
+        self.last_end.store(micros(), Ordering::Relaxed);
+        taken
     }
 }
 
@@ -360,14 +469,15 @@ fn matches(pattern: &str, name: &str) -> bool {
 /// One connection's presence on a topic; dropping it untracks (the member leaves after the
 /// grace period if that was its last connection).
 #[derive(Debug)]
-pub(crate) struct Tracked {
+pub struct Tracked {
     pubsub: PubSub,
     topic: Box<str>,
     key: Box<str>,
 }
 
 impl Tracked {
-    pub(crate) fn topic(&self) -> &str {
+    /// The topic.
+    pub fn topic(&self) -> &str {
         &self.topic
     }
 }

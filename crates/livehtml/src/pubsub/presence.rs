@@ -54,6 +54,16 @@ impl Members {
         self.topics().get(topic).map_or_else(Vec::new, |entries| entries.iter().map(|e| e.member.clone()).collect())
     }
 
+    pub(super) fn has(&self, topic: &str, key: &str) -> bool {
+        self.topics().get(topic).is_some_and(|entries| entries.iter().any(|e| e.member.key == key))
+    }
+
+    /// Every topic's members, for a process that tells the cluster what it counts.
+    pub(super) fn all(&self) -> Vec<(String, Member)> {
+        let topics = self.topics();
+        topics.iter().flat_map(|(t, entries)| entries.iter().map(move |e| (t.clone(), e.member.clone()))).collect()
+    }
+
     /// One more connection of `key`: the member that joined, if it is new.
     pub(super) fn track(&self, topic: &str, key: &str, meta: &str) -> Option<Member> {
         let mut topics = self.topics();

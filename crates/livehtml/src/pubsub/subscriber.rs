@@ -24,6 +24,10 @@ pub(crate) trait Subscriber: Send + Sync + std::fmt::Debug {
     fn offer_info(&self, info: Info) -> Offer;
     /// Whether the connection ended (its subscriptions can be forgotten).
     fn is_closed(&self) -> bool;
+    /// Ends the connection so that its page reconnects and is resynced: a topic it follows
+    /// lost messages it cannot replay (a cluster's broker lost them). The page comes back,
+    /// says what it saw, and gets [`super::Recovery::Lost`].
+    fn resync(&self);
     /// How many messages a reconnect may be replayed at once (more, and its page is resynced).
     fn room(&self) -> usize {
         usize::MAX

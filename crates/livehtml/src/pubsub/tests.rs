@@ -63,6 +63,9 @@ impl Subscriber for Kept {
     fn is_closed(&self) -> bool {
         self.overflowed.load(Ordering::Relaxed)
     }
+    fn resync(&self) {
+        self.overflowed.store(true, Ordering::Relaxed);
+    }
 }
 
 /// A publish that follows the topic's last one with no pause is part of a burst; one after

@@ -53,6 +53,9 @@ impl Subscriber for Mailbox {
     fn is_closed(&self) -> bool {
         false
     }
+
+    /// A test page has no connection to lose: it sees the next message, and the test the gap.
+    fn resync(&self) {}
 }
 
 /// A live view mounted in process, as a connected page would have it: send events, follow

@@ -331,6 +331,11 @@ impl Subscriber for Shared {
         self.out().closed
     }
 
+    /// Closes with 1012, which every client reconnects after.
+    fn resync(&self) {
+        self.request_close(crate::protocol::close::RESTART);
+    }
+
     /// Half the queue: a replay is never what closes a connection as a slow consumer.
     fn room(&self) -> usize {
         self.out().capacity / 2

@@ -305,7 +305,13 @@ async fn ingest(
             Incoming::Message(delivery) => pubsub.receive(&*backend, delivery).await,
             Incoming::Signal(bytes) => pubsub.signal(&bytes),
             Incoming::Connected => {
-                if pubsub.catch_up_all(&*backend).await {
+                // Until it goes through: the broker's other connection may still be reconnecting.
+                let mut backoff = Duration::from_millis(50);
+                while !pubsub.catch_up_all(&*backend).await {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+                {
                     cluster.connected.store(true, Ordering::Relaxed);
                     pubsub.announce();
                     if let Some(ready) = ready.take() {

@@ -83,6 +83,11 @@ impl Store {
         Ok(Self { pool })
     }
 
+    /// The connection pool, for what else the demo keeps in this database.
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
     async fn articles(&self) -> Result<Vec<(Article, i64)>, sqlx::Error> {
         let rows: Vec<(i64, String, String, i64)> = sqlx::query_as(
             "SELECT a.id, a.title, a.body, (SELECT COUNT(*) FROM blog_comments c WHERE c.article_id = a.id)
@@ -262,16 +267,16 @@ impl LiveView for ArticleView {
         let comment =
             self.state.blog.add_comment(self.article.id, &author, &body).await.map_err(ViewError::internal)?;
         self.comments.push(comment.clone());
-        // Every reader of this article, this page included (which already has it), hears of it.
-        ctx.pubsub().publish_info(&topic(self.article.id), comment);
+        // Every reader of this article, on every process, this page included (which already
+        // has it), hears of it; each reads the new comments from the database.
+        ctx.pubsub().publish_text_info(&topic(self.article.id), comment.id.to_string());
         Ok(())
     }
 
     async fn on_info(&mut self, _: &mut Context, info: Info) -> Result<(), ViewError> {
-        if let Some(comment) = info.get::<Comment>()
-            && !self.comments.iter().any(|c| c.id == comment.id)
-        {
-            self.comments.push(comment.clone());
+        let Some(id) = info.get::<String>().and_then(|id| id.parse::<i64>().ok()) else { return Ok(()) };
+        if !self.comments.iter().any(|c| c.id == id) {
+            self.comments = self.state.blog.comments(self.article.id).await.map_err(ViewError::internal)?;
         }
         Ok(())
     }

@@ -145,8 +145,6 @@ impl Session for ChatSession {
         // Stored before it is shown: a message anyone saw survives a restart.
         self.state.chat.insert(&message).await?;
         ctx.broadcast(TOPIC, &[Fragment::append("messages", render_message(&message)).tag("ul")]);
-        self.state.metrics.message();
-        crate::dashboard::publish(&self.state);
         crate::notifications::mentions(&self.state, &message.name, &message.body);
         Ok(())
     }

@@ -1,8 +1,6 @@
 //! `/counter`: a counter per page (state on the server), a counter every tab shares, and a
 //! clock pushed by the server once a second (a message from a timer).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use livehtml::view::{LiveView, Mount, ViewError};
@@ -18,7 +16,8 @@ struct Tick;
 /// The counter page.
 pub struct CounterView {
     mine: i64,
-    shared: Arc<AtomicI64>,
+    /// Where the shared count lives (every process of a cluster reads the same).
+    shared: crate::shared::Shared,
     shared_seen: i64,
     offset: time::UtcOffset,
     now: String,
@@ -33,8 +32,8 @@ impl LiveView for CounterView {
     type State = AppState;
 
     async fn mount(state: &AppState, _: &Mount) -> Result<Self, ViewError> {
-        let shared = state.counter.clone();
-        let shared_seen = shared.load(Ordering::Relaxed);
+        let shared = state.shared.clone();
+        let shared_seen = shared.count().await.map_err(ViewError::internal)?;
         Ok(Self { mine: 0, shared, shared_seen, offset: state.offset, now: clock(state.offset) })
     }
 
@@ -45,7 +44,7 @@ impl LiveView for CounterView {
     async fn on_join(&mut self, ctx: &mut Context) -> Result<(), ViewError> {
         ctx.subscribe(TOPIC);
         // Also when a kept view comes back: other tabs may have counted while it was away.
-        self.shared_seen = self.shared_seen.max(self.shared.load(Ordering::Relaxed));
+        self.shared_seen = self.shared_seen.max(self.shared.count().await.map_err(ViewError::internal)?);
         ctx.every(Duration::from_secs(1), || Tick);
         Ok(())
     }
@@ -87,8 +86,9 @@ impl LiveView for CounterView {
                 self.mine += by.clamp(-1000, 1000);
             }
             Some("shared-inc") => {
-                self.shared_seen = self.shared.fetch_add(1, Ordering::Relaxed) + 1;
-                ctx.pubsub().publish_info(TOPIC, self.shared_seen);
+                self.shared_seen = self.shared.bump().await.map_err(ViewError::internal)?;
+                // To every tab, on every process of a cluster.
+                ctx.pubsub().publish_text_info(TOPIC, self.shared_seen.to_string());
             }
             _ => return Err(ViewError::unknown_event(&event)),
         }
@@ -98,7 +98,7 @@ impl LiveView for CounterView {
     async fn on_info(&mut self, _: &mut Context, info: Info) -> Result<(), ViewError> {
         if info.get::<Tick>().is_some() {
             self.now = clock(self.offset);
-        } else if let Some(&value) = info.get::<i64>() {
+        } else if let Some(value) = info.get::<String>().and_then(|v| v.parse::<i64>().ok()) {
             // Messages can cross: keep the newest value.
             self.shared_seen = self.shared_seen.max(value);
         }

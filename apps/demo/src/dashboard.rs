@@ -14,7 +14,17 @@ use maud::{Markup, html};
 use crate::AppState;
 use crate::layout::htmx_page;
 
-const TOPIC: &str = "dashboard";
+/// Where each process tells the others how many connections it holds: its name, a space, the
+/// count.
+const COUNTS: &str = "dashboard:counts";
+/// A process's count older than this is of a process that is gone.
+const STALE: Duration = Duration::from_secs(3);
+
+/// This process's dashboards' topic: the cards show the whole cluster's counts, and this
+/// process's uptime and memory.
+fn topic(state: &AppState) -> String {
+    format!("dashboard:{}", state.node)
+}
 
 /// What the cards count that the server does not know otherwise.
 #[derive(Debug)]
@@ -22,11 +32,13 @@ pub struct Metrics {
     started: Instant,
     /// When recent chat messages arrived (the last minute's).
     messages: Mutex<VecDeque<Instant>>,
+    /// Each process's open connections, and when it said so.
+    connections: Mutex<std::collections::HashMap<String, (usize, Instant)>>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        Self { started: Instant::now(), messages: Mutex::default() }
+        Self { started: Instant::now(), messages: Mutex::default(), connections: Mutex::default() }
     }
 }
 
@@ -35,6 +47,13 @@ impl Metrics {
     pub fn message(&self) {
         let mut messages = self.messages.lock().unwrap_or_else(|e| e.into_inner());
         messages.push_back(Instant::now());
+    }
+
+    /// Every process's open connections (this one's as it is now).
+    fn connections(&self, node: &str, here: usize) -> usize {
+        let mut counts = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        counts.retain(|_, (_, at)| at.elapsed() < STALE);
+        here + counts.iter().filter(|(n, _)| n.as_str() != node).map(|(_, (c, _))| c).sum::<usize>()
     }
 
     fn last_minute(&self) -> usize {
@@ -52,7 +71,10 @@ fn cards(state: &AppState) -> [Frame; 4] {
     let uptime = state.metrics.started.elapsed().as_secs();
     let uptime = format!("{}:{:02}:{:02}", uptime / 3600, uptime / 60 % 60, uptime % 60);
     [
-        Frame::event("active-users", metric(state.live.connection_count().to_string())),
+        Frame::event(
+            "active-users",
+            metric(state.metrics.connections(&state.node, state.live.connection_count()).to_string()),
+        ),
         Frame::event("messages", metric(state.metrics.last_minute().to_string())),
         Frame::event("uptime", metric(uptime)),
         Frame::event("memory", metric(memory())),
@@ -70,8 +92,31 @@ fn memory() -> String {
 /// Pushes every card to every open dashboard.
 pub(crate) fn publish(state: &AppState) {
     for card in cards(state) {
-        state.live.pubsub().publish(TOPIC, card);
+        state.live.pubsub().publish(&topic(state), card);
     }
+}
+
+/// Counts the cluster's chat messages as they pass, and hears the other processes' counts.
+pub(crate) fn follow(state: &AppState) {
+    let s = state.clone();
+    crate::follow(state.live.pubsub(), "chat", move |tapped| {
+        if matches!(tapped, livehtml::pubsub::Tapped::Frame(_)) {
+            s.metrics.message();
+            publish(&s);
+        }
+    });
+    let metrics = state.metrics.clone();
+    crate::follow(state.live.pubsub(), COUNTS, move |tapped| {
+        let livehtml::pubsub::Tapped::Info(info) = tapped else { return };
+        let Some((node, count)) = info.get::<String>().and_then(|t| t.split_once(' ')) else { return };
+        if let Ok(count) = count.parse() {
+            metrics
+                .connections
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(node.to_owned(), (count, Instant::now()));
+        }
+    });
 }
 
 /// Pushes the cards once a second while the app runs.
@@ -84,7 +129,9 @@ pub(crate) fn spawn_clock(state: AppState) {
             if state.live.is_shutting_down() {
                 return;
             }
-            if state.live.pubsub().subscriber_count(TOPIC) > 0 {
+            let here = state.live.connection_count();
+            state.live.pubsub().publish_text_info(COUNTS, format!("{} {here}", state.node));
+            if state.live.pubsub().subscriber_count(&topic(&state)) > 0 {
                 publish(&state);
             }
         }
@@ -97,7 +144,7 @@ struct Dashboard {
 
 impl Session for Dashboard {
     async fn on_join(&mut self, ctx: &mut Context) -> Result<(), SessionError> {
-        ctx.subscribe(TOPIC);
+        ctx.subscribe(&topic(&self.state));
         // A new page does not wait for the next tick; its own count includes itself.
         for card in cards(&self.state) {
             ctx.push_frame(card);

@@ -9,12 +9,12 @@ mod layout;
 mod lobby;
 pub mod notifications;
 mod raw;
+pub mod shared;
 mod user;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
 use axum::Router;
@@ -52,6 +52,21 @@ pub struct Args {
     /// Messages a page may send at once.
     #[arg(long, env = "LIVEHTML_MESSAGE_BURST", default_value_t = 200)]
     pub message_burst: u32,
+    /// Join a cluster through this broker (`redis://host:port`, `nats://host:port`): every
+    /// process on it behaves as one server. Alone when unset.
+    #[arg(long, env = "LIVEHTML_PUBSUB")]
+    pub pubsub: Option<String>,
+    /// How long a process of the cluster may fall silent (died, lost the broker) before its
+    /// members (the chat's count, the lobby's players) leave, in milliseconds.
+    #[arg(long, env = "LIVEHTML_NODE_TIMEOUT_MS", default_value_t = 6_000)]
+    pub node_timeout_ms: u64,
+    /// The cluster's name on its broker: processes with the same one are one server.
+    #[arg(long, env = "LIVEHTML_PUBSUB_NAMESPACE", default_value = "livehtml-demo")]
+    pub pubsub_namespace: String,
+    /// The key that signs live-view tokens (at least 32 characters), the same for every process
+    /// of a cluster on several machines; the data directory's `secret.key` when unset.
+    #[arg(long, env = "LIVEHTML_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
 }
 
 impl Args {
@@ -77,14 +92,34 @@ pub struct AppState {
     pub offset: time::UtcOffset,
     /// Articles and comments.
     pub blog: blog::Store,
-    /// The counter every tab shares.
-    pub counter: Arc<AtomicI64>,
+    /// The counter every tab shares and the notifications, in the database.
+    pub shared: shared::Shared,
     /// What the dashboard counts.
     pub metrics: Arc<dashboard::Metrics>,
     /// The notification feed.
     pub feed: Arc<notifications::Feed>,
     /// How long a live view is kept for a page whose connection dropped.
     pub view_grace: Duration,
+    /// This process's name among a cluster's (random).
+    pub node: String,
+}
+
+/// Runs `each` on everything `topic` delivers to this process, for as long as it runs (a
+/// process-wide follower, such as the state every process keeps of the lobby).
+pub(crate) fn follow(
+    pubsub: &livehtml::PubSub,
+    topic: &str,
+    mut each: impl FnMut(livehtml::pubsub::Tapped) + Send + 'static,
+) {
+    let (pubsub, topic) = (pubsub.clone(), topic.to_owned());
+    tokio::spawn(async move {
+        loop {
+            let (mut tap, _) = pubsub.tap(&topic, None, 4096);
+            while let Some(tapped) = tap.next().await {
+                each(tapped);
+            }
+        }
+    });
 }
 
 /// Opens the data directory (and the blog's database) and builds the app's state.
@@ -94,12 +129,30 @@ pub async fn state(
     offset: time::UtcOffset,
     limits: Limits,
 ) -> Result<AppState, Box<dyn std::error::Error>> {
+    state_with_secret(data_dir, database_url, offset, limits, None).await
+}
+
+/// [`state`], signing live-view tokens with `secret` when given.
+pub async fn state_with_secret(
+    data_dir: &std::path::Path,
+    database_url: Option<&str>,
+    offset: time::UtcOffset,
+    limits: Limits,
+    secret_key: Option<&str>,
+) -> Result<AppState, Box<dyn std::error::Error>> {
     std::fs::create_dir_all(data_dir)?;
     let file = data_dir.join("livehtml-demo.db");
     let chat = chat::Store::open(&file).await?;
     let sqlite = format!("sqlite://{}?mode=rwc", file.display());
-    let blog = blog::Store::open(database_url.unwrap_or(&sqlite)).await?;
-    let live = Live::new(Config::default().secret(secret(data_dir)?).limits(limits));
+    let url = database_url.unwrap_or(&sqlite);
+    let blog = blog::Store::open(url).await?;
+    let shared = shared::Shared::open(blog.pool().clone(), url.starts_with("postgres")).await?;
+    let key = match secret_key {
+        Some(key) if key.len() >= 32 => key.as_bytes().to_vec(),
+        Some(_) => return Err("--secret must be at least 32 characters".into()),
+        None => secret(data_dir)?,
+    };
+    let live = Live::new(Config::default().secret(key).limits(limits));
     // Pages that reconnect get what they missed from these topics' history.
     live.pubsub().keep_history("chat", chat::history());
     live.pubsub().keep_history("notifications", notifications::history());
@@ -109,10 +162,15 @@ pub async fn state(
         lobby: Arc::default(),
         offset,
         blog,
-        counter: Arc::default(),
+        shared,
         metrics: Arc::default(),
         feed: Arc::default(),
         view_grace: Duration::from_secs(30),
+        node: {
+            let mut id = [0u8; 6];
+            getrandom::fill(&mut id)?;
+            id.iter().map(|b| format!("{b:02x}")).collect()
+        },
     })
 }
 
@@ -168,6 +226,8 @@ pub fn app(state: AppState) -> Router {
     let live = state.live.clone();
     let live_ready = live.clone();
     dashboard::spawn_clock(state.clone());
+    dashboard::follow(&state);
+    lobby::follow(&state);
     Router::new()
         .route("/", get(layout::home))
         .route("/healthz", get(|| async { "ok" }))
@@ -182,11 +242,29 @@ pub fn app(state: AppState) -> Router {
         .merge(live.client_script())
 }
 
+/// Connects the pub/sub to the broker at `url` (its scheme says which), after the topics'
+/// histories are set (`state` does that).
+async fn join_cluster(pubsub: &livehtml::PubSub, url: &str, namespace: &str) -> Result<(), Box<dyn std::error::Error>> {
+    if url.starts_with("redis://") || url.starts_with("rediss://") {
+        pubsub.connect(livehtml_redis::Redis::new(url, namespace)?).await?;
+    } else {
+        return Err(format!("--pubsub {url}: not a redis:// or nats:// address").into());
+    }
+    tracing::info!(broker = url, namespace, "joined the cluster");
+    Ok(())
+}
+
 /// Serves until SIGTERM or Ctrl-C, then closes live connections (1012) and drains.
 pub async fn run(args: Args, offset: time::UtcOffset) -> Result<(), Box<dyn std::error::Error>> {
-    let mut state = state(&args.data_dir, args.database_url.as_deref(), offset, args.limits()).await?;
+    let mut state =
+        state_with_secret(&args.data_dir, args.database_url.as_deref(), offset, args.limits(), args.secret.as_deref())
+            .await?;
     state.view_grace = Duration::from_millis(args.view_grace_ms);
     state.live.pubsub().set_presence_grace(Duration::from_millis(args.presence_grace_ms));
+    if let Some(url) = &args.pubsub {
+        join_cluster(state.live.pubsub(), url, &args.pubsub_namespace).await?;
+        state.live.pubsub().set_node_timeout(Duration::from_millis(args.node_timeout_ms));
+    }
     let live = state.live.clone();
     // livehtml's listener lets an event stream leave hyper after its head (2 KB per idle stream).
     let listener = livehtml::Listener::new(TcpListener::bind(args.addr).await?);

@@ -16,6 +16,8 @@ use crate::AppState;
 use crate::layout::page;
 
 const TOPIC: &str = "lobby";
+/// Where a process tells the others who is ready: `1` or `0`, a tab, the player's key.
+const READY: &str = "lobby:ready";
 const MAX_NAME: usize = 24;
 
 /// Who is ready. The players themselves are the lobby topic's presence: one per browser (its
@@ -45,6 +47,16 @@ impl Lobby {
             .map(|m| Player { ready: ready.get(&m.key).copied().unwrap_or(false), name: m.meta })
             .collect()
     }
+}
+
+/// Keeps this process's idea of who is ready in step with every other process's toggles.
+pub(crate) fn follow(state: &AppState) {
+    let lobby = state.lobby.clone();
+    crate::follow(state.live.pubsub(), READY, move |tapped| {
+        let livehtml::pubsub::Tapped::Info(info) = tapped else { return };
+        let Some((ready, key)) = info.get::<String>().and_then(|t| t.split_once('\t')) else { return };
+        lobby.ready().insert(key.to_owned(), ready == "1");
+    });
 }
 
 fn player_list(players: &[Player]) -> Markup {
@@ -122,6 +134,8 @@ impl Session for LobbySession {
                     *entry = !*entry;
                     *entry
                 };
+                // Every process of a cluster keeps who is ready (see `follow`).
+                ctx.pubsub().publish_text_info(READY, format!("{}\t{}", u8::from(ready), self.user));
                 let players = self.state.lobby.players(&self.state.live);
                 let name = ctx.pubsub().members(TOPIC).into_iter().find(|m| m.key == self.user).map(|m| m.meta);
                 let log = format!("{} is {}.", name.unwrap_or_default(), if ready { "ready" } else { "not ready" });

@@ -3,10 +3,6 @@
 //! mention `@name`. The page keeps at most [`KEPT`] toasts: each new one removes the one that
 //! many before it, by an out-of-band delete in the same event.
 
-use std::collections::VecDeque;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -20,7 +16,7 @@ use crate::layout::htmx_page;
 
 const TOPIC: &str = "notifications";
 /// Toasts a page keeps.
-pub const KEPT: u64 = 50;
+pub const KEPT: i64 = 50;
 const MAX_TEXT: usize = 200;
 
 /// What the topic keeps for feeds that reconnect (two messages a notification): a feed away
@@ -29,24 +25,23 @@ pub(crate) fn history() -> History {
     History::new(2 * KEPT as usize).max_age(std::time::Duration::from_secs(120))
 }
 
-/// How many notifications were sent, and the last [`KEPT`] of them (what a feed that missed
-/// too much is sent again).
+/// Numbers this process's notifications and publishes them in that order (the numbers come
+/// from the database, which every process of a cluster shares).
 #[derive(Debug, Default)]
 pub struct Feed {
-    count: AtomicU64,
-    recent: Mutex<VecDeque<(u64, String)>>,
+    publishing: tokio::sync::Mutex<()>,
 }
 
-fn toast(n: u64, text: &str) -> Markup {
+fn toast(n: i64, text: &str) -> Markup {
     html! { div.toast id=(format!("toast-{n}")) role="alert" { (text) } }
 }
 
 /// Sends a notification to every open feed: the new count and the toast.
-pub(crate) fn notify(state: &AppState, text: &str) {
+pub(crate) async fn notify(state: &AppState, text: &str) -> Result<(), sqlx::Error> {
     let text: String = text.chars().take(MAX_TEXT).collect();
-    // Numbered and published under one lock: feeds see the toasts in their order.
-    let mut recent = state.feed.recent.lock().unwrap_or_else(|e| e.into_inner());
-    let n = state.feed.count.fetch_add(1, Ordering::Relaxed) + 1;
+    // Numbered and published under one lock: this process's feeds see its toasts in order.
+    let _publishing = state.feed.publishing.lock().await;
+    let n = state.shared.notify(&text).await?;
     let new = html! {
         (toast(n, &text))
         @if n > KEPT {
@@ -55,10 +50,7 @@ pub(crate) fn notify(state: &AppState, text: &str) {
     };
     state.live.pubsub().publish(TOPIC, Frame::event("notification-count", n.to_string()));
     state.live.pubsub().publish(TOPIC, Frame::event("new-notification", new.into_string()));
-    recent.push_back((n, text));
-    if recent.len() > KEPT as usize {
-        recent.pop_front();
-    }
+    Ok(())
 }
 
 /// Chat messages that mention `@name` notify.
@@ -69,9 +61,19 @@ pub(crate) fn mentions(state: &AppState, from: &str, body: &str) {
         .map(|w| w.trim_end_matches(|c: char| !c.is_alphanumeric()))
         .filter(|w| !w.is_empty())
         .collect();
-    for name in mentioned {
-        notify(state, &format!("{from} mentioned @{name} in the chat: {body}"));
+    let texts: Vec<String> =
+        mentioned.iter().map(|name| format!("{from} mentioned @{name} in the chat: {body}")).collect();
+    if texts.is_empty() {
+        return;
     }
+    let state = state.clone();
+    tokio::spawn(async move {
+        for text in texts {
+            if let Err(e) = notify(&state, &text).await {
+                tracing::error!(error = %e, "could not store a notification");
+            }
+        }
+    });
 }
 
 struct FeedSession {
@@ -83,8 +85,8 @@ impl Session for FeedSession {
         // A feed that reconnects (its `Last-Event-ID`) gets the toasts it missed, replayed; one
         // that missed more than the topic keeps gets the whole list again.
         let recovery = ctx.subscribe(TOPIC);
-        let recent = self.state.feed.recent.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let count = recent.back().map_or(0, |(n, _)| *n);
+        let recent = self.state.shared.notifications(KEPT).await?;
+        let count = recent.last().map_or(0, |(n, _)| *n);
         ctx.push_frame(Frame::event("notification-count", count.to_string()));
         if recovery == Recovery::Lost {
             let list = html! {
@@ -103,7 +105,7 @@ impl Session for FeedSession {
 }
 
 async fn feed_page(State(state): State<AppState>) -> Markup {
-    let count = state.feed.count.load(Ordering::Relaxed);
+    let count = state.shared.notifications(1).await.ok().and_then(|n| n.last().map(|(n, _)| *n)).unwrap_or(0);
     htmx_page(
         "Notifications",
         html! {
@@ -129,8 +131,13 @@ async fn post_notification(State(state): State<AppState>, form: axum::Form<Notif
     if text.is_empty() {
         return StatusCode::BAD_REQUEST;
     }
-    notify(&state, text);
-    StatusCode::NO_CONTENT
+    match notify(&state, text).await {
+        Ok(()) => StatusCode::NO_CONTENT,
+        Err(e) => {
+            tracing::error!(error = %e, "could not store a notification");
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
 }
 
 pub(crate) fn routes(state: &AppState) -> Router {

@@ -1,0 +1,175 @@
+//! Two demo processes on one broker behave as one server: a chat message typed on one reaches
+//! pages of the other, the online count is the cluster's, a page of a process that dies
+//! comes back on the other and misses nothing, and the dead process's people leave. Each demo
+//! is its own process (the binary `cargo test` builds), on a Redis at 127.0.0.1:6379 under a
+//! namespace of this run's own; the two share one data directory (SQLite file, signing key).
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::SinkExt;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use common::{Client, WAIT, htmx2, next_text, until_text};
+
+const REDIS: &str = "127.0.0.1:6379";
+
+/// Redis is there, or the test says SKIPPED (fails under `LIVEHTML_REQUIRE_ALL`).
+fn broker() -> bool {
+    if std::net::TcpStream::connect(REDIS).is_ok() {
+        return true;
+    }
+    assert!(std::env::var_os("LIVEHTML_REQUIRE_ALL").is_none(), "no Redis at {REDIS}");
+    eprintln!("SKIPPED: no Redis at {REDIS}");
+    false
+}
+
+fn namespace() -> String {
+    let unique = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("lhdemo-{}-{unique:x}", std::process::id())
+}
+
+/// One demo process of a cluster.
+struct Node {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Node {
+    fn start(data: &std::path::Path, namespace: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_livehtml-demo"))
+            .args(["--addr", "127.0.0.1:0", "--pubsub", &format!("redis://{REDIS}")])
+            .args(["--pubsub-namespace", namespace, "--presence-grace-ms", "300", "--node-timeout-ms", "1500"])
+            .arg("--data-dir")
+            .arg(data)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the demo binary starts");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("listening on http://") {
+                    let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
+                }
+            }
+        });
+        let addr = rx.recv_timeout(WAIT).expect("the demo prints its address");
+        Self { child, addr }
+    }
+
+    /// A page of browser `user` on `path`.
+    async fn connect(&self, path: &str, user: &str) -> Client {
+        let mut request = format!("ws://{}{path}", self.addr).into_client_request().unwrap();
+        request.headers_mut().insert("cookie", format!("lh-user={user}").parse().unwrap());
+        tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request)).await.expect("in time").unwrap().0
+    }
+
+    /// Dies at once, as a crash: no goodbye to pages or the cluster.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn say(text: &str) -> tokio_tungstenite::tungstenite::Message {
+    htmx2(json!({"name": "t", "message": text}), "chat-form")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_and_its_count_span_both_processes() {
+    if !broker() {
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let ns = namespace();
+    let (a, b) = (Node::start(data.path(), &ns), Node::start(data.path(), &ns));
+    let mut ann = a.connect("/ws/chat", "ann").await;
+    let mut bob = b.connect("/ws/chat", "bob").await;
+    until_text(&mut bob, "2 online").await;
+    until_text(&mut ann, "2 online").await;
+    ann.send(say("typed on A")).await.unwrap();
+    until_text(&mut bob, "typed on A").await;
+    bob.send(say("typed on B")).await.unwrap();
+    until_text(&mut ann, "typed on B").await;
+    // The first render on either process shows what was said on both (one database).
+    let page = http_get(b.addr, "/chat").await;
+    assert!(page.contains("typed on A") && page.contains("typed on B"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_a_process_that_dies_comes_back_on_the_other_and_misses_nothing() {
+    if !broker() {
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let ns = namespace();
+    let (mut a, b) = (Node::start(data.path(), &ns), Node::start(data.path(), &ns));
+    // livehtml.js's dialect: each topic message comes with its position.
+    let mut carol = a.connect("/ws/chat?client=lh", "carol").await;
+    let mut dave = b.connect("/ws/chat", "dave").await;
+    until_text(&mut carol, "2 online").await;
+    dave.send(say("first")).await.unwrap();
+    let seen = until_text(&mut carol, "first").await;
+    let at = seen.strip_prefix("<!--lh:").and_then(|s| s.split_once("-->")).map(|(at, _)| at.to_owned());
+    let at = at.unwrap_or_else(|| panic!("a stamped message: {seen}"));
+
+    a.kill();
+    dave.send(say("while away 1")).await.unwrap();
+    dave.send(say("while away 2")).await.unwrap();
+    until_text(&mut dave, "while away 2").await;
+    // Carol's page reconnects where the load balancer sends it now, saying what it saw.
+    let mut back = b.connect(&format!("/ws/chat?client=lh&lh-since={at}"), "carol").await;
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let text = next_text(&mut back).await;
+        for wanted in ["while away 1", "while away 2", "\"recovered\""] {
+            if text.contains(wanted) {
+                got.push(wanted);
+            }
+        }
+    }
+    assert_eq!(got, ["while away 1", "while away 2", "\"recovered\""], "replayed in order, then told");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_people_of_a_process_that_dies_leave_within_its_timeout() {
+    if !broker() {
+        return;
+    }
+    let data = tempfile::tempdir().unwrap();
+    let ns = namespace();
+    let (mut a, b) = (Node::start(data.path(), &ns), Node::start(data.path(), &ns));
+    let _erin = a.connect("/ws/chat", "erin").await;
+    let mut frank = b.connect("/ws/chat", "frank").await;
+    until_text(&mut frank, "2 online").await;
+    let died = Instant::now();
+    a.kill();
+    until_text(&mut frank, "1 online").await;
+    // The node timeout (1.5 s) and a heartbeat's sweep.
+    assert!(died.elapsed() < Duration::from_secs(4), "left after {:?}", died.elapsed());
+}
+
+/// GETs `path` from `addr`: the body.
+async fn http_get(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut resp = String::new();
+    tcp.read_to_string(&mut resp).await.unwrap();
+    resp
+}

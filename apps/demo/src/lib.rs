@@ -247,6 +247,8 @@ pub fn app(state: AppState) -> Router {
 async fn join_cluster(pubsub: &livehtml::PubSub, url: &str, namespace: &str) -> Result<(), Box<dyn std::error::Error>> {
     if url.starts_with("redis://") || url.starts_with("rediss://") {
         pubsub.connect(livehtml_redis::Redis::new(url, namespace)?).await?;
+    } else if url.starts_with("nats://") {
+        pubsub.connect(livehtml_nats::Nats::new(url, namespace)).await?;
     } else {
         return Err(format!("--pubsub {url}: not a redis:// or nats:// address").into());
     }

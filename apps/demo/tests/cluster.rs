@@ -1,8 +1,9 @@
 //! Two demo processes on one broker behave as one server: a chat message typed on one reaches
 //! pages of the other, the online count is the cluster's, a page of a process that dies
 //! comes back on the other and misses nothing, and the dead process's people leave. Each demo
-//! is its own process (the binary `cargo test` builds), on a Redis at 127.0.0.1:6379 under a
-//! namespace of this run's own; the two share one data directory (SQLite file, signing key).
+//! is its own process (the binary `cargo test` builds), on Redis (127.0.0.1:6379) and on NATS
+//! (127.0.0.1:4222) in turn, under a namespace of this run's own; the two share one data
+//! directory (SQLite file, signing key).
 #![cfg(target_os = "linux")]
 
 mod common;
@@ -18,16 +19,21 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use common::{Client, WAIT, htmx2, next_text, until_text};
 
-const REDIS: &str = "127.0.0.1:6379";
-
-/// Redis is there, or the test says SKIPPED (fails under `LIVEHTML_REQUIRE_ALL`).
-fn broker() -> bool {
-    if std::net::TcpStream::connect(REDIS).is_ok() {
-        return true;
-    }
-    assert!(std::env::var_os("LIVEHTML_REQUIRE_ALL").is_none(), "no Redis at {REDIS}");
-    eprintln!("SKIPPED: no Redis at {REDIS}");
-    false
+/// The brokers that are there (each missing one says SKIPPED, or fails the test under
+/// `LIVEHTML_REQUIRE_ALL`).
+fn brokers() -> Vec<&'static str> {
+    ["redis://127.0.0.1:6379", "nats://127.0.0.1:4222"]
+        .into_iter()
+        .filter(|url| {
+            let address = url.split("//").nth(1).unwrap();
+            if std::net::TcpStream::connect(address).is_ok() {
+                return true;
+            }
+            assert!(std::env::var_os("LIVEHTML_REQUIRE_ALL").is_none(), "no broker at {url}");
+            eprintln!("SKIPPED on {url}: nothing answers");
+            false
+        })
+        .collect()
 }
 
 fn namespace() -> String {
@@ -42,9 +48,9 @@ struct Node {
 }
 
 impl Node {
-    fn start(data: &std::path::Path, namespace: &str) -> Self {
+    fn start(broker: &str, data: &std::path::Path, namespace: &str) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_livehtml-demo"))
-            .args(["--addr", "127.0.0.1:0", "--pubsub", &format!("redis://{REDIS}")])
+            .args(["--addr", "127.0.0.1:0", "--pubsub", broker])
             .args(["--pubsub-namespace", namespace, "--presence-grace-ms", "300", "--node-timeout-ms", "1500"])
             .arg("--data-dir")
             .arg(data)
@@ -91,76 +97,76 @@ fn say(text: &str) -> tokio_tungstenite::tungstenite::Message {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_and_its_count_span_both_processes() {
-    if !broker() {
-        return;
+    for broker in brokers() {
+        eprintln!("on {broker}");
+        let data = tempfile::tempdir().unwrap();
+        let ns = namespace();
+        let (a, b) = (Node::start(broker, data.path(), &ns), Node::start(broker, data.path(), &ns));
+        let mut ann = a.connect("/ws/chat", "ann").await;
+        let mut bob = b.connect("/ws/chat", "bob").await;
+        until_text(&mut bob, "2 online").await;
+        until_text(&mut ann, "2 online").await;
+        ann.send(say("typed on A")).await.unwrap();
+        until_text(&mut bob, "typed on A").await;
+        bob.send(say("typed on B")).await.unwrap();
+        until_text(&mut ann, "typed on B").await;
+        // The first render on either process shows what was said on both (one database).
+        let page = http_get(b.addr, "/chat").await;
+        assert!(page.contains("typed on A") && page.contains("typed on B"));
     }
-    let data = tempfile::tempdir().unwrap();
-    let ns = namespace();
-    let (a, b) = (Node::start(data.path(), &ns), Node::start(data.path(), &ns));
-    let mut ann = a.connect("/ws/chat", "ann").await;
-    let mut bob = b.connect("/ws/chat", "bob").await;
-    until_text(&mut bob, "2 online").await;
-    until_text(&mut ann, "2 online").await;
-    ann.send(say("typed on A")).await.unwrap();
-    until_text(&mut bob, "typed on A").await;
-    bob.send(say("typed on B")).await.unwrap();
-    until_text(&mut ann, "typed on B").await;
-    // The first render on either process shows what was said on both (one database).
-    let page = http_get(b.addr, "/chat").await;
-    assert!(page.contains("typed on A") && page.contains("typed on B"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_of_a_process_that_dies_comes_back_on_the_other_and_misses_nothing() {
-    if !broker() {
-        return;
-    }
-    let data = tempfile::tempdir().unwrap();
-    let ns = namespace();
-    let (mut a, b) = (Node::start(data.path(), &ns), Node::start(data.path(), &ns));
-    // livehtml.js's dialect: each topic message comes with its position.
-    let mut carol = a.connect("/ws/chat?client=lh", "carol").await;
-    let mut dave = b.connect("/ws/chat", "dave").await;
-    until_text(&mut carol, "2 online").await;
-    dave.send(say("first")).await.unwrap();
-    let seen = until_text(&mut carol, "first").await;
-    let at = seen.strip_prefix("<!--lh:").and_then(|s| s.split_once("-->")).map(|(at, _)| at.to_owned());
-    let at = at.unwrap_or_else(|| panic!("a stamped message: {seen}"));
+    for broker in brokers() {
+        eprintln!("on {broker}");
+        let data = tempfile::tempdir().unwrap();
+        let ns = namespace();
+        let (mut a, b) = (Node::start(broker, data.path(), &ns), Node::start(broker, data.path(), &ns));
+        // livehtml.js's dialect: each topic message comes with its position.
+        let mut carol = a.connect("/ws/chat?client=lh", "carol").await;
+        let mut dave = b.connect("/ws/chat", "dave").await;
+        until_text(&mut carol, "2 online").await;
+        dave.send(say("first")).await.unwrap();
+        let seen = until_text(&mut carol, "first").await;
+        let at = seen.strip_prefix("<!--lh:").and_then(|s| s.split_once("-->")).map(|(at, _)| at.to_owned());
+        let at = at.unwrap_or_else(|| panic!("a stamped message: {seen}"));
 
-    a.kill();
-    dave.send(say("while away 1")).await.unwrap();
-    dave.send(say("while away 2")).await.unwrap();
-    until_text(&mut dave, "while away 2").await;
-    // Carol's page reconnects where the load balancer sends it now, saying what it saw.
-    let mut back = b.connect(&format!("/ws/chat?client=lh&lh-since={at}"), "carol").await;
-    let mut got = Vec::new();
-    while got.len() < 3 {
-        let text = next_text(&mut back).await;
-        for wanted in ["while away 1", "while away 2", "\"recovered\""] {
-            if text.contains(wanted) {
-                got.push(wanted);
+        a.kill();
+        dave.send(say("while away 1")).await.unwrap();
+        dave.send(say("while away 2")).await.unwrap();
+        until_text(&mut dave, "while away 2").await;
+        // Carol's page reconnects where the load balancer sends it now, saying what it saw.
+        let mut back = b.connect(&format!("/ws/chat?client=lh&lh-since={at}"), "carol").await;
+        let mut got = Vec::new();
+        while got.len() < 3 {
+            let text = next_text(&mut back).await;
+            for wanted in ["while away 1", "while away 2", "\"recovered\""] {
+                if text.contains(wanted) {
+                    got.push(wanted);
+                }
             }
         }
+        assert_eq!(got, ["while away 1", "while away 2", "\"recovered\""], "replayed in order, then told");
     }
-    assert_eq!(got, ["while away 1", "while away 2", "\"recovered\""], "replayed in order, then told");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_people_of_a_process_that_dies_leave_within_its_timeout() {
-    if !broker() {
-        return;
+    for broker in brokers() {
+        eprintln!("on {broker}");
+        let data = tempfile::tempdir().unwrap();
+        let ns = namespace();
+        let (mut a, b) = (Node::start(broker, data.path(), &ns), Node::start(broker, data.path(), &ns));
+        let _erin = a.connect("/ws/chat", "erin").await;
+        let mut frank = b.connect("/ws/chat", "frank").await;
+        until_text(&mut frank, "2 online").await;
+        let died = Instant::now();
+        a.kill();
+        until_text(&mut frank, "1 online").await;
+        // The node timeout (1.5 s) and a heartbeat's sweep.
+        assert!(died.elapsed() < Duration::from_secs(4), "left after {:?}", died.elapsed());
     }
-    let data = tempfile::tempdir().unwrap();
-    let ns = namespace();
-    let (mut a, b) = (Node::start(data.path(), &ns), Node::start(data.path(), &ns));
-    let _erin = a.connect("/ws/chat", "erin").await;
-    let mut frank = b.connect("/ws/chat", "frank").await;
-    until_text(&mut frank, "2 online").await;
-    let died = Instant::now();
-    a.kill();
-    until_text(&mut frank, "1 online").await;
-    // The node timeout (1.5 s) and a heartbeat's sweep.
-    assert!(died.elapsed() < Duration::from_secs(4), "left after {:?}", died.elapsed());
 }
 
 /// GETs `path` from `addr`: the body.

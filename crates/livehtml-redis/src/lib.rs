@@ -68,6 +68,7 @@ else
   redis.call('DEL', KEYS[2])
 end
 redis.call('ZADD', KEYS[3], ARGV[7], ARGV[1])
+redis.call('PEXPIRE', KEYS[3], ARGV[8])
 redis.call('PUBLISH', ARGV[6], 'm' .. epoch .. ' ' .. offset .. ' ' .. #ARGV[1] .. '\n' .. ARGV[1] .. ARGV[2])
 return offset
 ";

@@ -230,13 +230,14 @@ impl PubSub {
     }
 
     /// Who is on `topic` ([`crate::Context::track`]), in the order they joined (in a cluster:
-    /// this process's members first, then the others').
+    /// every process's members, by when each joined its process).
     pub fn members(&self, topic: &str) -> Vec<Member> {
-        let mut members = self.inner.members.list(topic);
-        if let Some(cluster) = self.inner.cluster.get() {
-            cluster.roster.add_remote(topic, &mut members);
-        }
-        members
+        let Some(cluster) = self.inner.cluster.get() else { return self.inner.members.list(topic) };
+        let mut members = self.inner.members.timed(topic);
+        cluster.roster.add_remote(topic, &mut members);
+        members.sort_by(|(a, x), (b, y)| (a, &x.key).cmp(&(b, &y.key)));
+        let mut seen = std::collections::HashSet::new();
+        members.into_iter().filter(|(_, m)| seen.insert(m.key.clone())).map(|(_, m)| m).collect()
     }
 
     /// How long a member whose last connection dropped still counts as present (default

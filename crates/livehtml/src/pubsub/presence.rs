@@ -37,6 +37,14 @@ struct Entry {
     connections: usize,
     /// Bumped by every track: a leave scheduled before it is void.
     generation: u64,
+    /// When it joined, in milliseconds since the Unix epoch: a cluster lists its members by it.
+    joined: u64,
+}
+
+/// Now, in milliseconds since the Unix epoch.
+pub(super) fn now_millis() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(now.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Every topic's members, in join order.
@@ -51,7 +59,14 @@ impl Members {
     }
 
     pub(super) fn list(&self, topic: &str) -> Vec<Member> {
-        self.topics().get(topic).map_or_else(Vec::new, |entries| entries.iter().map(|e| e.member.clone()).collect())
+        self.timed(topic).into_iter().map(|(_, m)| m).collect()
+    }
+
+    /// The members with when they joined.
+    pub(super) fn timed(&self, topic: &str) -> Vec<(u64, Member)> {
+        self.topics()
+            .get(topic)
+            .map_or_else(Vec::new, |entries| entries.iter().map(|e| (e.joined, e.member.clone())).collect())
     }
 
     pub(super) fn has(&self, topic: &str, key: &str) -> bool {
@@ -59,9 +74,12 @@ impl Members {
     }
 
     /// Every topic's members, for a process that tells the cluster what it counts.
-    pub(super) fn all(&self) -> Vec<(String, Member)> {
+    pub(super) fn all(&self) -> Vec<(String, u64, Member)> {
         let topics = self.topics();
-        topics.iter().flat_map(|(t, entries)| entries.iter().map(move |e| (t.clone(), e.member.clone()))).collect()
+        topics
+            .iter()
+            .flat_map(|(t, entries)| entries.iter().map(move |e| (t.clone(), e.joined, e.member.clone())))
+            .collect()
     }
 
     /// One more connection of `key`: the member that joined, if it is new.
@@ -74,7 +92,7 @@ impl Members {
             return None;
         }
         let member = Member { key: key.to_owned(), meta: meta.to_owned() };
-        entries.push(Entry { member: member.clone(), connections: 1, generation: 0 });
+        entries.push(Entry { member: member.clone(), connections: 1, generation: 0, joined: now_millis() });
         Some(member)
     }
 

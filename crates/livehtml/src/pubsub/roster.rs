@@ -40,8 +40,12 @@ pub(super) struct Roster {
 struct Remote {
     heard: Instant,
     seq: u64,
-    topics: HashMap<String, Vec<Member>>,
+    /// Each topic's members, with when they joined.
+    topics: HashMap<String, Vec<(u64, Member)>>,
 }
+
+/// A process's members: each topic's, with when they joined.
+type State = HashMap<String, Vec<(u64, Member)>>;
 
 impl Roster {
     fn remote(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Remote>> {
@@ -57,20 +61,13 @@ impl Roster {
 
     /// Whether another process counts `key` on `topic`.
     fn elsewhere(&self, topic: &str, key: &str) -> bool {
-        self.remote().values().any(|r| r.topics.get(topic).is_some_and(|m| m.iter().any(|m| m.key == key)))
+        self.remote().values().any(|r| r.topics.get(topic).is_some_and(|m| m.iter().any(|(_, m)| m.key == key)))
     }
 
-    /// The other processes' members of `topic` that are not in `local`.
-    pub(super) fn add_remote(&self, topic: &str, local: &mut Vec<Member>) {
-        let remote = self.remote();
-        let mut nodes: Vec<_> = remote.iter().collect();
-        nodes.sort_by_key(|(node, _)| **node);
-        for (_, r) in nodes {
-            for m in r.topics.get(topic).into_iter().flatten() {
-                if !local.iter().any(|l| l.key == m.key) {
-                    local.push(m.clone());
-                }
-            }
+    /// Adds the other processes' members of `topic` to `members` (with when they joined).
+    pub(super) fn add_remote(&self, topic: &str, members: &mut Vec<(u64, Member)>) {
+        for r in self.remote().values() {
+            members.extend(r.topics.get(topic).into_iter().flatten().cloned());
         }
     }
 }
@@ -124,7 +121,8 @@ impl PubSub {
     pub(super) fn joined_here(&self, topic: &str, member: Member) {
         if let Some(cluster) = self.inner.cluster.get() {
             let mut body = Vec::new();
-            for s in [topic, &member.key, &member.meta] {
+            let joined = super::presence::now_millis().to_string();
+            for s in [topic, &member.key, &member.meta, &joined] {
                 put(&mut body, s);
             }
             self.presence_send(Op::Join, &body);
@@ -160,8 +158,8 @@ impl PubSub {
 
     fn send_state(&self) {
         let mut body = Vec::new();
-        for (topic, member) in self.inner.members.all() {
-            for s in [topic.as_str(), &member.key, &member.meta] {
+        for (topic, joined, member) in self.inner.members.all() {
+            for s in [topic.as_str(), &member.key, &member.meta, &joined.to_string()] {
                 put(&mut body, s);
             }
         }
@@ -186,13 +184,15 @@ impl PubSub {
         };
         match op {
             b'J' => {
-                let (Some(topic), Some(key), Some(meta)) = (take(&mut rest), take(&mut rest), take(&mut rest)) else {
+                let (Some(topic), Some(key), Some(meta), Some(joined)) =
+                    (take(&mut rest), take(&mut rest), take(&mut rest), take(&mut rest))
+                else {
                     return;
                 };
-                let member = Member { key: key.to_owned(), meta: meta.to_owned() };
+                let member = (joined.parse().unwrap_or(0), Member { key: key.to_owned(), meta: meta.to_owned() });
                 self.change(node, seq, |topics| {
                     let members = topics.entry(topic.to_owned()).or_default();
-                    if !members.iter().any(|m| m.key == key) {
+                    if !members.iter().any(|(_, m)| m.key == key) {
                         members.push(member);
                     }
                 });
@@ -201,17 +201,17 @@ impl PubSub {
                 let (Some(topic), Some(key)) = (take(&mut rest), take(&mut rest)) else { return };
                 self.change(node, seq, |topics| {
                     if let Some(members) = topics.get_mut(topic) {
-                        members.retain(|m| m.key != key);
+                        members.retain(|(_, m)| m.key != key);
                     }
                 });
             }
             b'S' => {
-                let mut state: HashMap<String, Vec<Member>> = HashMap::new();
-                while let (Some(topic), Some(key), Some(meta)) = (take(&mut rest), take(&mut rest), take(&mut rest)) {
-                    state
-                        .entry(topic.to_owned())
-                        .or_default()
-                        .push(Member { key: key.to_owned(), meta: meta.to_owned() });
+                let mut state = State::new();
+                while let (Some(topic), Some(key), Some(meta), Some(joined)) =
+                    (take(&mut rest), take(&mut rest), take(&mut rest), take(&mut rest))
+                {
+                    let member = Member { key: key.to_owned(), meta: meta.to_owned() };
+                    state.entry(topic.to_owned()).or_default().push((joined.parse().unwrap_or(0), member));
                 }
                 self.change(node, seq, |topics| *topics = state);
             }
@@ -234,7 +234,7 @@ impl PubSub {
 
     /// Applies a change to what process `node` counts, and tells this process's sessions of
     /// every member that joined or left the cluster's view by it.
-    fn change(&self, node: u64, seq: u64, apply: impl FnOnce(&mut HashMap<String, Vec<Member>>)) {
+    fn change(&self, node: u64, seq: u64, apply: impl FnOnce(&mut State)) {
         let Some(cluster) = self.inner.cluster.get() else { return };
         let (before, after) = {
             let mut remote = cluster.roster.remote();
@@ -251,22 +251,33 @@ impl PubSub {
 
     /// Process `node` went from counting `before` to `after`: sessions here are told of each
     /// member that no one else (this process, another one) counts, and so joined or left.
-    fn tell_changes(&self, node: u64, before: &HashMap<String, Vec<Member>>, after: &HashMap<String, Vec<Member>>) {
+    fn tell_changes(&self, node: u64, before: &State, after: &State) {
         let Some(cluster) = self.inner.cluster.get() else { return };
         let mut topics: Vec<&String> = before.keys().chain(after.keys()).collect();
         topics.sort_unstable();
         topics.dedup();
-        let has = |list: Option<&Vec<Member>>, key: &str| list.is_some_and(|l| l.iter().any(|m| m.key == key));
+        let has =
+            |list: Option<&Vec<(u64, Member)>>, key: &str| list.is_some_and(|l| l.iter().any(|(_, m)| m.key == key));
         for topic in topics {
             let (old, new) = (before.get(topic.as_str()), after.get(topic.as_str()));
             let others = |key: &str| {
                 self.inner.members.has(topic, key)
                     || cluster.roster.remote().iter().any(|(n, r)| *n != node && has(r.topics.get(topic.as_str()), key))
             };
-            let joins: Vec<Member> =
-                new.into_iter().flatten().filter(|m| !has(old, &m.key) && !others(&m.key)).cloned().collect();
-            let leaves: Vec<Member> =
-                old.into_iter().flatten().filter(|m| !has(new, &m.key) && !others(&m.key)).cloned().collect();
+            let joins: Vec<Member> = new
+                .into_iter()
+                .flatten()
+                .map(|(_, m)| m)
+                .filter(|m| !has(old, &m.key) && !others(&m.key))
+                .cloned()
+                .collect();
+            let leaves: Vec<Member> = old
+                .into_iter()
+                .flatten()
+                .map(|(_, m)| m)
+                .filter(|m| !has(new, &m.key) && !others(&m.key))
+                .cloned()
+                .collect();
             if !joins.is_empty() || !leaves.is_empty() {
                 self.publish_info(topic, PresenceDiff { joins, leaves });
             }
@@ -287,7 +298,7 @@ impl PubSub {
     fn sweep(&self) {
         let Some(cluster) = self.inner.cluster.get() else { return };
         let timeout = cluster.roster.timeout();
-        let gone: Vec<(u64, HashMap<String, Vec<Member>>)> = {
+        let gone: Vec<(u64, State)> = {
             let mut remote = cluster.roster.remote();
             let silent: Vec<u64> =
                 remote.iter().filter(|(_, r)| r.heard.elapsed() > timeout).map(|(node, _)| *node).collect();
@@ -295,7 +306,7 @@ impl PubSub {
         };
         for (node, topics) in gone {
             tracing::info!(node = format!("{node:016x}"), "a process of the cluster fell silent: its members left");
-            self.tell_changes(node, &topics, &HashMap::new());
+            self.tell_changes(node, &topics, &State::new());
         }
     }
 }

@@ -37,6 +37,12 @@ pub(crate) struct Report {
     pub(crate) held: Option<u64>,
     pub(crate) failed: Option<u64>,
     pub(crate) dropped: Option<u64>,
+    /// Processes of the peer (a cluster), when more than one.
+    #[serde(default)]
+    pub(crate) nodes: Option<u32>,
+    /// CPU the cluster's broker used during the measured part.
+    #[serde(default)]
+    pub(crate) broker_cpu_seconds: Option<f64>,
 }
 
 impl Report {
@@ -59,6 +65,8 @@ impl Report {
             held: None,
             failed: None,
             dropped: None,
+            nodes: None,
+            broker_cpu_seconds: None,
         }
     }
 
@@ -88,6 +96,12 @@ impl Report {
         }
         if let Some(f) = self.failed {
             s += &format!(" failed={f}");
+        }
+        if let Some(n) = self.nodes {
+            s += &format!(" nodes={n}");
+        }
+        if let (Some(b), Some(c)) = (self.broker_cpu_seconds, self.server_cpu_seconds) {
+            s += &format!(" broker-cpu={b:.2}s ({:.0}% of broker+server)", 100.0 * b / (b + c).max(1e-9));
         }
         s
     }

@@ -73,6 +73,13 @@ pub(crate) struct RunArgs {
     /// The pid of that server, for CPU and memory readings.
     #[arg(long)]
     pid: Option<u32>,
+    /// Processes of the peer to start (a cluster: give the peer its broker, e.g.
+    /// `LIVEHTML_PUBSUB`); the clients are spread over them, the sender on the first.
+    #[arg(long, default_value_t = 1)]
+    nodes: u32,
+    /// The pid of the cluster's broker, for its share of the CPU.
+    #[arg(long)]
+    broker_pid: Option<u32>,
     /// The peer's command line; it gets a free port in `PORT` and must listen on 127.0.0.1.
     #[arg(last = true)]
     command: Vec<String>,
@@ -83,6 +90,26 @@ struct Peer {
     addr: SocketAddr,
     pid: u32,
     child: Option<Child>,
+}
+
+/// The peer's processes (one unless `--nodes`), each listening.
+async fn start_peers(args: &RunArgs) -> Result<Vec<Peer>, Error> {
+    let mut peers = Vec::new();
+    for _ in 0..args.nodes.max(1) {
+        peers.push(start_peer(args).await?);
+    }
+    Ok(peers)
+}
+
+/// CPU ticks and resident memory of every process of the peer, summed.
+fn read_all(peers: &[Peer]) -> Result<proc::ProcStat, Error> {
+    let mut total = proc::read(peers[0].pid)?;
+    for peer in &peers[1..] {
+        let stat = proc::read(peer.pid)?;
+        total.cpu_ticks += stat.cpu_ticks;
+        total.rss_kb += stat.rss_kb;
+    }
+    Ok(total)
 }
 
 async fn start_peer(args: &RunArgs) -> Result<Peer, Error> {
@@ -144,13 +171,15 @@ impl Workers {
     }
 }
 
-async fn spawn_workers(args: &RunArgs, peer: &Peer, count: u32) -> Result<Workers, Error> {
+async fn spawn_workers(args: &RunArgs, peers: &[Peer], count: u32) -> Result<Workers, Error> {
     let (tx, events) = mpsc::unbounded_channel();
     let exe = std::env::current_exe()?;
-    let url = args.dialect.url(&peer.url);
     let mut stdin = Vec::new();
     let mut children = Vec::new();
     for i in 0..count {
+        // Workers take the peer's processes in turn.
+        let peer = &peers[i as usize % peers.len()];
+        let url = args.dialect.url(&peer.url);
         let conns = args.clients / count + u32::from(i < args.clients % count);
         // Each worker on its own loopback source address: its own range of ephemeral ports.
         let source = Ipv4Addr::new(127, 0, 1, (i % 250) as u8 + 1);
@@ -289,14 +318,17 @@ fn bar(len: u64, what: &str) -> ProgressBar {
 
 pub(crate) async fn run(args: RunArgs) -> Result<Report, Error> {
     let timeout = Duration::from_secs(args.timeout);
-    let mut peer = start_peer(&args).await?;
+    let mut peers = start_peers(&args).await?;
     let ticks = proc::ticks_per_second() as f64;
     // Readings of the fresh server, before any client.
-    let before = proc::read(peer.pid)?;
+    let before = read_all(&peers)?;
     let kernel_before = proc::tcp_kernel_bytes();
 
     let count = args.workers.unwrap_or_else(|| args.clients.div_ceil(10_000).max(2)).min(args.clients.max(1));
-    let mut workers = spawn_workers(&args, &peer, count).await?;
+    // At least one worker per process of the peer.
+    let count = count.max(args.nodes.min(args.clients.max(1)));
+    let mut workers = spawn_workers(&args, &peers, count).await?;
+    let peer = &peers[0];
     let connecting = bar(u64::from(args.clients), "connecting");
     let connected = workers.each(Duration::from_secs(args.timeout.max(120)), |v| v["ev"] == "connected").await?;
     let open: u64 = connected.iter().map(|v| v["open"].as_u64().unwrap_or(0)).sum();
@@ -306,7 +338,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<Report, Error> {
     let mut report = Report::new(&args.name, args.mode, args.dialect, args.clients);
     report.failed = Some(failed);
 
-    let sender = if args.mode == Mode::Capacity { None } else { Some(connect_sender(&args, &peer).await?) };
+    let sender = if args.mode == Mode::Capacity { None } else { Some(connect_sender(&args, peer).await?) };
     if let Some(sender) = &sender {
         // Joining is asynchronous on some servers: resend a warm-up message until every
         // client has one, so the measured messages go to a complete room.
@@ -327,11 +359,12 @@ pub(crate) async fn run(args: RunArgs) -> Result<Report, Error> {
 
     let mut elapsed = None;
     let (mut cpu_before, mut cpu_after) = (0, 0);
+    let (mut broker_before, mut broker_after) = (None, None);
     match args.mode {
         Mode::Idle => {
             // Let allocations settle after the last join before reading memory.
             tokio::time::sleep(Duration::from_millis(500)).await;
-            let after = proc::read(peer.pid)?;
+            let after = read_all(&peers)?;
             let kernel_after = proc::tcp_kernel_bytes();
             let n = open.max(1) as f64;
             report.rss_kb_per_conn = Some(after.rss_kb.saturating_sub(before.rss_kb) as f64 / n);
@@ -342,7 +375,8 @@ pub(crate) async fn run(args: RunArgs) -> Result<Report, Error> {
             let sender = sender.as_ref().ok_or("no sender")?;
             report.messages = Some(args.messages);
             let progress = bar(args.messages, "messages");
-            cpu_before = proc::read(peer.pid)?.cpu_ticks;
+            cpu_before = read_all(&peers)?.cpu_ticks;
+            broker_before = args.broker_pid.map(proc::read).transpose()?.map(|s| s.cpu_ticks);
             let start = Instant::now();
             for seq in 1..=args.messages {
                 sender.send(vec![args.dialect.message(seq)])?;
@@ -350,19 +384,22 @@ pub(crate) async fn run(args: RunArgs) -> Result<Report, Error> {
                 progress.inc(1);
             }
             elapsed = Some(start.elapsed());
-            cpu_after = proc::read(peer.pid)?.cpu_ticks;
+            cpu_after = read_all(&peers)?.cpu_ticks;
+            broker_after = args.broker_pid.map(proc::read).transpose()?.map(|s| s.cpu_ticks);
             progress.finish();
         }
         Mode::Burst => {
             let sender = sender.as_ref().ok_or("no sender")?;
             report.messages = Some(args.messages);
             let batch: Vec<String> = (1..=args.messages).map(|seq| args.dialect.message(seq)).collect();
-            cpu_before = proc::read(peer.pid)?.cpu_ticks;
+            cpu_before = read_all(&peers)?.cpu_ticks;
+            broker_before = args.broker_pid.map(proc::read).transpose()?.map(|s| s.cpu_ticks);
             let start = Instant::now();
             sender.send(batch)?;
             workers.each(timeout, |v| v["ev"] == "done").await?;
             elapsed = Some(start.elapsed());
-            cpu_after = proc::read(peer.pid)?.cpu_ticks;
+            cpu_after = read_all(&peers)?.cpu_ticks;
+            broker_after = args.broker_pid.map(proc::read).transpose()?.map(|s| s.cpu_ticks);
         }
         Mode::Capacity => {
             let mut held = open;
@@ -376,7 +413,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<Report, Error> {
             }
             report.held = Some(held);
             report.rss_kb_per_conn =
-                Some(proc::read(peer.pid)?.rss_kb.saturating_sub(before.rss_kb) as f64 / open.max(1) as f64);
+                Some(read_all(&peers)?.rss_kb.saturating_sub(before.rss_kb) as f64 / open.max(1) as f64);
         }
     }
 
@@ -410,10 +447,16 @@ pub(crate) async fn run(args: RunArgs) -> Result<Report, Error> {
         let cpu_secs = cpu_after.saturating_sub(cpu_before) as f64 / ticks;
         report.server_cpu_us_per_delivery = Some(cpu_secs * 1e6 / delivered.max(1) as f64);
         report.server_cpu_seconds = Some(cpu_secs);
+        if let (Some(b), Some(a)) = (broker_before, broker_after) {
+            report.broker_cpu_seconds = Some(a.saturating_sub(b) as f64 / ticks);
+        }
     }
-    if let Some(mut child) = peer.child.take() {
-        let _ = child.start_kill();
-        let _ = child.wait().await;
+    report.nodes = (args.nodes > 1).then_some(args.nodes);
+    for peer in &mut peers {
+        if let Some(mut child) = peer.child.take() {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
     }
     if let Some(out) = &args.out {
         std::fs::write(out, serde_json::to_string_pretty(&report)?)?;

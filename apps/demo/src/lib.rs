@@ -288,6 +288,10 @@ pub async fn run(args: Args, offset: time::UtcOffset) -> Result<(), Box<dyn std:
     if !live.drain(drain).await {
         tracing::warn!(open = live.connection_count(), "drain timed out; dropping the rest");
     }
+    // What pages published last reaches the cluster before the process goes.
+    if !live.pubsub().flush(drain).await {
+        tracing::warn!(refused = live.pubsub().refused(), "the broker did not take every last publish");
+    }
     tracing::info!("stopped");
     Ok(())
 }

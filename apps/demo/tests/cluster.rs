@@ -179,3 +179,28 @@ async fn http_get(addr: SocketAddr, path: &str) -> String {
     tcp.read_to_string(&mut resp).await.unwrap();
     resp
 }
+
+/// A live view rendered by one process joins on the other: both sign with the shared key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_rendered_by_one_process_joins_the_other() {
+    for broker in brokers() {
+        let data = tempfile::tempdir().unwrap();
+        let ns = namespace();
+        let (a, b) = (Node::start(broker, data.path(), &ns), Node::start(broker, data.path(), &ns));
+        let page = http_get(a.addr, "/counter").await;
+        let connect = page.split("lh-connect=\"").nth(1).and_then(|s| s.split('"').next()).expect("a live root");
+        let mut socket = b.connect(&connect.replace("&amp;", "&"), "gus").await;
+        // B mounts it and updates the page (its clock): no 4002 (stale) or 1008 (forged).
+        let first = next_text(&mut socket).await;
+        assert!(first.contains("hx-swap-oob"), "joined on B: {first}");
+        // A process with another key (another data directory, no --secret) refuses it.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let c = Node::start(broker, elsewhere.path(), &ns);
+        let mut refused = c.connect(&connect.replace("&amp;", "&"), "gus").await;
+        let answer = tokio::time::timeout(WAIT, futures_util::StreamExt::next(&mut refused)).await.unwrap();
+        assert!(
+            matches!(answer, Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_))) | None),
+            "another key: {answer:?}"
+        );
+    }
+}

@@ -311,6 +311,23 @@ pub async fn text_infos(nodes: Nodes) {
     }
 }
 
+/// What a process accepted reaches the others even when it stops right after: `flush`, then
+/// gone (as a crash, with nothing more sent).
+pub async fn flush_before_stopping(nodes: Nodes) {
+    let (a, b) = (nodes.spawn().await, nodes.spawn().await);
+    let (mut on_b, _) = b.tap("last", None, 256);
+    for i in 0..100 {
+        a.publish("last", Frame::text(format!("m{i}")));
+    }
+    assert!(a.flush(WAIT).await, "the broker took everything");
+    if nodes.clustered {
+        a.halt();
+    }
+    for i in 0..100 {
+        assert_eq!(text(&frame(&mut on_b).await), format!("m{i}"));
+    }
+}
+
 /// One test per case of the suite for a back end: `suite!(make, clustered)`, `make` a
 /// [`Make`]-returning expression, `clustered` whether its processes are separate.
 #[macro_export]
@@ -318,7 +335,8 @@ macro_rules! suite {
     ($make:expr, $clustered:expr) => {
         $crate::suite!(@cases $make, $clustered;
             order_per_topic, positions_agree, history_bounds, replay_on_another_process,
-            presence_across_processes, many_topics, large_payloads, unsubscribe, text_infos);
+            presence_across_processes, many_topics, large_payloads, unsubscribe, text_infos,
+            flush_before_stopping);
     };
     (@cases $make:expr, $clustered:expr; $($case:ident),*) => {
         $(

@@ -47,6 +47,9 @@ pub(super) struct Cluster {
     pub(super) roster: Roster,
     /// Publishes refused because the queue to the broker was full.
     dropped: AtomicU64,
+    /// Items queued for the broker, and items the broker took, so far.
+    queued: Arc<AtomicU64>,
+    written: Arc<AtomicU64>,
     connected: AtomicBool,
 }
 
@@ -63,7 +66,10 @@ impl Cluster {
     /// Queues `out` for the broker; `false` when the queue is full (logged and counted).
     pub(super) fn send(&self, out: Outgoing) -> bool {
         match self.writer.try_send(out) {
-            Ok(()) => true,
+            Ok(()) => {
+                self.queued.fetch_add(1, Ordering::Relaxed);
+                true
+            }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 if self.dropped.fetch_add(1, Ordering::Relaxed).is_multiple_of(1000) {
                     tracing::error!(
@@ -116,12 +122,15 @@ impl PubSub {
             node,
             roster: Roster::default(),
             dropped: AtomicU64::new(0),
+            queued: Arc::default(),
+            written: Arc::default(),
             connected: AtomicBool::new(false),
         };
+        let written = cluster.written.clone();
         if self.inner.cluster.set(cluster).is_err() {
             return Err(BackendError::new("this pub/sub is already connected to a back end"));
         }
-        tokio::spawn(stop.clone().run_until_cancelled_owned(write(backend.clone(), queued)));
+        tokio::spawn(stop.clone().run_until_cancelled_owned(write(backend.clone(), queued, written)));
         let (inbox, incoming) = mpsc::channel(1024);
         tokio::spawn(stop.clone().run_until_cancelled_owned(backend.listen(Inbox(inbox))));
         let (ready, readied) = oneshot::channel();
@@ -147,6 +156,22 @@ impl PubSub {
             cluster.stop.cancel();
             cluster.connected.store(false, Ordering::Relaxed);
         }
+    }
+
+    /// Waits until everything published so far has reached the broker, at most `timeout`:
+    /// `true` when it has (always, alone). A process that stops calls it last (after its pages
+    /// are closed), so that nothing it accepted is lost with it.
+    pub async fn flush(&self, timeout: Duration) -> bool {
+        let Some(cluster) = self.inner.cluster.get() else { return true };
+        let target = cluster.queued.load(Ordering::Relaxed);
+        let deadline = tokio::time::Instant::now() + timeout;
+        while cluster.written.load(Ordering::Relaxed) < target {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
     }
 
     /// Whether this process is connected to its cluster's broker (always `true` alone).
@@ -271,13 +296,16 @@ fn decode(delivery: &Delivery) -> Frame {
 
 /// Sends the queued publishes to the broker, in order, a batch at a time; a batch that fails is
 /// sent again, with backoff, until it goes through.
-async fn write(backend: Arc<dyn Backend>, mut queued: mpsc::Receiver<Outgoing>) {
+async fn write(backend: Arc<dyn Backend>, mut queued: mpsc::Receiver<Outgoing>, written: Arc<AtomicU64>) {
     let mut batch = Vec::with_capacity(BATCH);
     while queued.recv_many(&mut batch, BATCH).await > 0 {
         let mut backoff = Duration::from_millis(50);
         loop {
             match backend.publish(batch.clone()).await {
-                Ok(()) => break,
+                Ok(()) => {
+                    written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    break;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, waiting = batch.len(), "publish to the broker failed; retrying");
                     tokio::time::sleep(backoff).await;

@@ -325,8 +325,9 @@ pub(crate) async fn run(args: RunArgs) -> Result<Report, Error> {
     let kernel_before = proc::tcp_kernel_bytes();
 
     let count = args.workers.unwrap_or_else(|| args.clients.div_ceil(10_000).max(2)).min(args.clients.max(1));
-    // At least one worker per process of the peer.
-    let count = count.max(args.nodes.min(args.clients.max(1)));
+    // A whole number of workers per process of the peer: each gets the same share of clients.
+    let nodes = args.nodes.max(1);
+    let count = count.div_ceil(nodes) * nodes;
     let mut workers = spawn_workers(&args, &peers, count).await?;
     let peer = &peers[0];
     let connecting = bar(u64::from(args.clients), "connecting");

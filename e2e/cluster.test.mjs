@@ -1,6 +1,6 @@
 // Two demo processes on one broker (Redis, then NATS), each page on its own process: they
 // behave as one server in real Chromium — the chat, the lobby's three regions, the counter
-// every tab shares, the dashboard's count.
+// every tab shares, the dashboard's count, notifications and blog comments.
 import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { test } from "node:test";
@@ -106,6 +106,34 @@ for (const [name, url, port] of BROKERS) {
       throw new Error(`the dashboard counts ${await dash.textContent("#active-users")}: ${e}`);
     }
 
-    for (const page of [ann, bob, alice, carl, late, one, two, dash]) assert.deepEqual(page.errors, []);
+    // Notifications posted to A reach a feed on B, numbered once for the cluster.
+    const feed = await htmxPage(browser);
+    await feed.goto(`${b.url}/notifications`);
+    await feed.waitForFunction(() => window.htmx && document.querySelector("[sse-connect]")?.["htmx-internal-data"]?.sseEventSource?.readyState === 1);
+    for (const text of ["first on A", "second on A"]) {
+      const res = await fetch(`${a.url}/notifications`, {
+        method: "POST",
+        headers: { "Content-Type": "application/x-www-form-urlencoded" },
+        body: `text=${encodeURIComponent(text)}`,
+      });
+      assert.equal(res.status, 204);
+    }
+    await feed.locator("#toast-container .toast").first().filter({ hasText: "second on A" }).waitFor();
+    await feed.locator("#notif-count", { hasText: "2" }).waitFor();
+
+    // A blog comment posted on A shows on a reader of the same article on B.
+    const writer = await newPage(browser);
+    const reader = await newPage(browser);
+    await writer.goto(`${a.url}/article/1`);
+    await reader.goto(`${b.url}/article/1`);
+    for (const page of [writer, reader]) await page.locator('[lh-state="open"]').waitFor();
+    await writer.fill("#author", "Walt");
+    await writer.fill("#comment-body", "written on A");
+    await writer.click("#post");
+    await reader.locator("#comments li", { hasText: "Walt: written on A" }).waitFor();
+
+    for (const page of [ann, bob, alice, carl, late, one, two, dash, feed, writer, reader]) {
+      assert.deepEqual(page.errors, []);
+    }
   });
 }

@@ -204,3 +204,65 @@ async fn a_page_rendered_by_one_process_joins_the_other() {
         );
     }
 }
+
+/// A Redis that restarts empty (its own, on a port of its own): a page whose topic lost its
+/// history is closed with 1012, and on its reconnect gets the chat again and is told so: never
+/// left stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_restarts_empty_resyncs_the_pages() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let start = || {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn();
+        let started = Instant::now();
+        while child.is_ok() && std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < WAIT, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    };
+    let mut redis = match start() {
+        Ok(child) => child,
+        Err(e) => {
+            assert!(std::env::var_os("LIVEHTML_REQUIRE_ALL").is_none(), "no redis-server: {e}");
+            eprintln!("SKIPPED: no redis-server ({e})");
+            return;
+        }
+    };
+    let data = tempfile::tempdir().unwrap();
+    let broker = format!("redis://127.0.0.1:{port}");
+    let (a, b) = (Node::start(&broker, data.path(), "restart"), Node::start(&broker, data.path(), "restart"));
+    let mut hal = b.connect("/ws/chat?client=lh", "hal").await;
+    let mut ida = a.connect("/ws/chat", "ida").await;
+    until_text(&mut hal, "2 online").await;
+    ida.send(say("before the restart")).await.unwrap();
+    let seen = until_text(&mut hal, "before the restart").await;
+    let at = seen.strip_prefix("<!--lh:").and_then(|s| s.split_once("-->")).map(|(at, _)| at.to_owned()).unwrap();
+
+    let _ = redis.kill();
+    let _ = redis.wait();
+    let mut again = start().unwrap();
+    // The page is closed with 1012 (its client reconnects after it).
+    let closed = async {
+        loop {
+            match futures_util::StreamExt::next(&mut hal).await {
+                Some(Ok(tokio_tungstenite::tungstenite::Message::Close(frame))) => {
+                    return frame.map(|f| u16::from(f.code));
+                }
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    };
+    assert_eq!(tokio::time::timeout(WAIT, closed).await.unwrap(), Some(1012));
+    let mut back = b.connect(&format!("/ws/chat?client=lh&lh-since={at}"), "hal").await;
+    let resent = until_text(&mut back, "before the restart").await;
+    assert!(resent.contains("id=\"messages\""), "the whole list again: {resent}");
+    until_text(&mut back, "\"resynced\"").await;
+    // The demo processes stop before their broker does.
+    drop((a, b));
+    let _ = again.kill();
+    let _ = again.wait();
+}

@@ -6,6 +6,8 @@
 //! Each case makes its processes with the back end's `make(namespace)`, in a namespace of its
 //! own, so runs and cases never see each other's topics on a shared broker.
 
+pub mod faults;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

@@ -1,7 +1,6 @@
 //! `/chat`: the FastAPI chat room of the seed article, the livehtml way. The server stamps each
-//! message with its local time, stores it in SQLite and broadcasts one rendered fragment.
-
-use std::path::Path;
+//! message with its local time, stores it in the database (SQLite in the data directory, or
+//! PostgreSQL by `DATABASE_URL`) and broadcasts one rendered fragment.
 
 use axum::Router;
 use axum::extract::{Query, State};
@@ -10,7 +9,7 @@ use axum::routing::get;
 use livehtml::pubsub::{History, PresenceDiff, Recovery};
 use livehtml::{Connect, Context, Event, Fragment, Info, Session, SessionError};
 use maud::{Markup, html};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+use sqlx::AnyPool;
 
 use crate::AppState;
 use crate::layout::page;
@@ -38,25 +37,19 @@ pub struct Message {
     pub body: String,
 }
 
-/// Chat messages in SQLite.
+/// Chat messages, in the demo's database (every process of a cluster shares it).
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database file.
-    pub async fn open(path: &Path) -> Result<Self, sqlx::Error> {
-        let options = SqliteConnectOptions::new().filename(path).create_if_missing(true);
-        let pool = SqlitePool::connect_with(options).await?;
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS chat_messages (
-                id INTEGER PRIMARY KEY AUTOINCREMENT,
-                time TEXT NOT NULL,
-                name TEXT NOT NULL,
-                body TEXT NOT NULL
-            )",
-        )
+    /// Creates the table on `pool` (`postgres`: its dialect) if it is not there.
+    pub async fn open(pool: AnyPool, postgres: bool) -> Result<Self, sqlx::Error> {
+        let id = if postgres { "BIGSERIAL PRIMARY KEY" } else { "INTEGER PRIMARY KEY AUTOINCREMENT" };
+        sqlx::query(&format!(
+            "CREATE TABLE IF NOT EXISTS chat_messages (id {id}, time TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL)"
+        ))
         .execute(&pool)
         .await?;
         Ok(Self { pool })
@@ -64,7 +57,7 @@ impl Store {
 
     /// Stores a message.
     pub async fn insert(&self, message: &Message) -> Result<(), sqlx::Error> {
-        sqlx::query("INSERT INTO chat_messages (time, name, body) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO chat_messages (time, name, body) VALUES ($1, $2, $3)")
             .bind(&message.time)
             .bind(&message.name)
             .bind(&message.body)
@@ -76,7 +69,7 @@ impl Store {
     /// The newest messages, oldest first.
     pub async fn recent(&self, limit: i64) -> Result<Vec<Message>, sqlx::Error> {
         let rows: Vec<(String, String, String)> =
-            sqlx::query_as("SELECT time, name, body FROM chat_messages ORDER BY id DESC LIMIT ?")
+            sqlx::query_as("SELECT time, name, body FROM chat_messages ORDER BY id DESC LIMIT $1")
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?;

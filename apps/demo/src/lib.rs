@@ -1,7 +1,7 @@
 //! The livehtml demo app as a library, so tests can start it in process.
 
 pub mod blog;
-mod chat;
+pub mod chat;
 pub mod counter;
 pub mod dashboard;
 mod echo;
@@ -142,11 +142,12 @@ pub async fn state_with_secret(
 ) -> Result<AppState, Box<dyn std::error::Error>> {
     std::fs::create_dir_all(data_dir)?;
     let file = data_dir.join("livehtml-demo.db");
-    let chat = chat::Store::open(&file).await?;
     let sqlite = format!("sqlite://{}?mode=rwc", file.display());
     let url = database_url.unwrap_or(&sqlite);
     let blog = blog::Store::open(url).await?;
-    let shared = shared::Shared::open(blog.pool().clone(), url.starts_with("postgres")).await?;
+    let postgres = url.starts_with("postgres");
+    let chat = chat::Store::open(blog.pool().clone(), postgres).await?;
+    let shared = shared::Shared::open(blog.pool().clone(), postgres).await?;
     let key = match secret_key {
         Some(key) if key.len() >= 32 => key.as_bytes().to_vec(),
         Some(_) => return Err("--secret must be at least 32 characters".into()),

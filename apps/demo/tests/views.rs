@@ -179,5 +179,17 @@ async fn the_blog_runs_on_postgresql_when_database_url_says_so() {
     let count = format!("SELECT COUNT(*) FROM {schema}.blog_comments");
     let (n,): (i64,) = sqlx::query_as(&count).fetch_one(&pool).await.unwrap();
     assert_eq!(n, 1);
+    // What processes on several machines share lives there too: the chat, the shared counter,
+    // the notifications.
+    let said = livehtml_demo::chat::Message { time: "12:00:00".into(), name: "Pg".into(), body: "hi".into() };
+    state.chat.insert(&said).await.unwrap();
+    assert_eq!(state.chat.recent(10).await.unwrap().last().map(|m| m.body.as_str()), Some("hi"));
+    assert_eq!((state.shared.bump().await.unwrap(), state.shared.bump().await.unwrap()), (1, 2));
+    assert_eq!(state.shared.notify("n").await.unwrap(), 1);
+    for table in ["chat_messages", "demo_counter", "demo_notifications"] {
+        let (n,): (i64,) =
+            sqlx::query_as(&format!("SELECT COUNT(*) FROM {schema}.{table}")).fetch_one(&pool).await.unwrap();
+        assert_eq!(n, 1, "{table} in PostgreSQL");
+    }
     sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&pool).await.unwrap();
 }

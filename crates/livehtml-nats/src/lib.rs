@@ -175,13 +175,15 @@ impl Inner {
 
     async fn publish(&self, batch: Vec<Outgoing>) -> Result<(), BackendError> {
         let connection = self.connection().await?;
-        for out in batch {
-            match out {
+        for (sent, out) in batch.into_iter().enumerate() {
+            let done = match out {
                 Outgoing::Signal(bytes) => {
-                    connection.client.publish(self.signals(), bytes).await.map_err(BackendError::new)?;
+                    connection.client.publish(self.signals(), bytes).await.map_err(BackendError::new)
                 }
-                Outgoing::Message { topic, body, .. } => self.publish_message(connection, &topic, body).await?,
-            }
+                Outgoing::Message { topic, body, .. } => self.publish_message(connection, &topic, body).await,
+            };
+            // Each message is acknowledged before the next goes: the ones before it are in.
+            done.map_err(|e| BackendError::after(sent, e))?;
         }
         connection.client.flush().await.map_err(BackendError::new)
     }

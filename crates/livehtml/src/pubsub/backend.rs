@@ -93,12 +93,23 @@ impl Inbox {
 
 /// A failure of the broker or of the connection to it.
 #[derive(Debug)]
-pub struct BackendError(Box<dyn std::error::Error + Send + Sync>);
+pub struct BackendError(Box<dyn std::error::Error + Send + Sync>, usize);
 
 impl BackendError {
     /// Wraps the broker client's error.
     pub fn new(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self(error.into())
+        Self(error.into(), 0)
+    }
+
+    /// A publish that failed after the first `sent` items of its batch were taken by the broker:
+    /// only the rest is sent again.
+    pub fn after(sent: usize, error: Self) -> Self {
+        Self(error.0, sent)
+    }
+
+    /// How many items of a failed batch the broker took (0: unknown, or none).
+    pub fn sent(&self) -> usize {
+        self.1
     }
 }
 
@@ -123,9 +134,9 @@ impl std::error::Error for BackendError {
 /// - [`Backend::read`] answers the kept messages as one unbroken run that ends at the topic's
 ///   position.
 pub trait Backend: Send + Sync + 'static {
-    /// Sends `batch`, in order. An error means none of it may have been sent; the process
-    /// retries the whole batch (with backoff), so a broker that takes a message twice must be
-    /// told apart by the back end (or the duplicate is delivered twice).
+    /// Sends `batch`, in order. On an error the process sends again (with backoff) what the
+    /// error does not say was sent ([`BackendError::after`]); a message that reached the broker
+    /// although its error said otherwise is delivered twice.
     fn publish(&self, batch: Vec<Outgoing>) -> BoxFuture<'_, Result<(), BackendError>>;
 
     /// Receives from the broker until `inbox` closes: every topic message and signal of the

@@ -307,6 +307,10 @@ async fn write(backend: Arc<dyn Backend>, mut queued: mpsc::Receiver<Outgoing>, 
                     break;
                 }
                 Err(e) => {
+                    // What the broker took is not sent twice.
+                    let sent = e.sent().min(batch.len());
+                    written.fetch_add(sent as u64, Ordering::Relaxed);
+                    batch.drain(..sent);
                     tracing::warn!(error = %e, waiting = batch.len(), "publish to the broker failed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(MAX_BACKOFF);

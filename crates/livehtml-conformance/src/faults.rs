@@ -20,6 +20,26 @@ use crate::{WAIT, frame, until};
 pub type Connect =
     Arc<dyn Fn(SocketAddr, String, PubSub) -> Pin<Box<dyn Future<Output = PubSub> + Send>> + Send + Sync>;
 
+/// Starts a private broker (`command`, told to listen on 127.0.0.1:`port`) and waits until it
+/// does; `None` (the test says SKIPPED, or fails under `LIVEHTML_REQUIRE_ALL`) when it cannot
+/// be run.
+pub fn private(mut command: std::process::Command, port: u16) -> Option<std::process::Child> {
+    let child = match command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            assert!(std::env::var_os("LIVEHTML_REQUIRE_ALL").is_none(), "no {command:?}: {e}");
+            eprintln!("SKIPPED: cannot run {command:?} ({e})");
+            return None;
+        }
+    };
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < WAIT, "{command:?} did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(child)
+}
+
 fn namespace(case: &str) -> String {
     let unique = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
     format!("lhfault-{case}-{}-{unique:x}", std::process::id())

@@ -2,12 +2,10 @@
 //! proxy, and a private `nats-server -js` (a port of its own) restarted on an empty store.
 
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
-use std::time::Duration;
 
 use livehtml::PubSub;
-use livehtml_conformance::WAIT;
 use livehtml_conformance::faults::{self, Connect};
 use livehtml_nats::Nats;
 
@@ -41,26 +39,9 @@ struct Private {
 impl Private {
     fn start(port: u16) -> Option<Self> {
         let store = tempfile::tempdir().unwrap();
-        let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(store.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let child = match child {
-            Ok(child) => Self { child, _store: store },
-            Err(e) => {
-                assert!(std::env::var_os("LIVEHTML_REQUIRE_ALL").is_none(), "no nats-server: {e}");
-                eprintln!("SKIPPED: no nats-server ({e})");
-                return None;
-            }
-        };
-        let started = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < WAIT, "nats-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(child)
+        let mut command = Command::new("nats-server");
+        command.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"]).arg(store.path());
+        faults::private(command, port).map(|child| Self { child, _store: store })
     }
 }
 

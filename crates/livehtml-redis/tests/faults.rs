@@ -2,12 +2,10 @@
 //! proxy, and a private `redis-server` (no persistence, a port of its own) that restarts empty.
 
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
-use std::time::Duration;
 
 use livehtml::PubSub;
-use livehtml_conformance::WAIT;
 use livehtml_conformance::faults::{self, Connect};
 use livehtml_redis::Redis;
 
@@ -36,24 +34,9 @@ struct Private(Child);
 
 impl Private {
     fn start(port: u16) -> Option<Self> {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn();
-        let child = match child {
-            Ok(child) => Self(child),
-            Err(e) => {
-                assert!(std::env::var_os("LIVEHTML_REQUIRE_ALL").is_none(), "no redis-server: {e}");
-                eprintln!("SKIPPED: no redis-server ({e})");
-                return None;
-            }
-        };
-        let started = std::time::Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < WAIT, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(child)
+        let mut command = Command::new("redis-server");
+        command.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+        faults::private(command, port).map(Self)
     }
 }
 

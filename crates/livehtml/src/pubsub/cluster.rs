@@ -377,7 +377,7 @@ impl PubSub {
                 let Some((len, rest)) = rest.split_first_chunk::<2>() else { return };
                 let Some((topic, text)) = rest.split_at_checked(usize::from(u16::from_be_bytes(*len))) else { return };
                 if let (Ok(topic), Ok(Envelope::Info(text))) = (std::str::from_utf8(topic), envelope::decode(text)) {
-                    self.deliver_info(topic, text);
+                    self.publish_info(topic, text);
                 }
             }
             Some((b'p', rest)) => self.presence_signal(rest),

@@ -322,10 +322,6 @@ impl PubSub {
             }
             return self.subscriber_count(topic);
         }
-        self.deliver_info(topic, text)
-    }
-
-    fn deliver_info(&self, topic: &str, text: String) -> usize {
         self.publish_info(topic, text)
     }
 

@@ -52,6 +52,12 @@ pub struct Args {
     /// Messages a page may send at once.
     #[arg(long, env = "LIVEHTML_MESSAGE_BURST", default_value_t = 200)]
     pub message_burst: u32,
+    /// New connections one address may open per second (0: no limit).
+    #[arg(long, env = "LIVEHTML_CONNECTION_RATE", default_value_t = 200)]
+    pub connection_rate: u32,
+    /// The burst of new connections one address may open at once.
+    #[arg(long, env = "LIVEHTML_CONNECTION_BURST", default_value_t = 1000)]
+    pub connection_burst: u32,
     /// Join a cluster through this broker (`redis://host:port`, `nats://host:port`): every
     /// process on it behaves as one server. Alone when unset.
     #[arg(long, env = "LIVEHTML_PUBSUB")]
@@ -270,12 +276,13 @@ pub async fn run(args: Args, offset: time::UtcOffset) -> Result<(), Box<dyn std:
     }
     let live = state.live.clone();
     // livehtml's listener lets an event stream leave hyper after its head (2 KB per idle stream).
-    let listener = livehtml::Listener::new(TcpListener::bind(args.addr).await?);
+    let listener = livehtml::Listener::new(TcpListener::bind(args.addr).await?)
+        .connection_rate(args.connection_rate, args.connection_burst);
     // Tests and scripts read this line to find the port.
     println!("listening on http://{}", listener.local_addr()?);
-    let app = app(state).into_make_service_with_connect_info::<livehtml::Peer>();
-    let serve = axum::serve(listener, app).with_graceful_shutdown(live.graceful_shutdown(shutdown_signal()));
-    // axum's graceful shutdown waits for every HTTP connection, however slow its client: the
+    // livehtml::serve times every request head (keep-alive ones too) and answers 431 to huge ones.
+    let serve = livehtml::serve(listener, app(state)).with_graceful_shutdown(live.graceful_shutdown(shutdown_signal()));
+    // The graceful shutdown waits for every HTTP connection, however slow its client: the
     // drain bound holds for those too.
     let drain = Duration::from_secs(args.drain_secs);
     let http_bound = async {

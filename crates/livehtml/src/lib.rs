@@ -42,8 +42,8 @@ pub mod view;
 mod axum;
 
 pub use crate::axum::{
-    Config, Listener, ListenerConnection, Live, LiveRoutes, Origins, Peer, SCRIPT, SCRIPT_PATH, STREAM_HEADER, Views,
-    shutdown_signal,
+    Config, Listener, ListenerConnection, Live, LiveRoutes, Origins, Peer, SCRIPT, SCRIPT_PATH, STREAM_HEADER, Serve,
+    Views, serve, shutdown_signal,
 };
 pub use protocol::{Event, Fragment, Frame, Html, Inbound, Swap};
 pub use pubsub::{Info, PubSub};

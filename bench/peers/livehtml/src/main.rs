@@ -15,7 +15,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             live.pubsub().connect(livehtml_redis::Redis::new(&url, &namespace)?).await?;
         }
     }
-    let listener = livehtml::Listener::bind(("127.0.0.1", port)).await?;
+    let listener = livehtml::Listener::bind(("127.0.0.1", port)).await?.connection_rate(0, 0);
     let app = app.into_make_service_with_connect_info::<livehtml::Peer>();
     axum::serve(listener, app).with_graceful_shutdown(live.graceful_shutdown(livehtml::shutdown_signal())).await?;
     live.drain(std::time::Duration::from_secs(5)).await;

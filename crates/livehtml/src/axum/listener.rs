@@ -47,14 +47,54 @@ use tokio::sync::oneshot;
 /// closed (a half-open handshake, a head trickled a byte at a time, a connection that sends
 /// nothing); and at most [`Listener::max_pending`] connections may wait for their first head at
 /// once, from one address and in all, beyond which new connections are closed at once; a first
-/// head over [`Listener::max_head_bytes`] closes its connection too. (hyper's
-/// own header timeout is off unless a timer is configured, which `axum::serve` does not.)
+/// head over [`Listener::max_head_bytes`] closes its connection too; and one address may open
+/// at most [`Listener::connection_rate`] new connections a second. (hyper's own header timeout
+/// is off unless a timer is configured, which `axum::serve` does not: serve with
+/// [`crate::serve`] and every later head of a keep-alive connection is timed too, and a head
+/// over the limit is answered 431.)
 #[derive(Debug)]
 pub struct Listener {
     inner: TcpListener,
-    head_timeout: Duration,
-    max_head: usize,
+    pub(super) head_timeout: Duration,
+    pub(super) max_head: usize,
+    /// Added to `max_head` for the listener's own cut-off, when hyper answers first (431).
+    slack: usize,
     pending: Arc<Pending>,
+    /// New connections per second allowed from one address; `None`: no limit.
+    rate: Option<Arrivals>,
+}
+
+/// New connections by address: a keyed token bucket (governor's), swept of quiet addresses
+/// every [`SWEEP`] accepts so a scan of many addresses does not grow it for ever.
+struct Arrivals {
+    limiter: governor::DefaultKeyedRateLimiter<IpAddr>,
+    accepted: u32,
+}
+
+const SWEEP: u32 = 4096;
+
+impl std::fmt::Debug for Arrivals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Arrivals").field("addresses", &self.limiter.len()).finish()
+    }
+}
+
+impl Arrivals {
+    fn new(per_second: u32, burst: u32) -> Option<Self> {
+        let per_second = std::num::NonZeroU32::new(per_second)?;
+        let burst = std::num::NonZeroU32::new(burst).unwrap_or(per_second);
+        let quota = governor::Quota::per_second(per_second).allow_burst(burst);
+        Some(Self { limiter: governor::RateLimiter::keyed(quota), accepted: 0 })
+    }
+
+    fn admit(&mut self, ip: IpAddr) -> bool {
+        self.accepted = self.accepted.wrapping_add(1);
+        if self.accepted % SWEEP == 0 {
+            self.limiter.retain_recent();
+            self.limiter.shrink_to_fit();
+        }
+        self.limiter.check_key(&ip).is_ok()
+    }
 }
 
 /// Connections waiting for their first request head, in all and by address.
@@ -100,7 +140,31 @@ impl Listener {
     /// Wraps a bound listener.
     pub fn new(inner: TcpListener) -> Self {
         let pending = Pending { per_address: 4096, total: 16_384, by_address: Mutex::default() };
-        Self { inner, head_timeout: Duration::from_secs(10), max_head: 32 * 1024, pending: Arc::new(pending) }
+        Self {
+            inner,
+            head_timeout: Duration::from_secs(10),
+            max_head: 32 * 1024,
+            slack: 0,
+            pending: Arc::new(pending),
+            rate: Arrivals::new(200, 1000),
+        }
+    }
+
+    /// How many new connections one address may open: `per_second`, with bursts of `burst`
+    /// (default 200/s, bursts of 1,000: a browser opens a handful, an office behind one NAT a
+    /// few hundred). Beyond it a connection is closed as soon as it is accepted, without an
+    /// answer, and the address's open connections are untouched. `per_second` 0: no limit
+    /// (a load generator's peer).
+    pub fn connection_rate(mut self, per_second: u32, burst: u32) -> Self {
+        self.rate = Arrivals::new(per_second, burst);
+        self
+    }
+
+    /// Under [`crate::serve`], hyper answers a head over the limit with 431: the listener's
+    /// own cut-off moves above it (a head is a few hundred bytes longer on the wire than hyper
+    /// counts it), left for heads that keep coming after the answer.
+    pub(super) fn answer_oversize(&mut self) {
+        self.slack = self.max_head.max(4096);
     }
 
     /// The most bytes a connection's first request head may take (default 32 KiB: far above
@@ -151,6 +215,10 @@ impl axum::serve::Listener for Listener {
     async fn accept(&mut self) -> (Connection, SocketAddr) {
         loop {
             let (stream, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+            if self.rate.as_mut().is_some_and(|rate| !rate.admit(addr.ip())) {
+                tracing::debug!(%addr, "closed a connection: its address opens too many");
+                continue;
+            }
             if !self.pending.admit(addr.ip()) {
                 tracing::debug!(%addr, "closed a connection: too many are waiting for their first request");
                 continue;
@@ -158,7 +226,7 @@ impl axum::serve::Listener for Listener {
             let head = Head::Waiting(Box::new(Waiting {
                 deadline: Box::pin(tokio::time::sleep(self.head_timeout)),
                 matched: 0,
-                left: self.max_head,
+                left: self.max_head + self.slack,
                 pending: self.pending.clone(),
                 ip: addr.ip(),
             }));
@@ -240,6 +308,10 @@ pub struct Peer {
 }
 
 impl Peer {
+    pub(super) fn new(addr: SocketAddr, connection: &Connection) -> Self {
+        Self { addr, handoff: connection.handoff.clone() }
+    }
+
     /// The client's address.
     pub fn addr(&self) -> SocketAddr {
         self.addr

@@ -5,6 +5,7 @@ mod client;
 mod listener;
 mod origin;
 mod poll;
+mod serve;
 mod shutdown;
 mod sse;
 pub(crate) mod upgrade;
@@ -30,6 +31,7 @@ use tungstenite::protocol::Role;
 pub use client::{SCRIPT, SCRIPT_PATH};
 pub use listener::{Connection as ListenerConnection, Listener, Peer};
 pub use origin::Origins;
+pub use serve::{Serve, serve};
 pub use shutdown::shutdown_signal;
 pub use sse::STREAM_HEADER;
 pub use views::{LiveRoutes, Views};
@@ -262,7 +264,7 @@ impl Live {
             Ok(h) => h,
             Err(rejection) => return rejection.into_response(),
         };
-        if let Some(refused) = self.refusal(req.headers(), "a WebSocket") {
+        if let Some(refused) = self.refusal(req.headers(), &limits, "a WebSocket") {
             return refused;
         }
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
@@ -310,9 +312,14 @@ impl Live {
         response
     }
 
-    /// The answer to a new connection (`what`, for the log) that may not open: from a foreign
-    /// origin, or while shutting down.
-    fn refusal(&self, headers: &axum::http::HeaderMap, what: &str) -> Option<Response> {
+    /// The answer to a new connection (`what`, for the log) that may not open: headers over
+    /// the limit, from a foreign origin, or while shutting down.
+    fn refusal(&self, headers: &axum::http::HeaderMap, limits: &Limits, what: &str) -> Option<Response> {
+        let head: usize = headers.iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
+        if head > limits.max_head_bytes {
+            tracing::info!(bytes = head, "refused {what}: its headers are too large");
+            return Some((StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "request headers too large").into_response());
+        }
         if let Err(origin::ForeignOrigin(origin)) =
             self.inner.config.origins.check(headers, self.inner.config.forwarded_proto)
         {

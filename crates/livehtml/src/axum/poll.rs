@@ -86,7 +86,7 @@ impl Live {
         S: Session,
         F: Fn(&Connect) -> S + Send + 'static,
     {
-        if let Some(refused) = self.refusal(req.headers(), "a long-poll session") {
+        if let Some(refused) = self.refusal(req.headers(), &limits, "a long-poll session") {
             return refused;
         }
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);

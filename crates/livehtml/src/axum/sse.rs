@@ -35,7 +35,7 @@ impl Live {
         F: Fn(&Connect) -> S + Send + 'static,
     {
         let limits = *shared_limits;
-        if let Some(refused) = self.refusal(req.headers(), "an event stream") {
+        if let Some(refused) = self.refusal(req.headers(), &limits, "an event stream") {
             return refused;
         }
         let id = self.inner.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -30,6 +30,7 @@ pub struct Limits {
     pub(crate) max_depth: usize,
     pub(crate) max_fields: usize,
     pub(crate) read_buffer: usize,
+    pub(crate) max_head_bytes: usize,
 }
 
 impl Default for Limits {
@@ -49,6 +50,7 @@ impl Default for Limits {
             max_depth: parse.max_depth,
             max_fields: parse.max_fields,
             read_buffer: 64,
+            max_head_bytes: 16 * 1024,
         }
     }
 }
@@ -161,6 +163,15 @@ impl Limits {
     /// while reading it). A larger value means fewer, larger copies for big inbound messages.
     pub fn read_buffer(mut self, bytes: usize) -> Self {
         self.read_buffer = bytes.max(16);
+        self
+    }
+
+    /// Most bytes of request headers (names, values and their separators) a WebSocket upgrade,
+    /// an event stream or a long-poll session may open with (default 16 KiB); beyond it, `431
+    /// Request Header Fields Too Large`. What a connection holds for its whole life starts
+    /// small: the request's headers are kept while the session is set up.
+    pub fn max_head_bytes(mut self, bytes: usize) -> Self {
+        self.max_head_bytes = bytes;
         self
     }
 

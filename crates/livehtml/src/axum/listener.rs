@@ -89,7 +89,7 @@ impl Arrivals {
 
     fn admit(&mut self, ip: IpAddr) -> bool {
         self.accepted = self.accepted.wrapping_add(1);
-        if self.accepted % SWEEP == 0 {
+        if self.accepted.is_multiple_of(SWEEP) {
             self.limiter.retain_recent();
             self.limiter.shrink_to_fit();
         }

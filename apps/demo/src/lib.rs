@@ -22,6 +22,45 @@ use axum::routing::get;
 use livehtml::{Config, Html, Limits, Live, LiveRoutes, Views, shutdown_signal};
 use tokio::net::TcpListener;
 
+/// How the demo writes its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines; colours only when writing to a terminal.
+    Text,
+    /// One JSON object a line, for log collectors.
+    Json,
+}
+
+/// The process's metrics recorder (Prometheus text format at `/metrics`), installed on first
+/// use: before anything records, so `run` asks for it first.
+pub fn metrics() -> metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = metrics_exporter_prometheus::PrometheusBuilder::new()
+                .set_buckets(&[0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0])
+                .expect("bucket list is not empty");
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            // Another recorder (a test harness's) may be installed already: then this one
+            // renders nothing, and the app still runs.
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was installed already; /metrics shows none of it");
+            }
+            handle
+        })
+        .clone()
+}
+
+/// `/metrics`: what livehtml counts (see the `livehtml` crate's docs) and the process's own
+/// gauges, in Prometheus's text format.
+async fn render_metrics(live: Live) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    // Connections counted from the handshake on (those still being set up too).
+    metrics::gauge!("livehtml_demo_connections").set(live.connection_count() as f64);
+    let body = metrics().render();
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}
+
 /// Command-line flags.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(version, about = "The livehtml demo: chat, echo, lobby")]
@@ -52,6 +91,9 @@ pub struct Args {
     /// Messages a page may send at once.
     #[arg(long, env = "LIVEHTML_MESSAGE_BURST", default_value_t = 200)]
     pub message_burst: u32,
+    /// How the log is written: `text` (colours only on a terminal) or `json` (one object a line).
+    #[arg(long, env = "LIVEHTML_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// New connections one address may open per second (0: no limit).
     #[arg(long, env = "LIVEHTML_CONNECTION_RATE", default_value_t = 200)]
     pub connection_rate: u32,
@@ -232,6 +274,7 @@ async fn ready(live: Live) -> (axum::http::StatusCode, &'static str) {
 pub fn app(state: AppState) -> Router {
     let live = state.live.clone();
     let live_ready = live.clone();
+    let live_metrics = live.clone();
     dashboard::spawn_clock(state.clone());
     dashboard::follow(&state);
     lobby::follow(&state);
@@ -239,6 +282,7 @@ pub fn app(state: AppState) -> Router {
         .route("/", get(layout::home))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(move || ready(live_ready.clone())))
+        .route("/metrics", get(move || render_metrics(live_metrics.clone())))
         .merge(chat::routes(&state))
         .merge(echo::routes(&live))
         .merge(lobby::routes(&state))
@@ -265,6 +309,8 @@ async fn join_cluster(pubsub: &livehtml::PubSub, url: &str, namespace: &str) -> 
 
 /// Serves until SIGTERM or Ctrl-C, then closes live connections (1012) and drains.
 pub async fn run(args: Args, offset: time::UtcOffset) -> Result<(), Box<dyn std::error::Error>> {
+    // Before anything records.
+    metrics();
     let mut state =
         state_with_secret(&args.data_dir, args.database_url.as_deref(), offset, args.limits(), args.secret.as_deref())
             .await?;

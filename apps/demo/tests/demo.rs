@@ -5,6 +5,7 @@ mod common;
 use common::{Server, htmx2, livehtml_js, next_text, until_text};
 use futures_util::SinkExt;
 use serde_json::json;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 #[tokio::test]
 async fn chat_history_survives_a_restart_and_is_rendered_escaped_over_http() {
@@ -148,4 +149,48 @@ async fn health_and_readiness_answer_and_readiness_ends_with_shutdown() {
     let mut readyz = String::new();
     let _ = tcp.read_to_string(&mut readyz).await;
     assert!(readyz.starts_with("HTTP/1.1 503"), "{readyz}");
+}
+
+/// What an operator scrapes: livehtml's counters through the demo's Prometheus recorder. The
+/// recorder is the test process's, shared by the tests running beside this one: counts are
+/// checked as at least what this test did.
+#[tokio::test]
+async fn metrics_show_connections_messages_latency_and_rejections() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path()).await;
+    let mut ws = server.connect("/ws/chat").await;
+    until_text(&mut ws, "online").await;
+    ws.send(htmx2(json!({"name": "Ops", "message": "counted"}), "chat-form")).await.unwrap();
+    until_text(&mut ws, "counted").await;
+    // A handshake from a foreign origin is refused and counted by its reason.
+    let mut foreign = format!("ws://{}/ws/chat", server.addr).into_client_request().unwrap();
+    foreign.headers_mut().insert("Origin", "http://evil.example".parse().unwrap());
+    assert!(tokio_tungstenite::connect_async(foreign).await.is_err());
+
+    let metrics = server.get("/metrics").await;
+    let value = |line: &str| -> f64 {
+        let found = metrics.lines().find(|l| l.starts_with(line)).unwrap_or_else(|| panic!("no {line} in {metrics}"));
+        found.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(metrics.contains("text/plain"), "{metrics:.200}");
+    assert!(value("livehtml_connections{transport=\"ws\"}") >= 1.0);
+    assert!(value("livehtml_connections_opened_total{transport=\"ws\"}") >= 1.0);
+    assert!(value("livehtml_messages_in_total") >= 1.0);
+    assert!(value("livehtml_deliveries_total") >= 1.0);
+    assert!(value("livehtml_event_duration_seconds_count") >= 1.0);
+    assert!(value("livehtml_rejected_total{reason=\"origin\"}") >= 1.0);
+    assert!(value("livehtml_subscriptions") >= 1.0);
+    assert!(value("livehtml_demo_connections") >= 1.0);
+    drop(ws);
+    // The close is counted with who ended it.
+    let closed = async {
+        loop {
+            let metrics = server.get("/metrics").await;
+            if metrics.contains("livehtml_connections_closed_total{transport=\"ws\",code=\"client\"}") {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(common::WAIT, closed).await.expect("the close is counted");
 }

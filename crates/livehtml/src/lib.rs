@@ -11,6 +11,9 @@
 //! * `render`: region fingerprints and diffs of a rendered view. Pure code.
 //! * [`pubsub`]: topics and broadcast, and what a subscriber is (a connection's queue, whatever
 //!   its transport).
+//! * `observe`: what livehtml measures, named once (the `metrics` facade: connections,
+//!   closes by code, rejections by reason, messages, deliveries, handler latency, topics,
+//!   broker state). Everything below `axum` may record; it uses only `protocol`'s close codes.
 //! * `link`: the transport-neutral connection interface the session loop drives.
 //! * [`session`]: the [`Session`] trait an app implements, one instance per connected page,
 //!   and the session loop, which never knows its transport.
@@ -27,11 +30,13 @@
 //!   │         │                   ▲           ▲
 //!   └─────────┴──▶ render ────────┼───────────┘
 //! transport ──▶ link, pubsub, protocol
+//! (every module but protocol) ──▶ observe ──▶ protocol
 //! ```
 //!
 //! See [`Live`] for a complete chat endpoint.
 
 mod link;
+mod observe;
 pub mod protocol;
 pub mod pubsub;
 pub(crate) mod render;

@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::task::{Context, Poll};
 
+use crate::observe::Transport;
 use crate::protocol::Inbound;
 use crate::pubsub::Info;
 
@@ -21,8 +22,12 @@ pub(crate) trait Link: Send {
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Next>>;
 
     /// Ends the connection: with the session's own close request (`Some`: code and reason, after
-    /// what it pushed), or as the transport decided when `next` answered `None`.
-    fn close(self, requested: Option<(u16, Cow<'static, str>)>) -> impl Future<Output = ()> + Send;
+    /// what it pushed), or as the transport decided when `next` answered `None`. Resolves to
+    /// the close code sent, `None` when the client closed or left.
+    fn close(self, requested: Option<(u16, Cow<'static, str>)>) -> impl Future<Output = Option<u16>> + Send;
+
+    /// Which transport this is, for the metrics.
+    fn transport(&self) -> Transport;
 
     /// How many messages the page may send ([`crate::Limits::rate_limit`]).
     fn rate(&self) -> Rate {

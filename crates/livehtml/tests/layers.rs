@@ -8,13 +8,14 @@ use std::path::Path;
 /// Each module and what it may use; `axum` (the integration) may use everything.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("protocol", &[]),
+    ("observe", &["protocol"]),
     ("render", &["protocol"]),
-    ("pubsub", &["protocol"]),
-    ("link", &["protocol", "pubsub"]),
-    ("session", &["protocol", "pubsub", "link", "render"]),
-    ("view", &["protocol", "pubsub", "render", "session"]),
-    ("transport", &["protocol", "pubsub", "link"]),
-    ("axum", &["protocol", "pubsub", "link", "render", "session", "view", "transport"]),
+    ("pubsub", &["protocol", "observe"]),
+    ("link", &["protocol", "pubsub", "observe"]),
+    ("session", &["protocol", "pubsub", "link", "render", "observe"]),
+    ("view", &["protocol", "pubsub", "render", "session", "observe"]),
+    ("transport", &["protocol", "pubsub", "link", "observe"]),
+    ("axum", &["protocol", "pubsub", "link", "render", "session", "view", "transport", "observe"]),
 ];
 
 fn sources(path: &Path, out: &mut Vec<std::path::PathBuf>) {

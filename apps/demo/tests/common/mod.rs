@@ -21,6 +21,8 @@ pub struct Server {
 
 impl Server {
     pub async fn start(data_dir: &Path) -> Self {
+        // The process's recorder, before anything records (as `run` does).
+        livehtml_demo::metrics();
         let state = livehtml_demo::state(data_dir, None, time::UtcOffset::UTC, livehtml::Limits::default())
             .await
             .expect("state");
@@ -28,10 +30,10 @@ impl Server {
         state.live.pubsub().set_presence_grace(std::time::Duration::from_millis(200));
         let listener = livehtml::Listener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = livehtml_demo::app(state.clone()).into_make_service_with_connect_info::<livehtml::Peer>();
+        let app = livehtml_demo::app(state.clone());
         let live = state.live.clone();
         let task = tokio::spawn(async move {
-            axum::serve(listener, app)
+            livehtml::serve(listener, app)
                 .with_graceful_shutdown(live.graceful_shutdown(std::future::pending()))
                 .await
                 .unwrap();

@@ -29,6 +29,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
+use crate::observe::{self, Rejected};
+
 /// A TCP listener whose connections can hand an event stream over to livehtml.
 ///
 /// Serve the app with the [`Peer`] connect info, and every SSE endpoint's idle stream costs as
@@ -217,10 +219,12 @@ impl axum::serve::Listener for Listener {
             let (stream, addr) = axum::serve::Listener::accept(&mut self.inner).await;
             if self.rate.as_mut().is_some_and(|rate| !rate.admit(addr.ip())) {
                 tracing::debug!(%addr, "closed a connection: its address opens too many");
+                observe::rejected(Rejected::ConnectionRate);
                 continue;
             }
             if !self.pending.admit(addr.ip()) {
                 tracing::debug!(%addr, "closed a connection: too many are waiting for their first request");
+                observe::rejected(Rejected::Pending);
                 continue;
             }
             let head = Head::Waiting(Box::new(Waiting {
@@ -407,6 +411,7 @@ impl AsyncRead for Connection {
                 Some(false) => {}
                 None => {
                     tracing::debug!("closed a connection whose request head was too large");
+                    observe::rejected(Rejected::HeadTooLarge);
                     return Poll::Ready(Err(io::ErrorKind::InvalidData.into()));
                 }
             }
@@ -414,6 +419,7 @@ impl AsyncRead for Connection {
         // Still no whole head: the deadline stands, whether bytes came or not.
         if std::future::Future::poll(waiting.deadline.as_mut(), cx).is_ready() {
             tracing::debug!("closed a connection that did not send its request head in time");
+            observe::rejected(Rejected::HeadTimeout);
             return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
         }
         read

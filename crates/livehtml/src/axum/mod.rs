@@ -36,6 +36,7 @@ pub use shutdown::shutdown_signal;
 pub use sse::STREAM_HEADER;
 pub use views::{LiveRoutes, Views};
 
+use crate::observe::{self, Rejected};
 use crate::protocol::{Since, close, names};
 use crate::pubsub::PubSub;
 use crate::session::{Connect, Context, Session};
@@ -262,13 +263,17 @@ impl Live {
         let limits = *shared_limits;
         let handshake = match upgrade::Handshake::from_request(&mut req) {
             Ok(h) => h,
-            Err(rejection) => return rejection.into_response(),
+            Err(rejection) => {
+                observe::rejected(Rejected::Handshake);
+                return rejection.into_response();
+            }
         };
         if let Some(refused) = self.refusal(req.headers(), &limits, "a WebSocket") {
             return refused;
         }
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (parts, _body) = req.into_parts();
+        let span = connection_span(id, "ws", parts.uri.path());
         let connect = Connect { id, uri: parts.uri, headers: parts.headers };
         let live = self.clone();
         // Counted from the upgrade on, so a drain also waits for sockets still being set up.
@@ -308,7 +313,7 @@ impl Live {
             };
             Either::Right(crate::session::run(session, ctx, connection))
         });
-        tokio::spawn(outbox::Corked::new(task));
+        spawn_connection(span, task);
         response
     }
 
@@ -318,15 +323,18 @@ impl Live {
         let head: usize = headers.iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
         if head > limits.max_head_bytes {
             tracing::info!(bytes = head, "refused {what}: its headers are too large");
+            observe::rejected(Rejected::HeadersTooLarge);
             return Some((StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "request headers too large").into_response());
         }
         if let Err(origin::ForeignOrigin(origin)) =
             self.inner.config.origins.check(headers, self.inner.config.forwarded_proto)
         {
             tracing::info!(%origin, "refused {what} from a foreign origin");
+            observe::rejected(Rejected::Origin);
             return Some((StatusCode::FORBIDDEN, "origin not allowed").into_response());
         }
         if self.inner.shutdown.is_cancelled() {
+            observe::rejected(Rejected::ShuttingDown);
             return Some((StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response());
         }
         None
@@ -428,6 +436,22 @@ impl Live {
 /// stream's `Last-Event-ID`), and whether it runs livehtml.js (`client=lh`). A plain htmx page's
 /// `lh-since` is where its first render left it, sent again on every reconnect: it does not
 /// track, and is resynced on any gap.
+/// A connection's span: every line it logs says which connection (`id`, the number
+/// [`Connect::id`] and `ctx.id()` give too), on which transport and path.
+pub(super) fn connection_span(id: u64, transport: &'static str, path: &str) -> tracing::Span {
+    tracing::info_span!("live", id, transport, path)
+}
+
+/// Runs a connection's task, corked, inside its span when a tracing subscriber takes it; with
+/// none (or one that leaves livehtml's info spans out) the task stores no span.
+pub(super) fn spawn_connection(span: tracing::Span, task: impl Future<Output = ()> + Send + 'static) {
+    if span.is_disabled() {
+        tokio::spawn(outbox::Corked::new(task));
+    } else {
+        tokio::spawn(outbox::Corked::new(tracing::Instrument::instrument(task, span)));
+    }
+}
+
 pub(super) fn rejoin(connect: &Connect) -> (Option<Since>, bool) {
     let mut since = None;
     let mut lh = false;

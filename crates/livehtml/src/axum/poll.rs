@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::Mutex as AsyncMutex;
 
 use super::Live;
+use crate::observe::Transport;
 use crate::protocol::close;
 use crate::protocol::names::{event::CLOSE as CLOSE_EVENT, query};
 use crate::session::{Connect, Context, Session};
@@ -91,6 +92,7 @@ impl Live {
         }
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let (parts, _body) = req.into_parts();
+        let span = super::connection_span(id, "poll", parts.uri.path());
         let connect = Connect { id, uri: parts.uri, headers: parts.headers };
         let session = factory(&connect);
         let (since, _) = super::rejoin(&connect);
@@ -105,12 +107,12 @@ impl Live {
             polling: AtomicBool::new(false),
         });
         self.polls().insert(id, polled.clone());
-        let link = SseLink::pulled(inbox, self.inner.connections.token(), &limits);
+        let link = SseLink::pulled(inbox, self.inner.connections.token(), &limits, Transport::Poll);
         let live = self.clone();
-        tokio::spawn(outbox::Corked::new(async move {
+        super::spawn_connection(span, async move {
             crate::session::run(session, ctx, link).await;
             live.streams().remove(&id);
-        }));
+        });
         // A page that stops polling is gone: its reader is dropped, which ends the session.
         let live = self.clone();
         let weak = Arc::downgrade(&polled);
@@ -131,6 +133,7 @@ impl Live {
 
     pub(super) async fn poll(&self, limits: Limits, signed: &str, ack: u64) -> Response {
         let Some(id) = self.open_stream_id(signed) else {
+            crate::observe::rejected(crate::observe::Rejected::ForgedStream);
             return (StatusCode::FORBIDDEN, "poll id does not verify").into_response();
         };
         let Some(polled) = self.polls().get(&id).cloned() else {

@@ -14,6 +14,7 @@ use futures_util::FutureExt;
 use futures_util::future::Either;
 
 use super::{Live, Peer, origin};
+use crate::observe::{self, Rejected, Transport};
 use crate::protocol::{Inbound, datastar, names, parse_event};
 use crate::session::{Connect, Context, Session};
 use crate::transport::Limits;
@@ -40,6 +41,7 @@ impl Live {
         }
         let id = self.inner.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (parts, _body) = req.into_parts();
+        let span = super::connection_span(id, "sse", parts.uri.path());
         // Served through `Listener` over HTTP/1.1: the socket leaves hyper after the head.
         let takeover = match parts.extensions.get::<ConnectInfo<Peer>>() {
             Some(ConnectInfo(peer)) if parts.version == Version::HTTP_11 => peer.take_over(),
@@ -67,11 +69,11 @@ impl Live {
             let (subscriber, inbox, reader, poster) = outbox::attach_pull(limits.outbound_queue);
             let ctx = Context::new(id, subscriber, self.inner.pubsub.clone(), limits.parse()).rejoining(since, lh);
             self.start(id, &inbox, poster, limits);
-            let link = SseLink::pulled(inbox, token, &limits);
-            tokio::spawn(outbox::Corked::new(async move {
+            let link = SseLink::pulled(inbox, token, &limits, Transport::Sse);
+            super::spawn_connection(span, async move {
                 crate::session::run(session, ctx, link).await;
                 live.streams().remove(&id);
-            }));
+            });
             let body = Body::from_stream(EventStream::new(reader, preamble, datastar));
             return (headers, body).into_response();
         };
@@ -91,7 +93,7 @@ impl Live {
                 live.streams().remove(&id);
             }))
         });
-        tokio::spawn(outbox::Corked::new(task));
+        super::spawn_connection(span, task);
         (headers, Body::new(released)).into_response()
     }
 
@@ -110,6 +112,7 @@ impl Live {
             self.inner.config.origins.check(req.headers(), self.inner.config.forwarded_proto)
         {
             tracing::info!(%origin, "refused a post from a foreign origin");
+            observe::rejected(Rejected::Origin);
             return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
         }
         let (parts, body) = req.into_parts();
@@ -132,10 +135,12 @@ impl Live {
             (String::from_utf8(bytes.to_vec()).ok(), None)
         };
         let Some(signed) = stream_id(&headers, query).or(from_body) else {
+            observe::rejected(Rejected::ForgedStream);
             return (StatusCode::FORBIDDEN, "no stream id (LH-Stream header, lh-stream parameter or lhStream signal)")
                 .into_response();
         };
         let Some(id) = self.open_stream_id(&signed) else {
+            observe::rejected(Rejected::ForgedStream);
             return (StatusCode::FORBIDDEN, "stream id does not verify").into_response();
         };
         let poster = self.streams().get(&id).cloned();

@@ -71,6 +71,7 @@ impl Cluster {
                 true
             }
             Err(mpsc::error::TrySendError::Full(_)) => {
+                crate::observe::broker_refused();
                 if self.dropped.fetch_add(1, Ordering::Relaxed).is_multiple_of(1000) {
                     tracing::error!(
                         queued = WRITE_QUEUE,
@@ -345,6 +346,7 @@ async fn ingest(
                 }
                 {
                     cluster.connected.store(true, Ordering::Relaxed);
+                    crate::observe::broker_connected(true);
                     pubsub.announce();
                     if let Some(ready) = ready.take() {
                         let _ = ready.send(());
@@ -353,6 +355,7 @@ async fn ingest(
             }
             Incoming::Disconnected => {
                 cluster.connected.store(false, Ordering::Relaxed);
+                crate::observe::broker_connected(false);
                 tracing::warn!("pub/sub broker connection lost; reconnecting");
             }
         }

@@ -357,9 +357,11 @@ impl PubSub {
         if !clustered && topics.len() as u64 >= self.inner.sweep_at.load(Ordering::Relaxed) {
             let now = Instant::now();
             // The log before the subscribers: the lock order.
+            let before = topics.len();
             topics.retain(|_, t| {
                 !(t.log().expired(now) && t.subscribers.read().unwrap_or_else(|e| e.into_inner()).is_empty())
             });
+            crate::observe::topics(topics.len() as f64 - before as f64);
             self.inner.sweep_at.store((topics.len() as u64 * 2).max(64), Ordering::Relaxed);
         }
         let topic = Arc::new(Topic {
@@ -375,6 +377,7 @@ impl PubSub {
             last_end: AtomicU64::new(0),
         });
         topics.insert(name.to_owned(), topic.clone());
+        crate::observe::topics(1.0);
         topic
     }
 
@@ -414,10 +417,12 @@ impl PubSub {
         }
         topic.subscribers.write().unwrap_or_else(|e| e.into_inner()).push((id, to));
         drop(log);
+        crate::observe::subscriptions(1.0);
         (Subscription { pubsub: self.clone(), topic: topic.name.clone(), id }, recovery)
     }
 
     fn unsubscribe(&self, name: &str, id: u64) {
+        crate::observe::subscriptions(-1.0);
         let mut topics = self.inner.topics.lock().unwrap_or_else(|e| e.into_inner());
         let Some(topic) = topics.get(name) else { return };
         let mut subscribers = topic.subscribers.write().unwrap_or_else(|e| e.into_inner());
@@ -432,6 +437,7 @@ impl PubSub {
             } else {
                 drop(log);
                 topics.remove(name);
+                crate::observe::topics(-1.0);
             }
         }
     }
@@ -451,6 +457,7 @@ impl Topic {
         };
         let taken = subscribers.iter().filter(|(_, to)| offer(to) == Offer::Queued).count();
         self.last_end.store(micros(), Ordering::Relaxed);
+        crate::observe::published(subscribers.len());
         taken
     }
 }

@@ -2,10 +2,12 @@
 
 use std::borrow::Cow;
 use std::future::Future;
+use std::time::Instant;
 
 use super::rate::{Bucket, Verdict};
 use super::{Context, Session, SessionError};
 use crate::link::{Link, Next};
+use crate::observe;
 use crate::protocol::close;
 
 /// Runs `session` over `link` to its end: `on_join`, then each message and info in order, then
@@ -22,10 +24,13 @@ pub(crate) fn run<S: Session, L: Link>(
     mut link: L,
 ) -> impl Future<Output = ()> + Send {
     async move {
+        observe::opened(link.transport());
         let requested = drive(&mut session, &mut ctx, &mut link).await;
         Box::pin(session.on_leave(&mut ctx)).await;
         ctx.end();
-        Box::pin(link.close(requested)).await;
+        let transport = link.transport();
+        let code = Box::pin(link.close(requested)).await;
+        observe::closed(transport, code);
     }
 }
 
@@ -51,11 +56,29 @@ async fn drive<S: Session, L: Link>(
         // worker thread serve others: this yields once tokio's budget for the task is spent.
         tokio::task::coop::consume_budget().await;
         let handled = match std::future::poll_fn(|cx| link.poll_next(cx)).await? {
-            Next::Message(message) => match bucket.take(link.rate()) {
-                Verdict::Handle => Box::pin(session.on_message(ctx, message)).await,
-                Verdict::Drop => continue,
-                Verdict::Close => return Some((close::POLICY, Cow::Borrowed("rate limit"))),
-            },
+            Next::Message(message) => {
+                observe::message_in();
+                match bucket.take(link.rate()) {
+                    // Timed inside the box: the clock is not in every idle connection's task.
+                    Verdict::Handle => {
+                        Box::pin(async {
+                            let started = Instant::now();
+                            let handled = session.on_message(ctx, message).await;
+                            observe::handled(started.elapsed());
+                            handled
+                        })
+                        .await
+                    }
+                    Verdict::Drop => {
+                        observe::rate_limited();
+                        continue;
+                    }
+                    Verdict::Close => {
+                        observe::rate_limited();
+                        return Some((close::POLICY, Cow::Borrowed("rate limit")));
+                    }
+                }
+            }
             Next::Info(info) => Box::pin(session.on_info(ctx, info)).await,
         };
         ctx.send_pushed();

@@ -22,6 +22,7 @@ use super::Limits;
 use super::deadline::Deadline;
 use super::outbox::{Inbox, LAST_CHUNK, Reader, Ready, Stall, Taken, chunk};
 use crate::link::{Link, Next, Rate};
+use crate::observe::Transport;
 use crate::protocol::{Cursors, Frame, close};
 
 use crate::protocol::names::event::{CLOSE as CLOSE_EVENT, STREAM as STREAM_EVENT};
@@ -111,18 +112,22 @@ pub(crate) struct SseLink {
     pub(crate) deadline: Option<Box<Deadline>>,
     /// How many messages the page may post.
     pub(crate) rate: Rate,
+    /// An event stream, or a long-poll session (which reads its queue as a stream does).
+    pub(crate) transport: Transport,
 }
 
 impl SseLink {
-    /// A stream written by hyper, through a [`super::outbox::Reader`] (or a long-poll session).
-    pub(crate) fn pulled(inbox: Inbox, token: TaskTrackerToken, limits: &Limits) -> Self {
-        Self { inbox, _token: token, closing: None, socket: None, deadline: None, rate: limits.rate() }
+    /// A stream written by hyper, through a [`super::outbox::Reader`], or a long-poll session
+    /// (`transport`).
+    pub(crate) fn pulled(inbox: Inbox, token: TaskTrackerToken, limits: &Limits, transport: Transport) -> Self {
+        Self { inbox, _token: token, closing: None, socket: None, deadline: None, rate: limits.rate(), transport }
     }
 
     /// A stream on its own socket.
     pub(crate) fn pushed(inbox: Inbox, token: TaskTrackerToken, limits: Arc<Limits>) -> Self {
         let rate = limits.rate();
-        Self { inbox, _token: token, closing: None, socket: Some(limits), deadline: None, rate }
+        let transport = Transport::Sse;
+        Self { inbox, _token: token, closing: None, socket: Some(limits), deadline: None, rate, transport }
     }
 }
 
@@ -132,6 +137,10 @@ const HEARTBEAT: &[u8] = b": heartbeat\n\n";
 impl Link for SseLink {
     fn rate(&self) -> Rate {
         self.rate
+    }
+
+    fn transport(&self) -> Transport {
+        self.transport
     }
 
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Next>> {
@@ -178,7 +187,7 @@ impl Link for SseLink {
         }
     }
 
-    fn close(self, requested: Option<(u16, Cow<'static, str>)>) -> impl Future<Output = ()> + Send {
+    fn close(self, requested: Option<(u16, Cow<'static, str>)>) -> impl Future<Output = Option<u16>> + Send {
         let SseLink { inbox, closing, _token, socket, .. } = self;
         async move {
             // Nothing a topic publishes from here on may follow the last event (or the end of
@@ -193,6 +202,7 @@ impl Link for SseLink {
                 }
                 (None, None) => None,
             };
+            let code = notice.as_ref().map(|(code, _)| *code);
             if let Some((code, reason)) = notice {
                 let data = serde_json::json!({ "code": code, "reason": reason });
                 inbox.push_last(Frame::event(CLOSE_EVENT, data.to_string()));
@@ -206,6 +216,7 @@ impl Link for SseLink {
             // Dropping the inbox closes the queue: a reader sends what is left and ends.
             drop(inbox);
             drop(_token);
+            code
         }
     }
 }

@@ -28,6 +28,7 @@ use tungstenite::protocol::CloseFrame;
 use super::deadline::Deadline;
 use super::outbox::{Inbox, Io, Ready, Stall};
 use crate::link::{Link, Next};
+use crate::observe::Transport;
 use crate::protocol::{Frame, Inbound, close};
 
 /// tungstenite's own state machine over our [`Io`], with no async adapter between them: `Io`
@@ -167,7 +168,11 @@ impl Link for Connection {
         }
     }
 
-    fn close(self, requested: Option<(u16, Cow<'static, str>)>) -> impl Future<Output = ()> + Send {
+    fn transport(&self) -> Transport {
+        Transport::WebSocket
+    }
+
+    fn close(self, requested: Option<(u16, Cow<'static, str>)>) -> impl Future<Output = Option<u16>> + Send {
         // The token moves into the future: the drain waits for the close frame to go out, not
         // just for the close to start.
         let Connection { socket, inbox, limits, closing, _token, .. } = self;
@@ -184,15 +189,17 @@ impl Link for Connection {
                     let mut socket = socket;
                     let flush = flushed(&mut socket, &inbox).then(|_| inbox.flushed());
                     let _ = tokio::time::timeout(close_timeout, flush).await;
-                    return;
+                    return None;
                 }
                 if !flush {
                     inbox.discard_unsent();
                 }
                 let timeout = if after == After::Abort { Duration::ZERO } else { close_timeout };
                 close_gracefully(socket, &inbox, code, reason, after, timeout).await;
+                return Some(code);
             }
             drop(inbox);
+            None
         }
     }
 }

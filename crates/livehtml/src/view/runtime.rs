@@ -351,11 +351,10 @@ impl<St: Clone + Send + Sync + 'static> Session for ViewSession<St> {
         let Some(token) = self.token.take() else {
             return Err(SessionError::close(close::STALE_VIEW, "missing view token"));
         };
-        let claims = self
-            .routes
-            .signer
-            .verify(&token, now(), self.routes.token_max_age)
-            .map_err(|e| SessionError::close(close::STALE_VIEW, e.to_string()))?;
+        let claims = self.routes.signer.verify(&token, now(), self.routes.token_max_age).map_err(|e| {
+            crate::observe::rejected(crate::observe::Rejected::Token);
+            SessionError::close(close::STALE_VIEW, e.to_string())
+        })?;
         self.page = claims.page;
         if let Some(Parked { mut view, shown, url }) = self.routes.parking.claim(claims.page).await {
             // The same page within the grace period: the same view, state and all. It joins

@@ -225,6 +225,9 @@ impl Shared {
     fn request_close(&self, code: u16) {
         // The first code asked for wins.
         if self.close_code.compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            if code == close::SLOW_CONSUMER {
+                crate::observe::slow_consumer();
+            }
             self.waker.wake();
         }
     }

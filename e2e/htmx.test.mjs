@@ -127,3 +127,16 @@ for (const version of ["htmx2", "htmx4"]) {
     assert.deepEqual(await away.locator("#log li").allTextContents(), await other.locator("#log li").allTextContents());
   });
 }
+
+test("the example's front page links every page it serves, and each answers", async (t) => {
+  const { browser, server } = await room(t);
+  if (!browser) return;
+  const page = await newPage(browser);
+  await page.goto(`${server.url}/`);
+  const links = await page.locator("ul a").evaluateAll((as) => as.map((a) => a.getAttribute("href")));
+  assert.deepEqual(links, ["/htmx2", "/htmx4", "/htmx4-sse", "/htmx2/live", "/htmx2/flood", "/htmx4/flood"]);
+  for (const link of links) {
+    const response = await fetch(`${server.url}${link}`);
+    assert.equal(response.status, 200, link);
+  }
+});

@@ -63,7 +63,11 @@ async fn render_metrics(live: Live) -> ([(axum::http::HeaderName, &'static str);
 
 /// Command-line flags.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(version, about = "The livehtml demo: chat, echo, lobby")]
+#[command(
+    version,
+    about = "The livehtml demo: /chat, /echo, /lobby, /blog, /counter, /dashboard, /notifications, \
+             /ws/raw (a raw echo socket), /metrics (Prometheus), /healthz, /readyz"
+)]
 pub struct Args {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "LIVEHTML_ADDR", default_value = "127.0.0.1:3000")]

@@ -6,7 +6,7 @@
 //!
 //! htmx itself is not committed: install it from npm first, then
 //! run with: `cargo run -p example-htmx -- --vendor e2e/node_modules`
-//! and open <http://127.0.0.1:3001/htmx2> and <http://127.0.0.1:3001/htmx4>.
+//! and open <http://127.0.0.1:3001/>, which links every page.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -146,6 +146,33 @@ async fn flood(version: &str) -> Markup {
     page(&format!("{version}: a slow consumer comes back"), scripts, body)
 }
 
+/// The look of the demo's pages, short.
+const STYLE: &str = "body { font-family: system-ui, sans-serif; max-width: 46rem; margin: 2rem auto; \
+                     padding: 0 1rem; color: #222; } input, button { font: inherit; } li { margin: .3rem 0; }";
+
+/// The pages this example serves, each with what it shows.
+const PAGES: &[(&str, &str)] = &[
+    ("/htmx2", "htmx 2 + htmx-ext-ws: a room (ws-connect, ws-send); cut it off and it comes back whole"),
+    ("/htmx4", "htmx 4 (hx-ws:connect, hx-ws:send): the same room, the same bytes"),
+    ("/htmx4-sse", "htmx 4 over Server-Sent Events (hx-sse:connect): the same room"),
+    ("/htmx2/live", "a live view (clicks counted on the server) on plain htmx 2"),
+    ("/htmx2/flood", "htmx 2: a page that asks for more than it reads is cut off (1013) and comes back"),
+    ("/htmx4/flood", "the same on htmx 4"),
+];
+
+/// `/`: every page, linked.
+async fn index() -> Markup {
+    page(
+        "livehtml with plain htmx",
+        &[],
+        html! {
+            p { "One livehtml session, driven by htmx's own extensions (htmx itself from npm: "
+                code { "--vendor" } ")." }
+            ul { @for (path, what) in PAGES { li { a href=(path) { (path) } " — " (what) } } }
+        },
+    )
+}
+
 fn page(title: &str, scripts: &[&str], body: Markup) -> Markup {
     html_page(title, scripts, body)
 }
@@ -157,9 +184,10 @@ fn html_page(title: &str, scripts: &[&str], body: Markup) -> Markup {
             head {
                 meta charset="utf-8";
                 title { (title) }
+                style { (maud::PreEscaped(STYLE)) }
                 @for src in scripts { script src=(src) {} }
             }
-            body { h1 { (title) } (body) }
+            body { nav { a href="/" { "All pages" } } h1 { (title) } (body) }
         }
     }
 }
@@ -279,6 +307,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let log = Log::default();
     let room_log = log.clone();
     let app = Router::new()
+        .route("/", get(index))
         .route("/htmx2", get(htmx2))
         .route("/htmx4", get(htmx4))
         .with_state((live.clone(), log))
@@ -289,9 +318,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/ws/flood", live.endpoint_with(Limits::default().outbound_queue(8), |_| Flood))
         .merge(LiveRoutes::new(&live, ()).route::<Clicks>("/htmx2/live").layout(htmx2_layout).build().router())
         .nest_service("/vendor", ServeDir::new(&args.vendor));
-    let listener = tokio::net::TcpListener::bind(args.addr).await?;
+    let listener = livehtml::Listener::bind(args.addr).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app).with_graceful_shutdown(live.graceful_shutdown(livehtml::shutdown_signal())).await?;
+    livehtml::serve(listener, app).with_graceful_shutdown(live.graceful_shutdown(livehtml::shutdown_signal())).await?;
     live.drain(std::time::Duration::from_secs(5)).await;
     Ok(())
 }

@@ -11,6 +11,9 @@ mod sse;
 pub(crate) mod upgrade;
 mod views;
 
+#[cfg(test)]
+mod fuzz;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};

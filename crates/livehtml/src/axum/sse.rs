@@ -173,7 +173,7 @@ impl Live {
 
 /// A Datastar `@post`: its signals (nested ones as dotted names), the stream id among them, and
 /// the event's name from an `LH-Event` header, as the event JSON a socket would have sent.
-fn datastar_event(body: &[u8], headers: &HeaderMap) -> Option<(String, Option<String>)> {
+pub(super) fn datastar_event(body: &[u8], headers: &HeaderMap) -> Option<(String, Option<String>)> {
     let serde_json::Value::Object(signals) = serde_json::from_slice(body).ok()? else { return None };
     let mut flat = serde_json::Map::new();
     flatten("", signals, &mut flat);
@@ -212,7 +212,7 @@ pub(super) fn wants_event_stream(headers: &HeaderMap) -> bool {
     !headers.contains_key(header::UPGRADE) && accepts.into_iter().any(|v| v.contains("text/event-stream"))
 }
 
-fn stream_id(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+pub(super) fn stream_id(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
     if let Some(value) = headers.get(STREAM_HEADER).and_then(|v| v.to_str().ok()) {
         return Some(value.to_owned());
     }
@@ -242,7 +242,7 @@ fn htmx_headers(headers: &HeaderMap) -> Option<(&'static str, serde_json::Value)
 
 /// A form post (plain `hx-post`) as the JSON object a socket would have sent: one key per field,
 /// an array where a field repeats, and htmx's request headers where htmx sent it.
-fn form_to_json(body: &[u8], headers: Option<(&'static str, serde_json::Value)>) -> Option<String> {
+pub(super) fn form_to_json(body: &[u8], headers: Option<(&'static str, serde_json::Value)>) -> Option<String> {
     let mut object = serde_json::Map::new();
     for (key, value) in form_urlencoded::parse(body) {
         match object.get_mut(key.as_ref()) {

@@ -56,7 +56,11 @@ fn htmlish() -> impl Strategy<Value = String> {
         Just("<p id=\"".to_owned()),
     ];
     leaf.prop_recursive(4, 32, 4, |inner| {
-        (prop::sample::select(vec!["div", "p", "span", "ul", "li", "textarea"]), "[a-c]{0,2}", prop::collection::vec(inner, 0..4))
+        (
+            prop::sample::select(vec!["div", "p", "span", "ul", "li", "textarea"]),
+            "[a-c]{0,2}",
+            prop::collection::vec(inner, 0..4),
+        )
             .prop_map(|(tag, id, children)| {
                 let attr = if id.is_empty() { String::new() } else { format!(" id=\"{id}\"") };
                 format!("<{tag}{attr} class='x'>{}</{tag}>", children.concat())

@@ -21,6 +21,9 @@ pub(crate) struct Handshake {
     on_upgrade: OnUpgrade,
 }
 
+/// The answer to a version other than 13, with the header that names 13.
+const VERSION_13: &str = "this server speaks WebSocket version 13";
+
 /// Why a request is not a WebSocket upgrade: a status and a plain-text reason, as axum gives.
 pub(crate) struct Rejection(StatusCode, &'static str);
 
@@ -28,6 +31,9 @@ impl Rejection {
     pub(crate) fn into_response(self) -> Response<Body> {
         let mut response = Response::new(Body::from(self.1));
         *response.status_mut() = self.0;
+        if self.1 == VERSION_13 {
+            response.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        }
         response
     }
 }
@@ -63,10 +69,13 @@ impl Handshake {
         if !contains_token(headers, header::UPGRADE, "websocket") {
             return Err(Rejection(StatusCode::BAD_REQUEST, "`Upgrade` header did not include 'websocket'"));
         }
-        // One version header saying 13 (RFC 6455 section 4.2.1, item 6).
+        // One version header saying 13 (RFC 6455 section 4.2.1, item 6); another version is
+        // answered 426 with the one this server speaks (section 4.4), a missing one 400.
         let mut versions = headers.get_all(header::SEC_WEBSOCKET_VERSION).iter();
-        if versions.next().map(HeaderValue::as_bytes) != Some(b"13") || versions.next().is_some() {
-            return Err(Rejection(StatusCode::BAD_REQUEST, "`Sec-WebSocket-Version` header did not include '13'"));
+        match (versions.next().map(HeaderValue::as_bytes), versions.next()) {
+            (Some(b"13"), None) => {}
+            (None, _) => return Err(Rejection(StatusCode::BAD_REQUEST, "`Sec-WebSocket-Version` header missing")),
+            _ => return Err(Rejection(StatusCode::UPGRADE_REQUIRED, VERSION_13)),
         }
         // One key, the base64 of 16 bytes (item 5).
         let mut keys = headers.get_all(header::SEC_WEBSOCKET_KEY).iter();

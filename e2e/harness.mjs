@@ -54,9 +54,9 @@ const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 
 /**
  * Launches headless Chromium, or returns null (test skipped) when it is missing, unless
- * LIVEHTML_REQUIRE_ALL=1 makes a missing browser a failure.
+ * LIVEHTML_REQUIRE_ALL=1 makes a missing browser a failure. @param {string[]} [extraArgs]  more flags
  */
-export async function launch(t) {
+export async function launch(t, extraArgs = []) {
   if (!existsSync(CHROMIUM)) {
     if (process.env.LIVEHTML_REQUIRE_ALL === "1") throw new Error(`Chromium not found at ${CHROMIUM}`);
     t.skip(`Chromium not found at ${CHROMIUM} (apt-get install chromium)`);
@@ -65,7 +65,7 @@ export async function launch(t) {
   return chromium.launch({
     executablePath: CHROMIUM,
     args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync"],
+      "--disable-component-update", "--disable-sync", ...extraArgs],
   });
 }
 

@@ -98,6 +98,10 @@ pub struct Args {
     /// How the log is written: `text` (colours only on a terminal) or `json` (one object a line).
     #[arg(long, env = "LIVEHTML_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Behind a proxy that terminates TLS: trust its `X-Forwarded-Proto` for the origin check
+    /// (only when every request comes through that proxy).
+    #[arg(long, env = "LIVEHTML_TRUST_FORWARDED_PROTO")]
+    pub trust_forwarded_proto: bool,
     /// New connections one address may open per second (0: no limit).
     #[arg(long, env = "LIVEHTML_CONNECTION_RATE", default_value_t = 200)]
     pub connection_rate: u32,
@@ -122,6 +126,11 @@ pub struct Args {
 }
 
 impl Args {
+    /// The `Live` options these flags ask for.
+    pub fn options(&self) -> Options<'_> {
+        Options { secret: self.secret.as_deref(), trust_forwarded_proto: self.trust_forwarded_proto }
+    }
+
     /// The live endpoints' limits these flags ask for.
     pub fn limits(&self) -> Limits {
         match self.message_rate {
@@ -181,16 +190,25 @@ pub async fn state(
     offset: time::UtcOffset,
     limits: Limits,
 ) -> Result<AppState, Box<dyn std::error::Error>> {
-    state_with_secret(data_dir, database_url, offset, limits, None).await
+    state_with(data_dir, database_url, offset, limits, &Options::default()).await
 }
 
-/// [`state`], signing live-view tokens with `secret` when given.
-pub async fn state_with_secret(
+/// How the demo's `Live` is configured beyond its limits.
+#[derive(Debug, Clone, Default)]
+pub struct Options<'a> {
+    /// Signs live-view tokens (at least 32 characters); else a key kept in the data directory.
+    pub secret: Option<&'a str>,
+    /// Behind a TLS proxy: the scheme of the page's origin is the proxy's `X-Forwarded-Proto`.
+    pub trust_forwarded_proto: bool,
+}
+
+/// [`state`], with `options`.
+pub async fn state_with(
     data_dir: &std::path::Path,
     database_url: Option<&str>,
     offset: time::UtcOffset,
     limits: Limits,
-    secret_key: Option<&str>,
+    options: &Options<'_>,
 ) -> Result<AppState, Box<dyn std::error::Error>> {
     std::fs::create_dir_all(data_dir)?;
     let file = data_dir.join("livehtml-demo.db");
@@ -200,12 +218,13 @@ pub async fn state_with_secret(
     let postgres = url.starts_with("postgres");
     let chat = chat::Store::open(blog.pool().clone(), postgres).await?;
     let shared = shared::Shared::open(blog.pool().clone(), postgres).await?;
-    let key = match secret_key {
+    let key = match options.secret {
         Some(key) if key.len() >= 32 => key.as_bytes().to_vec(),
         Some(_) => return Err("--secret must be at least 32 characters".into()),
         None => secret(data_dir)?,
     };
-    let live = Live::new(Config::default().secret(key).limits(limits));
+    let config = Config::default().secret(key).limits(limits).trust_forwarded_proto(options.trust_forwarded_proto);
+    let live = Live::new(config);
     // Pages that reconnect get what they missed from these topics' history.
     live.pubsub().keep_history("chat", chat::history());
     live.pubsub().keep_history("notifications", notifications::history());
@@ -316,8 +335,7 @@ pub async fn run(args: Args, offset: time::UtcOffset) -> Result<(), Box<dyn std:
     // Before anything records.
     metrics();
     let mut state =
-        state_with_secret(&args.data_dir, args.database_url.as_deref(), offset, args.limits(), args.secret.as_deref())
-            .await?;
+        state_with(&args.data_dir, args.database_url.as_deref(), offset, args.limits(), &args.options()).await?;
     state.view_grace = Duration::from_millis(args.view_grace_ms);
     state.live.pubsub().set_presence_grace(Duration::from_millis(args.presence_grace_ms));
     if let Some(url) = &args.pubsub {

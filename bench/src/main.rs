@@ -3,6 +3,7 @@
 //! ```text
 //! lhbench run --mode burst --name node-ws --dialect json --clients 1000 --messages 1000 -- node server.mjs
 //! lhbench table results/*.json
+//! lhbench soak --clients 2000 --duration-secs 600 -- target/release/peer-livehtml
 //! ```
 //!
 //! Loopback only: it connects to 127.0.0.1, and every loop is bounded in count and time.
@@ -11,6 +12,7 @@ mod dialect;
 mod proc;
 mod report;
 mod run;
+mod soak;
 mod worker;
 
 use std::path::PathBuf;
@@ -33,6 +35,9 @@ enum Cmd {
         /// Report files written by `run --out`.
         files: Vec<PathBuf>,
     },
+    /// Everything at once for a bounded time (stable clients, bursts, churn, slow readers, bad
+    /// input): the peer's memory and descriptors over time, and messages lost.
+    Soak(soak::SoakArgs),
     /// Internal: a worker process holding a share of the clients.
     #[command(hide = true)]
     Worker(worker::WorkerArgs),
@@ -44,6 +49,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Cmd::Table { files } => {
             print!("{}", report::table(&files)?);
             Ok(())
+        }
+        Cmd::Soak(args) => {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(soak::run(args))
         }
         Cmd::Run(args) => {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

@@ -85,10 +85,10 @@ pub(crate) struct RunArgs {
     command: Vec<String>,
 }
 
-struct Peer {
-    url: String,
-    addr: SocketAddr,
-    pid: u32,
+pub(crate) struct Peer {
+    pub(crate) url: String,
+    pub(crate) addr: SocketAddr,
+    pub(crate) pid: u32,
     child: Option<Child>,
 }
 
@@ -118,7 +118,12 @@ async fn start_peer(args: &RunArgs) -> Result<Peer, Error> {
         let addr: SocketAddr = host.parse()?;
         return Ok(Peer { url: url.clone(), addr, pid, child: None });
     }
-    let (program, rest) = args.command.split_first().ok_or("give --url and --pid, or the peer's command after --")?;
+    spawn_peer(&args.command, args.timeout).await
+}
+
+/// Starts the peer's `command` with a free port in `PORT`; resolves once it listens.
+pub(crate) async fn spawn_peer(command: &[String], timeout: u64) -> Result<Peer, Error> {
+    let (program, rest) = command.split_first().ok_or("give --url and --pid, or the peer's command after --")?;
     // A free port: bind 0, note the number, release it for the peer.
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
@@ -129,7 +134,7 @@ async fn start_peer(args: &RunArgs) -> Result<Peer, Error> {
         .kill_on_drop(true)
         .spawn()?;
     let pid = child.id().ok_or("peer exited at once")?;
-    let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    let deadline = Instant::now() + Duration::from_secs(timeout);
     while tokio::net::TcpStream::connect(addr).await.is_err() {
         if Instant::now() > deadline {
             return Err(format!("peer {program} did not listen on {addr}").into());

@@ -263,7 +263,8 @@ async fn churn(url: String, counts: Arc<Counts>, stop: Arc<AtomicBool>) {
     }
 }
 
-/// One slow reader slot: a 4 KiB receive buffer and no reads, until the server cuts it off.
+/// One slow reader slot: a 4 KiB receive buffer and no reads for a minute; counted when the
+/// server cut it off by then.
 async fn slow(url: String, counts: Arc<Counts>, stop: Arc<AtomicBool>) {
     let addr = url.trim_start_matches("ws://").split('/').next().unwrap_or_default().to_owned();
     while !stop.load(Ordering::Relaxed) {
@@ -274,20 +275,22 @@ async fn slow(url: String, counts: Arc<Counts>, stop: Arc<AtomicBool>) {
         let Ok((ws, _)) = tokio_tungstenite::client_async_with_config(&url, tcp, Some(config())).await else {
             continue;
         };
-        // Never read; the socket is cut off once the server's queue for it is full.
-        let (_tx, rx) = ws.split();
+        // Never read: the server's queue for it fills, and it is cut off (1013, or dropped when
+        // even the close frame cannot go out). After a minute, whatever the socket holds is
+        // read at once: a socket the server cut off ends (EOF or reset); one still open would
+        // leave the read waiting.
+        let (_tx, mut rx) = ws.split();
+        tokio::time::sleep(Duration::from_secs(60)).await;
         let cut = async {
-            let mut rx = rx;
-            // Only after a while does the page start to read, to see that it was cut off.
-            tokio::time::sleep(Duration::from_secs(20)).await;
-            while let Some(Ok(message)) = rx.next().await {
-                if let Message::Close(Some(frame)) = message {
-                    return u16::from(frame.code) == 1013;
+            loop {
+                match tokio::time::timeout(Duration::from_secs(2), rx.next()).await {
+                    Ok(Some(Ok(Message::Close(_))) | None | Some(Err(_))) => return true,
+                    Ok(Some(Ok(_))) => {}
+                    Err(_) => return false,
                 }
             }
-            false
         };
-        if tokio::time::timeout(Duration::from_secs(60), cut).await.unwrap_or(false) {
+        if cut.await {
             counts.slow_cut_off.fetch_add(1, Ordering::Relaxed);
         }
     }

@@ -264,7 +264,7 @@ impl Live {
         F: Fn(&Connect) -> S + Send + 'static,
     {
         let limits = *shared_limits;
-        let handshake = match upgrade::Handshake::from_request(&mut req) {
+        let mut handshake = match upgrade::Handshake::from_request(&mut req) {
             Ok(h) => h,
             Err(rejection) => {
                 observe::rejected(Rejected::Handshake);
@@ -286,6 +286,10 @@ impl Live {
             .max_frame_size(Some(limits.max_message_bytes))
             .read_buffer_size(limits.read_buffer);
         let heartbeat = self.heartbeat(limits.ping_interval);
+        if !limits.compression {
+            handshake.deflate = None;
+        }
+        let deflate = handshake.deflate;
         let (response, wire) = handshake.accept();
         // Once upgraded, the task's state is the connection's future and nothing else.
         let task = wire.then(move |wire| {
@@ -295,7 +299,14 @@ impl Live {
             // The header values are slices of hyper's request buffer (16 KB): holding them
             // for the life of the socket would pin that buffer per idle connection.
             drop(connect);
-            let framing = if lh { Framing::Stamped } else { Framing::WebSocket };
+            let framing = match deflate {
+                Some(agreed) => {
+                    let max = u32::try_from(limits.max_message_bytes).unwrap_or(u32::MAX);
+                    Framing::Deflate { stamped: lh, window: agreed.window, max }
+                }
+                None if lh => Framing::Stamped,
+                None => Framing::WebSocket,
+            };
             let (outbox, inbox, io) = outbox::attach(limits.outbound_queue, Some(wire), framing);
             let ctx = Context::new(id, outbox, live.inner.pubsub.clone(), limits.parse()).rejoining(since, lh);
             let socket = tungstenite::WebSocket::from_raw_socket(io, Role::Server, Some(config));

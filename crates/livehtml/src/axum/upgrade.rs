@@ -13,12 +13,15 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tungstenite::handshake::derive_accept_key;
 
+use crate::protocol::deflate;
 use crate::transport::outbox::Wire;
 
 /// A request that asked for a WebSocket: answer it with [`Handshake::accept`].
 pub(crate) struct Handshake {
     accept: String,
     on_upgrade: OnUpgrade,
+    /// permessage-deflate, when the client offered it in a form livehtml takes.
+    pub(crate) deflate: Option<deflate::Agreed>,
 }
 
 /// The answer to a version other than 13, with the header that names 13.
@@ -84,11 +87,13 @@ impl Handshake {
             return Err(Rejection(StatusCode::BAD_REQUEST, "`Sec-WebSocket-Key` is not the base64 of 16 bytes"));
         }
         let accept = derive_accept_key(key.as_bytes());
+        let offers = headers.get_all(header::SEC_WEBSOCKET_EXTENSIONS).iter().filter_map(|v| v.to_str().ok());
+        let deflate = deflate::negotiate(offers);
         let on_upgrade = req
             .extensions_mut()
             .remove::<OnUpgrade>()
             .ok_or(Rejection(StatusCode::UPGRADE_REQUIRED, "WebSocket request couldn't be upgraded"))?;
-        Ok(Self { accept, on_upgrade })
+        Ok(Self { accept, on_upgrade, deflate })
     }
 
     /// The 101 response, and the future of the upgraded socket (it resolves after the response
@@ -100,6 +105,10 @@ impl Handshake {
         h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         h.insert(header::SEC_WEBSOCKET_ACCEPT, HeaderValue::from_str(&self.accept).expect("base64 is a valid header"));
+        if let Some(agreed) = self.deflate {
+            let value = HeaderValue::from_str(&agreed.header()).expect("the answer is ASCII");
+            h.insert(header::SEC_WEBSOCKET_EXTENSIONS, value);
+        }
         let socket = async move {
             let upgraded = self.on_upgrade.await.ok()?;
             Some(Wire::Upgraded(TokioIo::new(upgraded)))
@@ -142,17 +151,21 @@ mod tests {
     }
 
     #[test]
-    fn a_list_of_keys_or_versions_is_refused_with_400() {
+    fn a_list_of_keys_is_refused_with_400_another_version_with_426() {
         let key = "dGhlIHNhbXBsZSBub25jZQ==";
-        for mut req in [
-            request(&[key, key], &["13"]),
-            request(&["short"], &["13"]),
-            request(&[key], &["13", "13"]),
-            request(&[key], &["8"]),
-            request(&[], &["13"]),
+        for (mut req, expected) in [
+            (request(&[key, key], &["13"]), StatusCode::BAD_REQUEST),
+            (request(&["short"], &["13"]), StatusCode::BAD_REQUEST),
+            (request(&[], &["13"]), StatusCode::BAD_REQUEST),
+            (request(&[key], &[]), StatusCode::BAD_REQUEST),
+            (request(&[key], &["13", "13"]), StatusCode::UPGRADE_REQUIRED),
+            (request(&[key], &["8"]), StatusCode::UPGRADE_REQUIRED),
         ] {
-            let Err(Rejection(status, _)) = Handshake::from_request(&mut req) else { panic!("accepted") };
-            assert_eq!(status, StatusCode::BAD_REQUEST);
+            let Err(rejection) = Handshake::from_request(&mut req) else { panic!("accepted") };
+            assert_eq!(rejection.0, expected);
+            let response = rejection.into_response();
+            let named = response.headers().get(header::SEC_WEBSOCKET_VERSION).map(|v| v.as_bytes());
+            assert_eq!(named, (expected == StatusCode::UPGRADE_REQUIRED).then_some(&b"13"[..]));
         }
         // A good request gets past the checks (and fails only for want of hyper's upgrade handle).
         let Err(Rejection(status, _)) = Handshake::from_request(&mut request(&[key], &["13"])) else { panic!() };

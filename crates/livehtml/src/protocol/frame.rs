@@ -36,6 +36,20 @@ struct Encoded {
     /// For livehtml.js over a WebSocket: the frame with `<!--lh:position-->` in front of its
     /// payload, made on first use.
     stamped: OnceLock<Bytes>,
+    /// Its permessage-deflate forms, made on first use (boxed: most frames never meet a page
+    /// that compresses).
+    deflated: OnceLock<Box<Deflated>>,
+}
+
+/// A message compressed (RFC 7692), once per form and shared by every page that takes it: the
+/// plain and the stamped frame with the usual 15-bit window, and, for the rare client that asks
+/// for a smaller one, each other window. An empty slot (zlib failed) sends the frame
+/// uncompressed.
+#[derive(Default)]
+struct Deflated {
+    usual: [OnceLock<Bytes>; 2],
+    /// Windows of 9 to 14 bits, plain and stamped.
+    smaller: OnceLock<Box<[OnceLock<Bytes>; 12]>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +153,7 @@ impl Frame {
             datastar: OnceLock::new(),
             position,
             stamped: OnceLock::new(),
+            deflated: OnceLock::new(),
         }))
     }
 
@@ -193,6 +208,42 @@ impl Frame {
             }
             Self::text(text).0.wire.clone()
         })
+    }
+
+    /// The bytes to write to a WebSocket that agreed to permessage-deflate with a `window`-bit
+    /// window: the frame (`stamped`: as [`Frame::stamped`]) with its payload compressed and RSV1
+    /// set, made once per form and shared; the plain bytes for control frames, which are never
+    /// compressed.
+    pub(crate) fn deflated(&self, stamped: bool, window: u8) -> &[u8] {
+        let plain = if stamped { self.stamped() } else { self.wire() };
+        if !matches!(self.0.kind, Kind::Text | Kind::Binary | Kind::Mark) || plain.is_empty() {
+            return plain;
+        }
+        let forms = self.0.deflated.get_or_init(Box::default);
+        let slot = match window {
+            15 => &forms.usual[usize::from(stamped)],
+            _ => {
+                let smaller = forms.smaller.get_or_init(Box::default);
+                &smaller[usize::from(window.clamp(9, 14) - 9) * 2 + usize::from(stamped)]
+            }
+        };
+        let bytes = slot.get_or_init(|| {
+            let header = match plain[1] & 0x7f {
+                126 => 4,
+                127 => 10,
+                _ => 2,
+            };
+            let Some(compressed) = super::deflate::compress(&plain[header..], window) else { return Bytes::new() };
+            let opcode = if self.0.kind == Kind::Binary { Data::Binary } else { Data::Text };
+            let head = FrameHeader { rsv1: true, opcode: OpCode::Data(opcode), ..FrameHeader::default() };
+            let length = compressed.len() as u64;
+            let mut wire = BytesMut::with_capacity(head.len(length) + compressed.len()).writer();
+            head.format(length, &mut wire).expect("writing to memory cannot fail");
+            let mut wire = wire.into_inner();
+            wire.put_slice(&compressed);
+            wire.freeze()
+        });
+        if bytes.is_empty() { plain } else { bytes }
     }
 
     /// The text, for a text message.

@@ -4,6 +4,7 @@
 
 pub mod close;
 pub(crate) mod datastar;
+pub(crate) mod deflate;
 pub(crate) mod envelope;
 mod fragment;
 mod frame;

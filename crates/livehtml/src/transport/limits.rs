@@ -31,6 +31,7 @@ pub struct Limits {
     pub(crate) max_fields: usize,
     pub(crate) read_buffer: usize,
     pub(crate) max_head_bytes: usize,
+    pub(crate) compression: bool,
 }
 
 impl Default for Limits {
@@ -51,6 +52,7 @@ impl Default for Limits {
             max_fields: parse.max_fields,
             read_buffer: 64,
             max_head_bytes: 16 * 1024,
+            compression: true,
         }
     }
 }
@@ -172,6 +174,16 @@ impl Limits {
     /// small: the request's headers are kept while the session is set up.
     pub fn max_head_bytes(mut self, bytes: usize) -> Self {
         self.max_head_bytes = bytes;
+        self
+    }
+
+    /// Whether a WebSocket may agree to permessage-deflate (RFC 7692) when its client offers it
+    /// (default: yes; every browser offers it). Each message is compressed once and its bytes
+    /// shared by every page that agreed (no context is kept between messages, so an idle
+    /// connection costs nothing more), and a page's compressed messages are inflated at most to
+    /// [`Limits::max_message_bytes`] (a bomb closes with 1009 having cost that much).
+    pub fn compression(mut self, on: bool) -> Self {
+        self.compression = on;
         self
     }
 

@@ -36,6 +36,9 @@ pub(crate) enum Framing {
     Sse { datastar: bool, cursors: Box<Cursors> },
     /// Frames a reader takes, positions and all (an SSE body that hyper writes).
     Pulled,
+    /// WebSocket frames compressed (permessage-deflate, agreed with a `window`-bit window),
+    /// `stamped` for livehtml.js; `max`: the largest message inflated from the page.
+    Deflate { stamped: bool, window: u8, max: u32 },
 }
 
 impl Framing {
@@ -46,7 +49,16 @@ impl Framing {
 
     /// Whether the page is told topic positions that come with no message (marks).
     pub(crate) fn keeps_marks(&self) -> bool {
-        *self != Self::WebSocket
+        !matches!(self, Self::WebSocket | Self::Deflate { stamped: false, .. })
+    }
+
+    /// A WebSocket frame's bytes on this connection's wire.
+    pub(crate) fn websocket<'a>(&self, frame: &'a Frame) -> &'a [u8] {
+        match *self {
+            Self::Stamped => frame.stamped(),
+            Self::Deflate { stamped, window, .. } => frame.deflated(stamped, window),
+            Self::WebSocket | Self::Pulled | Self::Sse { .. } => frame.wire(),
+        }
     }
 }
 

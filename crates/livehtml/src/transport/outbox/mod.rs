@@ -115,6 +115,9 @@ struct Out {
     /// Bytes read from the socket that tungstenite has not taken yet; `None` while there are
     /// none, so an idle connection holds no read buffer (see `Io`'s `read`).
     unread: Option<Bytes>,
+    /// permessage-deflate: the client's frames being rewritten for tungstenite (a compressed
+    /// message collected, a frame not yet whole); `None` while there is nothing.
+    inflater: Option<Box<crate::protocol::deflate::Inflater>>,
     /// For a connection whose page posts its messages (SSE): what it posted, and the reader
     /// that takes its frames where they are not written to a socket (an SSE response body that
     /// hyper writes). Boxed: a WebSocket has none.
@@ -189,6 +192,7 @@ fn new_shared(capacity: usize, wire: Option<Wire>, pull: Option<Box<pull::Pull>>
             progress: 0,
             watched: false,
             unread: None,
+            inflater: None,
             pull,
             framing,
         }),

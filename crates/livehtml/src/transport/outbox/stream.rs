@@ -9,7 +9,7 @@ use std::task::{Context, Poll, Waker};
 use bytes::Bytes;
 use tokio::io::{AsyncRead, ReadBuf};
 
-use super::{Out, Shared};
+use super::{Framing, Out, Shared};
 use crate::protocol::Frame;
 
 /// The stream tungstenite reads from and writes its control frames to. Its writes join the
@@ -65,28 +65,52 @@ impl io::Read for Io {
             if !out.frames.is_empty() {
                 let _ = out.poll_write_out(cx);
             }
-            if let Some(unread) = out.unread.as_mut() {
-                let n = unread.len().min(buf.len());
-                buf[..n].copy_from_slice(&unread[..n]);
-                bytes::Buf::advance(unread, n);
-                if unread.is_empty() {
-                    out.unread = None;
+            loop {
+                if let Some(unread) = out.unread.as_mut() {
+                    let n = unread.len().min(buf.len());
+                    buf[..n].copy_from_slice(&unread[..n]);
+                    bytes::Buf::advance(unread, n);
+                    if unread.is_empty() {
+                        out.unread = None;
+                    }
+                    return Ok(n);
                 }
-                return Ok(n);
+                let max = match out.framing {
+                    Framing::Deflate { max, .. } => Some(max as usize),
+                    _ => None,
+                };
+                let Some(wire) = out.wire.as_mut() else { return Ok(0) };
+                let read = READ_BUFFER.with(|ahead| -> io::Result<Option<usize>> {
+                    let mut ahead = ahead.borrow_mut();
+                    let mut ahead = ReadBuf::new(&mut ahead[..]);
+                    would_block(Pin::new(wire).poll_read(cx, &mut ahead))?;
+                    let read = ahead.filled();
+                    let Some(max) = max.filter(|_| !read.is_empty()) else {
+                        let n = read.len().min(buf.len());
+                        buf[..n].copy_from_slice(&read[..n]);
+                        if read.len() > n {
+                            out.unread = Some(Bytes::copy_from_slice(&read[n..]));
+                        }
+                        return Ok(Some(n));
+                    };
+                    // permessage-deflate: tungstenite reads the frames as rewritten, and what a
+                    // read brought may be no whole frame yet: then the socket is read again
+                    // (until it would block, which registers the task for more).
+                    let inflater = out.inflater.get_or_insert_with(Box::default);
+                    let mut rewritten = Vec::new();
+                    inflater.push(read, &mut rewritten, max);
+                    if inflater.is_empty() {
+                        out.inflater = None;
+                    }
+                    if !rewritten.is_empty() {
+                        out.unread = Some(Bytes::from(rewritten));
+                    }
+                    Ok(None)
+                })?;
+                if let Some(n) = read {
+                    return Ok(n);
+                }
             }
-            let Some(wire) = out.wire.as_mut() else { return Ok(0) };
-            READ_BUFFER.with(|ahead| {
-                let mut ahead = ahead.borrow_mut();
-                let mut ahead = ReadBuf::new(&mut ahead[..]);
-                would_block(Pin::new(wire).poll_read(cx, &mut ahead))?;
-                let read = ahead.filled();
-                let n = read.len().min(buf.len());
-                buf[..n].copy_from_slice(&read[..n]);
-                if read.len() > n {
-                    out.unread = Some(Bytes::copy_from_slice(&read[n..]));
-                }
-                Ok(n)
-            })
         })
     }
 }

@@ -43,17 +43,13 @@ impl Out {
         if matches!(self.framing, Framing::Sse { .. }) {
             return self.write_events(cx);
         }
-        let stamped = self.framing == Framing::Stamped;
-        fn on_wire(frame: &Frame, stamped: bool) -> &[u8] {
-            if stamped { frame.stamped() } else { frame.wire() }
-        }
-        let Out { frames, written, wire, progress, .. } = self;
+        let Out { frames, written, wire, progress, framing, .. } = self;
         let Some(wire) = wire.as_mut() else { return Poll::Pending };
         while !frames.is_empty() {
             let mut slices = [IoSlice::new(&[]); BATCH];
             let mut count = 0;
             for (slot, frame) in slices.iter_mut().zip(frames.iter()) {
-                let bytes = on_wire(frame, stamped);
+                let bytes = framing.websocket(frame);
                 *slot = IoSlice::new(if count == 0 { &bytes[*written..] } else { bytes });
                 count += 1;
             }
@@ -72,7 +68,7 @@ impl Out {
             };
             *progress = progress.wrapping_add(1);
             while n > 0 {
-                let left = on_wire(&frames[0], stamped).len() - *written;
+                let left = framing.websocket(&frames[0]).len() - *written;
                 if n < left {
                     *written += n;
                     break;
@@ -121,9 +117,10 @@ impl Out {
         let mut total = frame.wire().len();
         let written = match &mut self.framing {
             Framing::WebSocket | Framing::Pulled => outside_budget(|cx| Pin::new(wire).poll_write(cx, frame.wire())),
-            Framing::Stamped => {
-                total = frame.stamped().len();
-                outside_budget(|cx| Pin::new(wire).poll_write(cx, frame.stamped()))
+            framing @ (Framing::Stamped | Framing::Deflate { .. }) => {
+                let bytes = framing.websocket(&frame);
+                total = bytes.len();
+                outside_budget(|cx| Pin::new(wire).poll_write(cx, bytes))
             }
             framing => outside_budget(|cx| {
                 let (written, whole) = Out::write_one_event(wire, framing, &frame, cx);

@@ -8,10 +8,11 @@
 //! | `livehtml_connections_opened_total` | counter | `transport` |
 //! | `livehtml_connections_closed_total` | counter | `transport`, `code` (the close code sent, or `client`: the client closed or left) |
 //! | `livehtml_rejected_total` | counter: connections and requests refused before a session | `reason` |
-//! | `livehtml_messages_in_total` | counter: messages from pages, handled or not | |
+//! | `livehtml_messages_in_total` / `livehtml_bytes_in_total` | counters: messages from pages (handled or not), their payload bytes | |
+//! | `livehtml_pushed_total` / `livehtml_pushed_bytes_total` | counters: messages a session sent its own page, their payload bytes | |
 //! | `livehtml_rate_limited_total` | counter: messages dropped over a page's allowance | |
 //! | `livehtml_event_duration_seconds` | histogram: a handler's time on one message | |
-//! | `livehtml_deliveries_total` | counter: published messages offered to subscribers | |
+//! | `livehtml_deliveries_total` / `livehtml_delivered_bytes_total` | counters: published messages offered to subscribers, their payload bytes (before compression) | |
 //! | `livehtml_published_total` | counter: messages published | |
 //! | `livehtml_slow_consumers_total` | counter: connections cut off with a full queue | |
 //! | `livehtml_topics` / `livehtml_subscriptions` | gauges | |
@@ -123,8 +124,15 @@ pub(crate) fn rejected(reason: Rejected) {
     counter!("livehtml_rejected_total", "reason" => reason.label()).increment(1);
 }
 
-pub(crate) fn message_in() {
+pub(crate) fn message_in(bytes: usize) {
     counter!("livehtml_messages_in_total").increment(1);
+    counter!("livehtml_bytes_in_total").increment(bytes as u64);
+}
+
+/// A session sent its own page a message of `bytes`.
+pub(crate) fn pushed(bytes: usize) {
+    counter!("livehtml_pushed_total").increment(1);
+    counter!("livehtml_pushed_bytes_total").increment(bytes as u64);
 }
 
 pub(crate) fn rate_limited() {
@@ -135,10 +143,11 @@ pub(crate) fn handled(took: Duration) {
     histogram!("livehtml_event_duration_seconds").record(took.as_secs_f64());
 }
 
-/// One message published, offered to `subscribers`.
-pub(crate) fn published(subscribers: usize) {
+/// One message of `bytes` published, offered to `subscribers`.
+pub(crate) fn published(subscribers: usize, bytes: usize) {
     counter!("livehtml_published_total").increment(1);
     counter!("livehtml_deliveries_total").increment(subscribers as u64);
+    counter!("livehtml_delivered_bytes_total").increment((subscribers * bytes) as u64);
 }
 
 pub(crate) fn slow_consumer() {

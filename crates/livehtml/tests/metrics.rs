@@ -102,6 +102,9 @@ async fn connections_closes_rejections_messages_and_deliveries_are_counted() {
     assert_eq!(totals.value("livehtml_messages_in_total", &[]), 1.0);
     assert_eq!(totals.value("livehtml_published_total", &[]), 1.0);
     assert_eq!(totals.value("livehtml_deliveries_total", &[]), 2.0);
+    assert_eq!(totals.value("livehtml_bytes_in_total", &[]), r#"{"say":"one"}"#.len() as f64);
+    let fragment = r#"<div id="said" hx-swap-oob="innerHTML">one</div>"#;
+    assert_eq!(totals.value("livehtml_delivered_bytes_total", &[]), 2.0 * fragment.len() as f64);
     assert_eq!(totals.value("livehtml_event_duration_seconds", &[]), 1.0);
 
     // Too big: the server closes with 1009, and says so in the count.

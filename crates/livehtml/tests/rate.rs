@@ -85,3 +85,52 @@ async fn a_page_within_its_allowance_is_never_cut_off() {
     }
     assert_eq!(handled.load(Ordering::Relaxed), 60);
 }
+
+/// The allowance is set per endpoint (above) and for a set of live views.
+#[tokio::test]
+async fn live_views_have_the_allowance_their_routes_set() {
+    use livehtml::LiveRoutes;
+    use livehtml::view::{LiveView, Mount, ViewError};
+    struct Clicks;
+    impl LiveView for Clicks {
+        type State = ();
+        async fn mount(_: &(), _: &Mount) -> Result<Self, ViewError> {
+            Ok(Clicks)
+        }
+        fn render(&self) -> Html {
+            maud::html! { button #b lh-click="c" { "click" } }.into()
+        }
+        async fn on_event(&mut self, _: &mut Context, _: Event) -> Result<(), ViewError> {
+            Ok(())
+        }
+    }
+    let live = Live::default();
+    let views =
+        LiveRoutes::new(&live, ()).route::<Clicks>("/clicks").limits(Limits::default().rate_limit(5, 10)).build();
+    let app: axum::Router = views.router();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let page = views.render_page("/clicks").await.unwrap();
+    let token =
+        page.split("/_livehtml/live?t=").nth(1).and_then(|s| s.split('"').next()).unwrap().replace("&amp;", "&");
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/_livehtml/live?t={token}")).await.unwrap();
+    // 150: over twice the set burst of 10, under the default's burst of 200.
+    for _ in 0..150 {
+        if ws.send(Message::text(r#"{"HEADERS":{"LH-Event":"c"}}"#)).await.is_err() {
+            break;
+        }
+    }
+    let closed = tokio::time::timeout(WAIT, async {
+        while let Some(Ok(message)) = ws.next().await {
+            if let Message::Close(frame) = message {
+                return frame;
+            }
+        }
+        None
+    })
+    .await
+    .expect("closed in time")
+    .expect("a close frame");
+    assert_eq!((closed.code, closed.reason.as_str()), (CloseCode::Policy, "rate limit"));
+}

@@ -8,6 +8,7 @@ use axum::response::{Html as HtmlResponse, IntoResponse, Response};
 use axum::routing::get;
 
 use super::Live;
+use crate::Limits;
 use crate::protocol::Html;
 use crate::view::runtime::{Page, Routes, ViewSession};
 use crate::view::{LiveView, ViewError, ViewTest};
@@ -31,13 +32,23 @@ use crate::view::{LiveView, ViewError, ViewTest};
 pub struct LiveRoutes<St> {
     live: Live,
     routes: Routes<St>,
+    /// The views' socket's limits; `None`: the `Live`'s.
+    limits: Option<Limits>,
 }
 
 impl<St: Clone + Send + Sync + 'static> LiveRoutes<St> {
     /// Views sharing `state`, on `live`'s pub/sub and signing key.
     pub fn new(live: &Live, state: St) -> Self {
         let routes = Routes::new(state, live.pubsub().clone(), live.inner.signer.clone());
-        Self { live: live.clone(), routes }
+        Self { live: live.clone(), routes, limits: None }
+    }
+
+    /// Limits of these views' socket (message size, queue, the page's message allowance, …);
+    /// the `Live`'s by default. Views that need other limits go in a `LiveRoutes` of their own
+    /// with its own [`LiveRoutes::socket_path`].
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = Some(limits);
+        self
     }
 
     /// Serves the view `V` at `path` (axum's syntax: `/article/{id}`).
@@ -74,7 +85,7 @@ impl<St: Clone + Send + Sync + 'static> LiveRoutes<St> {
 
     /// Finishes the table.
     pub fn build(self) -> Views<St> {
-        Views { live: self.live, routes: Arc::new(self.routes) }
+        Views { live: self.live, routes: Arc::new(self.routes), limits: self.limits }
     }
 }
 
@@ -82,11 +93,12 @@ impl<St: Clone + Send + Sync + 'static> LiveRoutes<St> {
 pub struct Views<St> {
     live: Live,
     routes: Arc<Routes<St>>,
+    limits: Option<Limits>,
 }
 
 impl<St> Clone for Views<St> {
     fn clone(&self) -> Self {
-        Self { live: self.live.clone(), routes: self.routes.clone() }
+        Self { live: self.live.clone(), routes: self.routes.clone(), limits: self.limits }
     }
 }
 
@@ -106,7 +118,8 @@ impl<St: Clone + Send + Sync + 'static> Views<St> {
             );
         }
         let routes = self.routes.clone();
-        let socket = self.live.endpoint(move |connect| {
+        let limits = self.limits.unwrap_or(self.live.inner.config.limits);
+        let socket = self.live.endpoint_with(limits, move |connect| {
             let query = connect.uri().query().unwrap_or("");
             let mut token = None;
             let mut morph = false;

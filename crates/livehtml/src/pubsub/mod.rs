@@ -457,7 +457,7 @@ impl Topic {
         };
         let taken = subscribers.iter().filter(|(_, to)| offer(to) == Offer::Queued).count();
         self.last_end.store(micros(), Ordering::Relaxed);
-        crate::observe::published(subscribers.len());
+        crate::observe::published(subscribers.len(), frame.len());
         taken
     }
 }

@@ -311,6 +311,7 @@ impl Context {
     /// Sends what was pushed since the last call to this page, in order.
     pub(crate) fn send_pushed(&mut self) {
         for frame in self.take_frames() {
+            crate::observe::pushed(frame.len());
             if self.outbox.offer(frame) != Offer::Queued {
                 break;
             }

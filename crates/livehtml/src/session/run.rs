@@ -57,7 +57,9 @@ async fn drive<S: Session, L: Link>(
         tokio::task::coop::consume_budget().await;
         let handled = match std::future::poll_fn(|cx| link.poll_next(cx)).await? {
             Next::Message(message) => {
-                observe::message_in();
+                // Measured by value: a borrow here would keep the message's slot in every idle
+                // connection's task.
+                let message = observe_in(message);
                 match bucket.take(link.rate()) {
                     // Timed inside the box: the clock is not in every idle connection's task.
                     Verdict::Handle => {
@@ -93,4 +95,13 @@ fn failed(e: SessionError) -> (u16, Cow<'static, str>) {
         tracing::error!(error = %source, "live session failed");
     }
     (e.code(), Cow::Owned(e.reason().to_owned()))
+}
+
+/// Counts a page's message and its payload bytes; gives it back.
+fn observe_in(message: crate::protocol::Inbound) -> crate::protocol::Inbound {
+    observe::message_in(match &message {
+        crate::protocol::Inbound::Text(text) => text.len(),
+        crate::protocol::Inbound::Binary(bytes) => bytes.len(),
+    });
+    message
 }

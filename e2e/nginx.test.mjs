@@ -35,6 +35,19 @@ async function accepting(port) {
   throw new Error(`nothing listens on ${port}`);
 }
 
+/** Chromium (taking nginx's self-made certificate), or null when the test is skipped: nginx
+ * or Chromium missing (a failure under LIVEHTML_REQUIRE_ALL=1). */
+async function nginxAndBrowser(t) {
+  if (!existsSync(NGINX)) {
+    if (process.env.LIVEHTML_REQUIRE_ALL === "1") throw new Error(`nginx not found at ${NGINX}`);
+    t.skip(`nginx not found at ${NGINX} (apt-get install nginx-light)`);
+    return null;
+  }
+  const browser = await launch(t, ["--ignore-certificate-errors"]);
+  if (browser) t.after(() => browser.close());
+  return browser;
+}
+
 /** nginx with deploy/nginx.conf in front of `upstream`, on TLS with a certificate made now. */
 async function startNginx(t, upstream) {
   const prefix = tempDir("livehtml-nginx-");
@@ -56,14 +69,8 @@ async function startNginx(t, upstream) {
 }
 
 test("behind nginx with TLS: the chat over a WebSocket, SSE and long-polling, and the dashboard's stream", async (t) => {
-  if (!existsSync(NGINX)) {
-    if (process.env.LIVEHTML_REQUIRE_ALL === "1") throw new Error(`nginx not found at ${NGINX}`);
-    t.skip(`nginx not found at ${NGINX} (apt-get install nginx-light)`);
-    return;
-  }
-  const browser = await launch(t, ["--ignore-certificate-errors"]);
+  const browser = await nginxAndBrowser(t);
   if (!browser) return;
-  t.after(() => browser.close());
   const server = await startServer(binary("livehtml-demo"),
     ["--addr", "127.0.0.1:0", "--data-dir", tempDir("livehtml-nginx-demo-"), "--trust-forwarded-proto"]);
   t.after(() => server.stop("SIGKILL"));
@@ -93,14 +100,8 @@ test("behind nginx with TLS: the chat over a WebSocket, SSE and long-polling, an
 });
 
 test("behind nginx without --trust-forwarded-proto, an https page's WebSocket is refused as foreign", async (t) => {
-  if (!existsSync(NGINX)) {
-    if (process.env.LIVEHTML_REQUIRE_ALL === "1") throw new Error(`nginx not found at ${NGINX}`);
-    t.skip(`nginx not found at ${NGINX} (apt-get install nginx-light)`);
-    return;
-  }
-  const browser = await launch(t, ["--ignore-certificate-errors"]);
+  const browser = await nginxAndBrowser(t);
   if (!browser) return;
-  t.after(() => browser.close());
   const server = await startServer(binary("livehtml-demo"), ["--addr", "127.0.0.1:0", "--data-dir", tempDir("livehtml-nginx-demo-")]);
   t.after(() => server.stop("SIGKILL"));
   const url = await startNginx(t, server.addr);

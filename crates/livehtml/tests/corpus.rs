@@ -3,6 +3,8 @@
 //! over a real socket to one server, and must get the answer written beside it (a status, a
 //! close code, or the connection going on); all the while a normal client keeps being answered.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -92,21 +94,7 @@ async fn status_of(addr: SocketAddr, raw: &[u8]) -> String {
 
 /// A masked client text frame.
 fn text_frame(payload: &[u8]) -> Vec<u8> {
-    let mut frame = vec![0x81];
-    match payload.len() {
-        n if n < 126 => frame.push(0x80 | n as u8),
-        n if n < 65536 => {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            frame.push(0x80 | 127);
-            frame.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    frame.extend_from_slice(&[0, 0, 0, 0]);
-    frame.extend_from_slice(payload);
-    frame
+    common::masked_frame(0x81, payload)
 }
 
 /// After a handshake on `tcp`, sends `data` and then a probe event; what the server did: a
@@ -120,7 +108,8 @@ async fn after_handshake(tcp: &mut TcpStream, data: &[u8]) -> String {
     let run = async {
         loop {
             // One server frame: unmasked, its length in the header.
-            while let Some((opcode, payload, used)) = server_frame(&buf) {
+            while let Some((first, payload, used)) = common::server_frame(&buf) {
+                let opcode = first & 0x0f;
                 buf.drain(..used);
                 match opcode {
                     8 => {
@@ -143,17 +132,6 @@ async fn after_handshake(tcp: &mut TcpStream, data: &[u8]) -> String {
         }
     };
     tokio::time::timeout(WAIT, run).await.unwrap_or_else(|_| "timeout".into())
-}
-
-fn server_frame(buf: &[u8]) -> Option<(u8, Vec<u8>, usize)> {
-    let (first, second) = (*buf.first()?, *buf.get(1)?);
-    let (len, at) = match second & 0x7f {
-        126 => (usize::from(u16::from_be_bytes([*buf.get(2)?, *buf.get(3)?])), 4),
-        127 => (usize::try_from(u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?)).ok()?, 10),
-        n => (usize::from(n), 2),
-    };
-    let payload = buf.get(at..at + len)?.to_vec();
-    Some((first & 0x0f, payload, at + len))
 }
 
 /// A WebSocket on `path`, its 101 read: the socket, or the status it got instead.

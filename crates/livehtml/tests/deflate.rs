@@ -4,6 +4,8 @@
 //! when an endpoint says so. The client side is written here from the RFC (tokio-tungstenite
 //! has no permessage-deflate), with flate2 for the compression.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -79,29 +81,14 @@ impl Client {
 
     /// Sends one masked frame with `first` as its first byte.
     async fn send(&mut self, first: u8, payload: &[u8]) {
-        let mut frame = vec![first];
-        match payload.len() {
-            n if n < 126 => frame.push(0x80 | n as u8),
-            n if n < 65536 => {
-                frame.push(0x80 | 126);
-                frame.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                frame.push(0x80 | 127);
-                frame.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        let key = [7, 8, 9, 10];
-        frame.extend_from_slice(&key);
-        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
-        self.tcp.write_all(&frame).await.unwrap();
+        self.tcp.write_all(&common::masked_frame(first, payload)).await.unwrap();
     }
 
     /// The next frame: its first byte and payload.
     async fn next(&mut self) -> (u8, Vec<u8>) {
         let read = async {
             loop {
-                if let Some(frame) = frame(&self.buf) {
+                if let Some(frame) = common::server_frame(&self.buf) {
                     return frame;
                 }
                 let mut chunk = [0u8; 65536];
@@ -129,16 +116,6 @@ impl Client {
             }
         }
     }
-}
-
-fn frame(buf: &[u8]) -> Option<(u8, Vec<u8>, usize)> {
-    let (first, second) = (*buf.first()?, *buf.get(1)?);
-    let (len, at) = match second & 0x7f {
-        126 => (usize::from(u16::from_be_bytes([*buf.get(2)?, *buf.get(3)?])), 4),
-        127 => (usize::try_from(u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?)).ok()?, 10),
-        n => (usize::from(n), 2),
-    };
-    Some((first, buf.get(at..at + len)?.to_vec(), at + len))
 }
 
 /// A message compressed as RFC 7692 says: raw deflate, sync flush, the last four bytes off.

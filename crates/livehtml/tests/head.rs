@@ -3,6 +3,8 @@
 //! 5 s stayed; enough of them starved a normal client). `Listener` gives the first request head
 //! a deadline and caps the connections waiting for one. Real sockets on 127.0.0.1:0.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -80,23 +82,10 @@ async fn a_head_trickled_a_byte_at_a_time_is_closed_at_its_deadline() {
     let addr = serve(100).await;
     let mut tcp = TcpStream::connect(addr).await.unwrap();
     let head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
-    let started = tokio::time::Instant::now();
-    let mut sent = 0;
     // A byte every 20 ms: each within any per-byte timeout, the whole far beyond the deadline.
-    for &b in head {
-        if tcp.write_all(&[b]).await.is_err() {
-            break;
-        }
-        sent += 1;
-        let mut probe = [0u8; 64];
-        match tokio::time::timeout(Duration::from_millis(20), tcp.read(&mut probe)).await {
-            Ok(Ok(0) | Err(_)) => break,
-            Ok(Ok(_)) => panic!("answered a head that took too long"),
-            Err(_) => {}
-        }
-    }
+    let (sent, took) = common::trickle(&mut tcp, head).await;
     assert!(sent < head.len(), "closed before the head was whole");
-    assert!(started.elapsed() >= HEAD, "not before its deadline");
+    assert!(took >= HEAD, "not before its deadline");
 }
 
 #[tokio::test]

@@ -49,17 +49,7 @@ async fn a_flooding_page_is_held_to_its_allowance_then_closed_and_others_are_ser
     }
     // The flood is closed with 1008, having had no more than its burst (and what its pace
     // refilled meanwhile) handled.
-    let closed = tokio::time::timeout(WAIT, async {
-        while let Some(Ok(message)) = flood.next().await {
-            if let Message::Close(frame) = message {
-                return frame;
-            }
-        }
-        None
-    })
-    .await
-    .expect("closed in time")
-    .expect("a close frame");
+    let closed = close_frame(&mut flood).await;
     assert_eq!((closed.code, closed.reason.as_str()), (CloseCode::Policy, "rate limit"));
     let got = handled.load(Ordering::Relaxed);
     assert!((40..200).contains(&got), "{got} of 2,000 handled");
@@ -121,6 +111,14 @@ async fn live_views_have_the_allowance_their_routes_set() {
             break;
         }
     }
+    let closed = close_frame(&mut ws).await;
+    assert_eq!((closed.code, closed.reason.as_str()), (CloseCode::Policy, "rate limit"));
+}
+
+/// The close frame the server sends `ws`, within the wait.
+async fn close_frame(
+    ws: &mut tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+) -> tokio_tungstenite::tungstenite::protocol::CloseFrame {
     let closed = tokio::time::timeout(WAIT, async {
         while let Some(Ok(message)) = ws.next().await {
             if let Message::Close(frame) = message {
@@ -128,9 +126,6 @@ async fn live_views_have_the_allowance_their_routes_set() {
             }
         }
         None
-    })
-    .await
-    .expect("closed in time")
-    .expect("a close frame");
-    assert_eq!((closed.code, closed.reason.as_str()), (CloseCode::Policy, "rate limit"));
+    });
+    closed.await.expect("closed in time").expect("a close frame")
 }

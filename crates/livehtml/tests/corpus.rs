@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use livehtml::view::{LiveView, Mount, ViewError};
-use livehtml::{Context, Event, Fragment, Html, Limits, Listener, Live, LiveRoutes, Session, SessionError};
+use livehtml::{Context, Event, Html, Limits, Listener, Live, LiveRoutes};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -19,15 +19,6 @@ use tokio_tungstenite::tungstenite::Message;
 const WAIT: Duration = Duration::from_secs(5);
 const UPGRADE: &str = "GET /live HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
                        Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
-
-struct Echo;
-
-impl Session for Echo {
-    async fn on_event(&mut self, ctx: &mut Context, event: Event) -> Result<(), SessionError> {
-        ctx.push(Fragment::inner("echo", Html::escape(event.value("say").unwrap_or_default())));
-        Ok(())
-    }
-}
 
 struct Counter;
 
@@ -50,7 +41,7 @@ impl LiveView for Counter {
 async fn serve(live: Live) -> SocketAddr {
     let limits = Limits::default().max_message_bytes(4096).poll_hold(Duration::from_millis(100));
     let views = LiveRoutes::new(&live, ()).route::<Counter>("/counter").build();
-    let app = axum::Router::new().route("/live", live.endpoint_with(limits, |_| Echo)).merge(views.router());
+    let app = axum::Router::new().route("/live", live.endpoint_with(limits, |_| common::Echo)).merge(views.router());
     let listener = Listener::bind("127.0.0.1:0").await.unwrap().head_timeout(Duration::from_millis(500));
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { livehtml::serve(listener, app).await.unwrap() });

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use livehtml::{Context, Event, Fragment, Html, Listener, Live, Session, SessionError};
+use livehtml::{Listener, Live};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -17,19 +17,11 @@ use tokio_tungstenite::tungstenite::Message;
 const WAIT: Duration = Duration::from_secs(10);
 const HEAD: Duration = Duration::from_millis(300);
 
-struct Echo;
-
-impl Session for Echo {
-    async fn on_event(&mut self, ctx: &mut Context, event: Event) -> Result<(), SessionError> {
-        ctx.push(Fragment::inner("echo", Html::escape(event.value("say").unwrap_or_default())));
-        Ok(())
-    }
-}
-
 async fn serve(per_address: usize) -> SocketAddr {
     let live = Live::default();
-    let app: axum::Router =
-        axum::Router::new().route("/live", live.endpoint(|_| Echo)).route("/", axum::routing::get(|| async { "ok" }));
+    let app: axum::Router = axum::Router::new()
+        .route("/live", live.endpoint(|_| common::Echo))
+        .route("/", axum::routing::get(|| async { "ok" }));
     let listener = Listener::bind("127.0.0.1:0").await.unwrap().head_timeout(HEAD).max_pending(per_address, 1000);
     let addr = listener.local_addr().unwrap();
     let app = app.into_make_service_with_connect_info::<livehtml::Peer>();

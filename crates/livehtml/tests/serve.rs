@@ -8,26 +8,17 @@ mod common;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use livehtml::{Context, Event, Fragment, Html, Listener, Live, Session, SessionError};
+use livehtml::{Listener, Live};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 const WAIT: Duration = Duration::from_secs(10);
 const HEAD: Duration = Duration::from_millis(300);
 
-struct Echo;
-
-impl Session for Echo {
-    async fn on_event(&mut self, ctx: &mut Context, event: Event) -> Result<(), SessionError> {
-        ctx.push(Fragment::inner("echo", Html::escape(event.value("say").unwrap_or_default())));
-        Ok(())
-    }
-}
-
 async fn start(listener: Listener) -> SocketAddr {
     let live = Live::default();
     let app: axum::Router = axum::Router::new()
-        .route("/live", live.endpoint(|_| Echo))
+        .route("/live", live.endpoint(|_| common::Echo))
         .route("/", axum::routing::get(|| async { "ok" }))
         .route(
             "/peer",

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use livehtml::Live;
+use livehtml::{Context, Event, Fragment, Html, Live, Session, SessionError};
 
 /// How long a test waits for anything.
 pub(crate) const WAIT: Duration = Duration::from_secs(10);
@@ -71,4 +71,14 @@ pub(crate) async fn trickle(tcp: &mut tokio::net::TcpStream, head: &[u8]) -> (us
         }
     }
     (sent, started.elapsed())
+}
+
+/// Says back what it is sent: `{"say": …}` comes back escaped inside `#echo`.
+pub(crate) struct Echo;
+
+impl Session for Echo {
+    async fn on_event(&mut self, ctx: &mut Context, event: Event) -> Result<(), SessionError> {
+        ctx.push(Fragment::inner("echo", Html::escape(event.value("say").unwrap_or_default())));
+        Ok(())
+    }
 }

@@ -230,7 +230,7 @@ async fn still_served(normal: &mut tokio_tungstenite::WebSocketStream<tokio_tung
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bad_input_gets_its_answer_and_a_normal_client_is_served_throughout() {
-    let addr = serve(Live::default()).await;
+    let addr = serve(Live::new(livehtml::Config::default().secret(KEY))).await;
     let other = serve(Live::default()).await;
     let (mut normal, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/live")).await.unwrap();
     let mut checked = Checked::default();
@@ -333,10 +333,19 @@ async fn every_bad_input_gets_its_answer_and_a_normal_client_is_served_throughou
             "valid-otherkey" => foreign_token.clone(),
             "valid-doubled" => format!("{good}{good}"),
             "valid-spaced" => good.replacen('.', "%20.", 1),
+            "valid-now" => forge(now(), "/counter"),
+            "valid-future" => forge(now() + 10 * 365 * 24 * 3600, "/counter"),
+            "valid-old" => forge(0, "/counter"),
+            "valid-nowhere" => forge(now(), "/nowhere"),
+            "valid-script" => forge(now(), "javascript:alert(1)"),
             other => encode(other),
         };
+        // A refused token is closed at once; one still open after a second has joined.
         let got = match upgraded(addr, &format!("/_livehtml/live?t={t}")).await {
-            Ok(mut tcp) => after_handshake(&mut tcp, b"").await,
+            Ok(mut tcp) => {
+                let joined = tokio::time::timeout(Duration::from_secs(1), after_handshake(&mut tcp, b"")).await;
+                joined.unwrap_or_else(|_| "joined".into())
+            }
             Err(status) => status,
         };
         checked.check("tokens", &row, got);
@@ -351,6 +360,27 @@ async fn every_bad_input_gets_its_answer_and_a_normal_client_is_served_throughou
         checked.wrong.join("\n")
     );
     assert!(checked.count >= 300, "the corpus holds {} inputs", checked.count);
+}
+
+/// The key this test's server signs view tokens with, so that the test can sign some too.
+const KEY: &[u8] = b"the corpus test's signing key, 32+ bytes long";
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// A view token signed with [`KEY`], as livehtml makes them (`v2.<issued>.<render>.<page>.<url>`
+/// and an HMAC-SHA256 tag, base64url): what someone holding the key, or a token from another
+/// time, would present.
+fn forge(issued: u64, url: &str) -> String {
+    use base64::Engine;
+    use hmac::Mac;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let body = format!("v2.{issued}.{:016x}.{:016x}.{}", 1, 1, b64.encode(url));
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(KEY).unwrap();
+    mac.update(body.as_bytes());
+    let tag = b64.encode(mac.finalize().into_bytes());
+    encode(&format!("{body}.{tag}"))
 }
 
 fn hex(text: &str) -> Vec<u8> {

@@ -301,8 +301,16 @@ def tokens():
                        ("valid-otherkey", "signed by another key"), ("valid-doubled", "a token twice"),
                        ("valid-spaced", "a token with a space"), ("x" * 6000, "6 KB"),
                        ("v2.9999999999.0.0.L2NvdW50ZXI.AAAA", "a forged body with a junk tag"),
-                       ("v1.1.2.3.4.5", "an old version")]:
+                       ("v1.1.2.3.4.5", "an old version"),
+                       ("valid-future", "signed with the key, issued ten years ahead (the probe's finding)"),
+                       ("valid-old", "signed with the key, issued in 1970: past its age"),
+                       ("valid-nowhere", "signed with the key, for a path no view serves"),
+                       ("valid-script", "signed with the key, for javascript:alert(1)")]:
         add(token, why)
+    # The control: a token signed the same way and valid joins (so the four above are refused
+    # for what they say, not for how the test signs them); the probe, an event the view does not
+    # know, gets no text with the probe in it, and the connection stays open: `joined`.
+    out.append({"expect": "joined", "why": "signed with the key, valid: joins", "token": "valid-now"})
     return out
 
 

@@ -62,8 +62,14 @@ async function startNginx(t, upstream) {
     .replaceAll("@CERT@", cert).replaceAll("@KEY@", key);
   const file = path.join(prefix, "nginx.conf");
   writeFileSync(file, conf);
-  const proc = spawn(NGINX, ["-p", prefix, "-c", file, "-g", "daemon off;"], { stdio: ["ignore", "inherit", "inherit"] });
-  t.after(() => proc.kill("SIGKILL"));
+  // One process (no workers a killed master would leave behind, holding the test's output
+  // open); its errors go to error.log in the prefix.
+  const proc = spawn(NGINX, ["-p", prefix, "-c", file, "-g", "daemon off; master_process off;"], { stdio: "ignore" });
+  const exited = new Promise((resolve) => proc.once("exit", resolve));
+  t.after(async () => {
+    proc.kill("SIGTERM");
+    await exited;
+  });
   await accepting(port);
   return `https://127.0.0.1:${port}`;
 }

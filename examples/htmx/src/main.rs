@@ -315,7 +315,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/ws/room", live.endpoint(move |_| Room { log: room_log.clone() }))
         .route("/htmx2/flood", get(|| flood("htmx2")))
         .route("/htmx4/flood", get(|| flood("htmx4")))
-        .route("/ws/flood", live.endpoint_with(Limits::default().outbound_queue(8), |_| Flood))
+        // Uncompressed: 16 MB of one letter deflates to a few KB, which the page would take whole
+        // and never fall behind.
+        .route("/ws/flood", live.endpoint_with(Limits::default().outbound_queue(8).compression(false), |_| Flood))
         .merge(LiveRoutes::new(&live, ()).route::<Clicks>("/htmx2/live").layout(htmx2_layout).build().router())
         .nest_service("/vendor", ServeDir::new(&args.vendor));
     let listener = livehtml::Listener::bind(args.addr).await?;

@@ -20,10 +20,21 @@ use crate::{WAIT, frame, until};
 pub type Connect =
     Arc<dyn Fn(SocketAddr, String, PubSub) -> Pin<Box<dyn Future<Output = PubSub> + Send>> + Send + Sync>;
 
+/// A private broker's process, killed (and waited for) when dropped.
+#[derive(Debug)]
+pub struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Starts a private broker (`command`, told to listen on 127.0.0.1:`port`) and waits until it
 /// does; `None` (the test says SKIPPED, or fails under `LIVEHTML_REQUIRE_ALL`) when it cannot
 /// be run.
-pub fn private(mut command: std::process::Command, port: u16) -> Option<std::process::Child> {
+pub fn private(mut command: std::process::Command, port: u16) -> Option<Running> {
     let child = match command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn() {
         Ok(child) => child,
         Err(e) => {
@@ -37,7 +48,7 @@ pub fn private(mut command: std::process::Command, port: u16) -> Option<std::pro
         assert!(started.elapsed() < WAIT, "{command:?} did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
-    Some(child)
+    Some(Running(child))
 }
 
 fn namespace(case: &str) -> String {
@@ -97,11 +108,19 @@ pub async fn an_unreachable_broker_loses_nothing(broker: SocketAddr, connect: Co
     assert_eq!(b.refused(), 0);
 }
 
-/// A broker that restarts empty (`restart` stops the one at `broker` and starts an empty one at
-/// the same address): the topic's history is gone, so its pages are resynced (closed with 1012,
-/// and told `Lost` when they come back), never left showing a stale page; what is published
-/// afterwards flows again.
-pub async fn a_broker_that_lost_its_data_resyncs_pages(broker: SocketAddr, connect: Connect, restart: impl FnOnce()) {
+/// A broker that restarts empty (`start(port)` starts a private one on that port, stopped when
+/// what it returns is dropped; here it is stopped and started anew at the same address): the
+/// topic's history is gone, so its pages are resynced (closed with 1012, and told `Lost` when
+/// they come back), never left showing a stale page; what is published afterwards flows again.
+pub async fn a_broker_that_lost_its_data_resyncs_pages<B>(start: impl Fn(u16) -> Option<B>, connect: Connect) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let Some(first) = start(port) else { return };
+    let broker = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut again = None;
+    let restart = || {
+        drop(first);
+        again = Some(start(port).expect("the broker starts again"));
+    };
     let ns = namespace("restart");
     let (a, b) = (node(&connect, broker, &ns).await, node(&connect, broker, &ns).await);
     let (mut on_b, _) = b.tap("room", None, 256);

@@ -1,8 +1,8 @@
 //! Broker faults (`livehtml_conformance::faults`) on NATS: the shared one cut off through a
 //! proxy, and a private `nats-server -js` (a port of its own) restarted on an empty store.
 
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command};
+use std::net::SocketAddr;
+use std::process::Command;
 use std::sync::Arc;
 
 use livehtml::PubSub;
@@ -29,38 +29,16 @@ async fn an_unreachable_broker_loses_nothing() {
     faults::an_unreachable_broker_loses_nothing(address, connect()).await;
 }
 
-/// A private `nats-server` with JetStream, storing in a directory of its own; killed (and its
-/// store removed) when dropped.
-struct Private {
-    child: Child,
-    _store: tempfile::TempDir,
-}
-
-impl Private {
-    fn start(port: u16) -> Option<Self> {
-        let store = tempfile::tempdir().unwrap();
-        let mut command = Command::new("nats-server");
-        command.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"]).arg(store.path());
-        faults::private(command, port).map(|child| Self { child, _store: store })
-    }
-}
-
-impl Drop for Private {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// A private `nats-server` with JetStream, storing in a directory of its own; killed (then its
+/// store removed: the tuple drops in order) when dropped.
+fn start(port: u16) -> Option<(faults::Running, tempfile::TempDir)> {
+    let store = tempfile::tempdir().unwrap();
+    let mut command = Command::new("nats-server");
+    command.args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"]).arg(store.path());
+    faults::private(command, port).map(|running| (running, store))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_that_lost_its_data_resyncs_pages() {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let Some(first) = Private::start(port) else { return };
-    let mut again = None;
-    let restart = || {
-        drop(first);
-        again = Private::start(port);
-    };
-    faults::a_broker_that_lost_its_data_resyncs_pages(SocketAddr::from(([127, 0, 0, 1], port)), connect(), restart)
-        .await;
+    faults::a_broker_that_lost_its_data_resyncs_pages(start, connect()).await;
 }

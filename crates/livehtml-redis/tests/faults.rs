@@ -1,8 +1,8 @@
 //! Broker faults (`livehtml_conformance::faults`) on Redis: the shared one cut off through a
 //! proxy, and a private `redis-server` (no persistence, a port of its own) that restarts empty.
 
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command};
+use std::net::SocketAddr;
+use std::process::Command;
 use std::sync::Arc;
 
 use livehtml::PubSub;
@@ -30,32 +30,13 @@ async fn an_unreachable_broker_loses_nothing() {
 }
 
 /// A private `redis-server` without persistence; killed when dropped.
-struct Private(Child);
-
-impl Private {
-    fn start(port: u16) -> Option<Self> {
-        let mut command = Command::new("redis-server");
-        command.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
-        faults::private(command, port).map(Self)
-    }
-}
-
-impl Drop for Private {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn start(port: u16) -> Option<faults::Running> {
+    let mut command = Command::new("redis-server");
+    command.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+    faults::private(command, port)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_that_lost_its_data_resyncs_pages() {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let Some(first) = Private::start(port) else { return };
-    let mut again = None;
-    let restart = || {
-        drop(first);
-        again = Private::start(port);
-    };
-    faults::a_broker_that_lost_its_data_resyncs_pages(SocketAddr::from(([127, 0, 0, 1], port)), connect(), restart)
-        .await;
+    faults::a_broker_that_lost_its_data_resyncs_pages(start, connect()).await;
 }

@@ -68,7 +68,6 @@ struct Counts {
     slow_cut_off: AtomicU64,
     bad_inputs: AtomicU64,
     bad_answered: AtomicU64,
-    stable_dropped: AtomicU64,
     out_of_order: AtomicU64,
 }
 
@@ -212,7 +211,8 @@ pub(crate) async fn run(args: SoakArgs) -> Result<(), Error> {
         fds: open_fds(peer.pid),
         stable_connected: connected.load(Ordering::Relaxed) as usize,
     });
-    counts.stable_dropped.store(args.clients as u64 - connected.load(Ordering::Relaxed), Ordering::Relaxed);
+    // Counted before the peer stops (which closes every socket).
+    let stable_dropped = args.clients as u64 - connected.load(Ordering::Relaxed);
     terminate(peer.pid);
     for client in stable {
         let _ = tokio::time::timeout(Duration::from_secs(30), client).await;
@@ -226,7 +226,7 @@ pub(crate) async fn run(args: SoakArgs) -> Result<(), Error> {
         delivered,
         lost: expected.saturating_sub(delivered),
         out_of_order: counts.out_of_order.load(Ordering::Relaxed),
-        stable_dropped: counts.stable_dropped.load(Ordering::Relaxed),
+        stable_dropped,
         churned_connections: counts.churned.load(Ordering::Relaxed),
         slow_cut_off: counts.slow_cut_off.load(Ordering::Relaxed),
         bad_inputs: counts.bad_inputs.load(Ordering::Relaxed),

@@ -64,3 +64,42 @@ test("a message sent in one page appears in both, escaped; a restart keeps histo
   await alice.locator("#messages li", { hasText: "Anonymous: back again" }).waitFor();
   await bob.locator("#messages li", { hasText: "Anonymous: back again" }).waitFor();
 });
+
+test("the chat keeps at most its limit of messages in the page, however many arrive", async (t) => {
+  const browser = await launch(t);
+  if (!browser) return;
+  t.after(() => browser.close());
+  const server = await startServer(binary("livehtml-demo"), ["--addr", "127.0.0.1:0", "--data-dir", tempDir("livehtml-chat-")]);
+  t.after(() => server.stop("SIGKILL"));
+  const reader = await newPage(browser);
+  await reader.goto(`${server.url}/chat`);
+  await reader.locator('[lh-state="open"]').waitFor();
+  const limit = Number(await reader.getAttribute("#messages", "lh-stream"));
+  assert.ok(limit > 0 && limit < 300, `a limit below what is sent: ${limit}`);
+  await reader.evaluate(() => {
+    /** @type {any} */ (window).got = 0;
+    document.querySelector("[lh-connect]").addEventListener("lh:message", (e) => {
+      if (/** @type {CustomEvent} */ (e).detail.data.includes("bot</strong>: m")) /** @type {any} */ (window).got++;
+    });
+  });
+
+  // 300 messages from three sockets of another page (each within its own rate limit).
+  const writer = await newPage(browser);
+  await writer.goto(`${server.url}/`);
+  await writer.evaluate(async () => {
+    const url = location.origin.replace("http", "ws") + "/ws/chat";
+    await Promise.all([0, 1, 2].map((s) => new Promise((resolve, reject) => {
+      const ws = new WebSocket(url);
+      ws.onerror = reject;
+      ws.onopen = () => {
+        for (let i = 0; i < 100; i++) ws.send(JSON.stringify({ name: "bot", message: `m${s * 100 + i}`, HEADERS: {} }));
+        resolve(undefined);
+      };
+    })));
+  });
+  // Every message reached the reader...
+  await reader.waitForFunction(() => /** @type {any} */ (window).got === 300);
+  // ...and the page holds the newest `limit` of them, oldest gone first.
+  assert.equal(await reader.locator("#messages li").count(), limit);
+  assert.deepEqual(reader.errors, []);
+});

@@ -79,3 +79,33 @@ test("livehtml.js follows a redirect only to this origin (or http(s) elsewhere w
   assert.equal(await safe("https://other.example/x"), "https://other.example/x");
   assert.equal(await safe("javascript:alert(1)"), null, "never a script, allowed or not");
 });
+
+test("a stream's container merges what arrives, by id, and keeps at most its limit", async (t) => {
+  const page = await client(t);
+  if (!page) return;
+  const { attr } = fixture.names;
+  const got = await page.evaluate((attr) => {
+    const list = () => Array.from(document.querySelectorAll("#s > li")).map((li) => li.id + "=" + li.textContent).join(" ");
+    const seen = [];
+    document.body.innerHTML = `<ul id="s" ${attr.STREAM}="3"><li id="a">a</li><li id="b">b</li></ul>`;
+    // A view's update (a morph of the container): new items appended, the oldest trimmed.
+    window.livehtml.swap(`<ul id="s" ${attr.STREAM}="3" hx-swap-oob="outerMorph"><li id="c">c</li><li id="d">d</li></ul>`);
+    seen.push(list());
+    // In place by id; inserted first (the last item trimmed); deleted; a session's append.
+    window.livehtml.swap(`<ul id="s" ${attr.STREAM}="3" hx-swap-oob="outerMorph"><li id="c">C</li><li id="z" ${attr.INSERT_AT}="0">z</li></ul>`);
+    seen.push(list());
+    window.livehtml.swap(`<ul id="s" ${attr.STREAM}="3" hx-swap-oob="outerMorph"><template ${attr.STREAM_DELETE}="z"></template></ul>`);
+    seen.push(list());
+    window.livehtml.swap(`<div hx-swap-oob="beforeend:#s"><li id="e">e</li><li id="f">f</li></div>`);
+    seen.push(list());
+    // A reset, then the new list; and a whole view morphed around the container keeps merging.
+    window.livehtml.swap(`<ul id="s" ${attr.STREAM}="3" hx-swap-oob="outerMorph"><template ${attr.STREAM_RESET}></template><li id="x">x</li></ul>`);
+    seen.push(list());
+    document.body.innerHTML = `<div id="v"><ul id="s" ${attr.STREAM}="">${"<li>old</li>".repeat(5)}</ul></div>`;
+    window.livehtml.swap(`<div id="v" hx-swap-oob="innerMorph"><ul id="s" ${attr.STREAM}=""><li id="n">new</li></ul></div>`);
+    seen.push(String(document.querySelectorAll("#s > li").length));
+    return seen;
+  }, attr);
+  assert.deepEqual(got, ["b=b c=c d=d", "z=z b=b c=C", "b=b c=C", "c=C e=e f=f", "x=x", "6"]);
+  assert.deepEqual(page.errors, []);
+});

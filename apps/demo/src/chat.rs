@@ -23,6 +23,8 @@ const HISTORY: i64 = 50;
 pub(crate) fn history() -> History {
     History::new(200).max_age(std::time::Duration::from_secs(120))
 }
+/// How many messages a page keeps: older ones leave the page as new ones arrive.
+const KEPT: usize = 100;
 const MAX_NAME: usize = 40;
 const MAX_MESSAGE: usize = 2000;
 
@@ -172,7 +174,8 @@ async fn chat_page(
                         br;
                         button #send type="submit" { "Send" }
                     }
-                    ul #messages .log {
+                    // The page keeps the newest KEPT messages (livehtml.js trims the rest).
+                    ul #messages .log lh-stream=(KEPT) {
                         @for m in &history { (render_message(m)) }
                     }
                 }

@@ -1,11 +1,20 @@
 // dom.js, the first part of livehtml.js (see livehtml.js): applying the server's HTML to the
 // page. Every incoming message takes one path, `swap`: each top-level element is swapped by its
 // hx-swap-oob, and the morphing styles keep the nodes that did not change, with their focus and
-// typed text. Pure DOM; it defines `window.livehtml` with `swap` and `morphChildren`, which
-// input.js and livehtml.js extend.
+// typed text; a stream's container (lh-stream) merges what arrives and keeps at most its limit.
+// Pure DOM; it defines `window.livehtml` with `swap` and `morphChildren`, which input.js and
+// livehtml.js extend.
 // @ts-check
 (function () {
   "use strict";
+
+  // Attributes the server sets (protocol::names::attr; checked against fixtures/wire.json).
+  const ATTR = {
+    STREAM: "lh-stream",
+    INSERT_AT: "lh-insert-at",
+    STREAM_RESET: "lh-stream-reset",
+    STREAM_DELETE: "lh-stream-delete",
+  };
 
   // ======================================================================
   // Swapping: the one path every incoming message takes
@@ -37,6 +46,14 @@
   function swapOne(target, node, style) {
     const el = /** @type {Element} */ (node);
     const children = () => Array.from(el.childNodes);
+    if (target.hasAttribute(ATTR.STREAM)) {
+      // A stream's container takes items, never loses the ones it holds to a swap over them.
+      switch (style) {
+        case "beforeend": return streamMerge(target, children());
+        case "afterbegin": return streamMerge(target, children(), 0);
+        case "innerHTML": target.replaceChildren(); return streamMerge(target, children());
+      }
+    }
     switch (style) {
       case "outerHTML": return target.replaceWith(el);
       case "innerHTML": return target.replaceChildren(...children());
@@ -50,6 +67,56 @@
       case "none": return;
       default: return target.replaceChildren(...children());
     }
+  }
+
+  // ======================================================================
+  // Streams: containers that merge what arrives and keep at most their limit
+  // ======================================================================
+
+  /** Merges `nodes` into the stream container `target`: reset and delete markers first come
+   * first, an item already there (by id) is updated in place, a new one inserted at its
+   * lh-insert-at (or `at`, counting on for each item; else appended); then the end away from
+   * the newest item is trimmed to the container's limit.
+   * @param {Element} target @param {Node[]} nodes @param {number} [at] */
+  function streamMerge(target, nodes, at) {
+    const limit = Number(target.getAttribute(ATTR.STREAM) || 0);
+    let next = at;
+    for (const node of nodes) {
+      if (!(node instanceof Element)) continue; // whitespace between items
+      if (node instanceof HTMLTemplateElement) {
+        if (node.hasAttribute(ATTR.STREAM_RESET)) target.replaceChildren();
+        const gone = node.getAttribute(ATTR.STREAM_DELETE);
+        if (gone !== null) streamItem(target, gone)?.remove();
+        continue;
+      }
+      const existing = node.id ? streamItem(target, node.id) : null;
+      const attr = node.getAttribute(ATTR.INSERT_AT);
+      node.removeAttribute(ATTR.INSERT_AT);
+      if (existing) {
+        morphElement(existing, node);
+        continue;
+      }
+      const index = attr !== null && attr !== "" ? Number(attr) : next;
+      if (index === undefined || !(index >= 0)) {
+        target.append(node);
+        if (limit > 0) items(target).slice(0, -limit).forEach((gone) => gone.remove());
+      } else {
+        target.insertBefore(node, items(target)[index] || null);
+        if (limit > 0) items(target).slice(limit).forEach((gone) => gone.remove());
+        if (next !== undefined) next = index + 1;
+      }
+    }
+  }
+
+  /** A stream's items: its element children, except the markers the first render left.
+   * @param {Element} target */
+  function items(target) {
+    return Array.from(target.children).filter((c) => !(c instanceof HTMLTemplateElement));
+  }
+
+  /** @param {Element} target @param {string} id */
+  function streamItem(target, id) {
+    return target.querySelector(":scope > #" + CSS.escape(id));
   }
 
   // ======================================================================
@@ -109,8 +176,9 @@
     }
     // What the user typed lives in .value, not in the attribute: leave it alone.
     if (target instanceof HTMLTextAreaElement || target instanceof HTMLInputElement) return;
+    if (target.hasAttribute(ATTR.STREAM)) return streamMerge(target, Array.from(source.childNodes));
     morphChildren(target, source);
   }
 
-  /** @type {any} */ (window).livehtml = { swap, morphChildren };
+  /** @type {any} */ (window).livehtml = { swap, morphChildren, ATTR };
 })();

@@ -23,6 +23,10 @@
 //                                             (push-state; back and forward work)
 //   lh-since="3f9a12c4-17"                    (on lh-connect) where the first render left the
 //                                             page's topics: the connection starts from there
+//   <ul id="feed" lh-stream="50">             a stream's container: what arrives for it is
+//                                             merged (items updated in place by id, new ones
+//                                             inserted, lh-insert-at="0" first), and the far
+//                                             end trimmed to at most 50 items (empty: no limit)
 //
 // Topic positions: every topic message carries its position (`<!--lh:epoch-offset-->` in
 // front of it on a WebSocket, the event's id over SSE); the page keeps the newest per topic
@@ -62,6 +66,8 @@
     event: { STREAM: "lh-stream", CLOSE: "lh-close", AT: "lh-at" },
     control: { KEY: "lh", NAV: "nav", REDIRECT: "redirect", NAV_EVENT: "lh:nav", RESUMED: "resumed", RESYNCED: "resynced", RECOVERED: "recovered" },
     query: { STREAM: "lh-stream", CLIENT: "client", RESUME: "resume", SINCE: "lh-since", POLL: "lh-poll", ACK: "lh-ack" },
+    // Declared in dom.js, which uses them first.
+    attr: /** @type {any} */ (window).livehtml.ATTR,
   };
 
   /** The page's side, served before this file in the same script: dom.js (applying server

@@ -65,7 +65,7 @@ mod wire_fixture {
 
     #[test]
     fn names_match_the_fixture() {
-        use super::names::{control, event, header, query};
+        use super::names::{attr, control, event, header, query};
         let fixture = fixture();
         let names = &fixture["names"];
         let ours = [
@@ -88,6 +88,10 @@ mod wire_fixture {
             ("query", "SINCE", query::SINCE),
             ("query", "POLL", query::POLL),
             ("query", "ACK", query::ACK),
+            ("attr", "STREAM", attr::STREAM),
+            ("attr", "INSERT_AT", attr::INSERT_AT),
+            ("attr", "STREAM_RESET", attr::STREAM_RESET),
+            ("attr", "STREAM_DELETE", attr::STREAM_DELETE),
         ];
         for (group, name, value) in ours {
             assert_eq!(names[group][name].as_str(), Some(value), "{group}.{name}");

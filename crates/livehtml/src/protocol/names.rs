@@ -46,6 +46,21 @@ pub mod control {
     pub const RECOVERED: &str = "recovered";
 }
 
+/// Attributes on the page's elements that carry meaning between the server and livehtml.js.
+pub mod attr {
+    /// On a container whose children are a stream's items (`lh-stream="50"`: the page keeps
+    /// at most 50 of them; empty: no limit). What arrives for it is merged, never swapped
+    /// over what it holds: an item whose id is there already is updated in place, a new one is
+    /// inserted (at the end, or at its [`INSERT_AT`]), and the far end is trimmed to the limit.
+    pub const STREAM: &str = "lh-stream";
+    /// On a stream's item: the index it is inserted at (0: first); absent, it is appended.
+    pub const INSERT_AT: &str = "lh-insert-at";
+    /// On a `<template>` in a stream's container: the items shown before it are removed.
+    pub const STREAM_RESET: &str = "lh-stream-reset";
+    /// On a `<template>` in a stream's container: removes the item with this id.
+    pub const STREAM_DELETE: &str = "lh-stream-delete";
+}
+
 /// Datastar signals.
 pub mod signal {
     /// The signal that carries a Datastar page's stream id (its posts send every signal back).

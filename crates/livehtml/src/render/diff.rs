@@ -8,6 +8,9 @@
 //! children it has, or their order), the region is sent whole. The same rule applies to the
 //! view's root, whose "children" are the top-level regions: a change outside every region sends
 //! the whole view.
+//!
+//! A stream's container (`lh-stream`) holds what its stream sent with this render, not what the
+//! page shows: it is fingerprinted by its tags alone, and sent whenever it holds anything.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -60,7 +63,8 @@ impl Rendered {
         };
         let mut out = HashMap::with_capacity(regions.len());
         for (i, r) in regions.iter().enumerate() {
-            out.insert(r.id.clone(), (hash(&self.html[r.outer.clone()]), self.skeleton(regions, Some(i))));
+            let outer = self.outer(r);
+            out.insert(r.id.clone(), (outer, if r.stream { outer } else { self.skeleton(regions, Some(i)) }));
         }
         Fingerprints { root: self.skeleton(regions, None), regions: out }
     }
@@ -86,7 +90,13 @@ impl Rendered {
                 send.push(r.outer.clone());
                 continue;
             };
-            if hash(&self.html[r.outer.clone()]) == outer {
+            if r.stream {
+                if self.outer(r) != outer || !self.html[r.inner.clone()].trim().is_empty() {
+                    send.push(r.outer.clone());
+                }
+                continue;
+            }
+            if self.outer(r) == outer {
                 continue;
             }
             if self.skeleton(regions, Some(i)) == skeleton {
@@ -95,6 +105,17 @@ impl Rendered {
                 send.push(r.outer.clone());
             }
         }
+    }
+
+    /// Hash of a region's markup; of its tags alone for a stream's container.
+    fn outer(&self, r: &Region) -> u64 {
+        if !r.stream {
+            return hash(&self.html[r.outer.clone()]);
+        }
+        let mut h = DefaultHasher::new();
+        self.html[r.outer.start..r.inner.start].hash(&mut h);
+        self.html[r.inner.end..r.outer.end].hash(&mut h);
+        h.finish()
     }
 
     /// Hash of a region's markup (or the whole render's, for `None`) with each direct child
@@ -214,6 +235,24 @@ mod tests {
         assert!(patch("<div id=a>", "<div id=a>").is_empty());
         let dup = r#"<p id="x">1</p><p id="x">2</p>"#;
         assert_eq!(patch(dup, &dup.replace(">2<", ">3<")), ["WHOLE"]);
+    }
+
+    #[test]
+    fn a_stream_is_sent_when_it_holds_changes_and_never_for_what_it_no_longer_holds() {
+        let view = |items: &str, limit: &str| {
+            format!(r#"<h1>Chat</h1><ul id="log" lh-stream="{limit}">{items}</ul><p id="n">n</p>"#)
+        };
+        let first = view(r#"<li id="m1">1</li>"#, "5");
+        // The items were sent; the next render holds none: nothing to send.
+        assert!(patch(&first, &view("", "5")).is_empty());
+        assert_eq!(
+            patch(&view("", "5"), &view(r#"<li id="m2">2</li>"#, "5")),
+            [r#"<ul id="log" lh-stream="5"><li id="m2">2</li></ul>"#]
+        );
+        // Whatever it held before, new items are sent, alone.
+        assert_eq!(patch(&first, &view(r#"<li id="m2">2</li>"#, "5")).len(), 1);
+        // Its own attributes are compared.
+        assert_eq!(patch(&view("", "5"), &view("", "9")), [r#"<ul id="log" lh-stream="9"></ul>"#]);
     }
 
     #[test]

@@ -10,3 +10,4 @@ mod diff;
 mod regions;
 
 pub(crate) use diff::{Fingerprints, Patch, Rendered};
+pub(crate) use regions::{root_id, with_root_attr};

@@ -19,6 +19,11 @@ pub(crate) struct Region {
     pub(crate) attr_at: usize,
     /// Index of the enclosing region in the list, if any.
     pub(crate) parent: Option<usize>,
+    /// A stream's container (`lh-stream`): its content is what the stream sent with this
+    /// render, not what the page shows, and ids inside it are items, not regions.
+    pub(crate) stream: bool,
+    /// Between the start tag and the end tag (empty for a void or self-closing element).
+    pub(crate) inner: Range<usize>,
 }
 
 const VOID: [&str; 14] =
@@ -28,6 +33,8 @@ const RAW_TEXT: [&str; 4] = ["script", "style", "textarea", "title"];
 struct Open {
     name: String,
     region: Option<usize>,
+    /// Inside a stream's container (this element or an enclosing one).
+    in_stream: bool,
 }
 
 /// Scans `html` for regions, outermost first. `None` when the markup is not well nested.
@@ -57,6 +64,7 @@ pub(crate) fn scan(html: &str) -> Option<Vec<Region>> {
             }
             if let Some(r) = open.region {
                 regions[r].outer.end = gt;
+                regions[r].inner.end = lt;
             }
             i = gt;
             continue;
@@ -69,11 +77,12 @@ pub(crate) fn scan(html: &str) -> Option<Vec<Region>> {
             continue;
         }
         let name = after[..name_len].to_ascii_lowercase();
-        let (gt, id, self_closing) = start_tag(bytes, lt + 1 + name_len)?;
+        let Tag { end: gt, id, self_closing, stream } = start_tag(bytes, lt + 1 + name_len)?;
         let attr_at = if self_closing { gt - 2 } else { gt - 1 };
         let parent = stack.iter().rev().find_map(|o| o.region);
-        let region = id.as_ref().map(|id| {
-            regions.push(Region { id: id.clone(), outer: lt..gt, attr_at, parent });
+        let in_stream = stack.last().is_some_and(|o| o.in_stream);
+        let region = id.filter(|_| !in_stream).map(|id| {
+            regions.push(Region { id, outer: lt..gt, attr_at, parent, stream, inner: gt..gt });
             regions.len() - 1
         });
         i = gt;
@@ -87,26 +96,38 @@ pub(crate) fn scan(html: &str) -> Option<Vec<Region>> {
             let gt = end + html[end..].find('>')? + 1;
             if let Some(r) = region {
                 regions[r].outer.end = gt;
+                regions[r].inner.end = end;
             }
             i = gt;
             continue;
         }
-        stack.push(Open { name, region });
+        stack.push(Open { name, region, in_stream: in_stream || stream });
     }
     stack.is_empty().then_some(regions)
 }
 
-/// Reads a start tag's attributes from just after its name: returns the index after `>`, the
-/// `id` if any, and whether it ended with `/>`.
-fn start_tag(b: &[u8], mut i: usize) -> Option<(usize, Option<String>, bool)> {
+/// A start tag, read.
+struct Tag {
+    /// The index after its `>`.
+    end: usize,
+    id: Option<String>,
+    /// It ended with `/>`.
+    self_closing: bool,
+    /// It has an `lh-stream` attribute.
+    stream: bool,
+}
+
+/// Reads a start tag's attributes from just after its name.
+fn start_tag(b: &[u8], mut i: usize) -> Option<Tag> {
     let mut id = None;
+    let mut stream = false;
     loop {
         while i < b.len() && b[i].is_ascii_whitespace() {
             i += 1;
         }
         match b.get(i)? {
-            b'>' => return Some((i + 1, id, false)),
-            b'/' if b.get(i + 1) == Some(&b'>') => return Some((i + 2, id, true)),
+            b'>' => return Some(Tag { end: i + 1, id, self_closing: false, stream }),
+            b'/' if b.get(i + 1) == Some(&b'>') => return Some(Tag { end: i + 2, id, self_closing: true, stream }),
             b'/' => {
                 i += 1;
                 continue;
@@ -146,8 +167,40 @@ fn start_tag(b: &[u8], mut i: usize) -> Option<(usize, Option<String>, bool)> {
         }
         if name.eq_ignore_ascii_case(b"id") {
             id = value.map(|v| unescape(&String::from_utf8_lossy(v)));
+        } else if name.eq_ignore_ascii_case(crate::protocol::names::attr::STREAM.as_bytes()) {
+            stream = true;
         }
     }
+}
+
+/// The id of the element `html` starts with (after any whitespace), if it has one.
+pub(crate) fn root_id(html: &str) -> Option<String> {
+    let rest = html.trim_start();
+    let name_len = rest.strip_prefix('<')?.find(|c: char| !c.is_ascii_alphanumeric() && c != '-')?;
+    if name_len == 0 {
+        return None;
+    }
+    let at = html.len() - rest.len() + 1 + name_len;
+    start_tag(html.as_bytes(), at)?.id
+}
+
+/// `html` with `attr` (` name="value"`, escaped by the caller) added to the start tag of the
+/// element it starts with; unchanged when it does not start with an element.
+pub(crate) fn with_root_attr(html: &str, attr: &str) -> String {
+    let rest = html.trim_start();
+    let found = rest
+        .strip_prefix('<')
+        .and_then(|r| r.find(|c: char| !c.is_ascii_alphanumeric() && c != '-'))
+        .filter(|n| *n > 0);
+    let Some(tag) = found.and_then(|n| start_tag(html.as_bytes(), html.len() - rest.len() + 1 + n)) else {
+        return html.to_owned();
+    };
+    let at = if tag.self_closing { tag.end - 2 } else { tag.end - 1 };
+    let mut out = String::with_capacity(html.len() + attr.len());
+    out.push_str(html[..at].trim_end());
+    out.push_str(attr);
+    out.push_str(&html[at..]);
+    out
 }
 
 /// Ids are escaped in attributes; regions are matched on the real value.
@@ -194,6 +247,25 @@ mod tests {
     fn escaped_ids_and_unquoted_values() {
         assert_eq!(ids(r#"<p id=plain>x</p>"#)[0].0, "plain");
         assert_eq!(ids(r#"<p id="a&amp;b">x</p>"#)[0].0, "a&b");
+    }
+
+    #[test]
+    fn ids_inside_a_stream_are_items_not_regions() {
+        let html = r#"<div id="a"><ul id="s" lh-stream="5"><li id="m1">1</li><li><b id="x">2</b></li></ul><p id="p">p</p></div>"#;
+        let found = scan(html).unwrap();
+        let ids: Vec<_> = found.iter().map(|r| (r.id.as_str(), r.stream)).collect();
+        assert_eq!(ids, [("a", false), ("s", true), ("p", false)]);
+        assert_eq!(&html[found[1].inner.clone()], r#"<li id="m1">1</li><li><b id="x">2</b></li>"#);
+    }
+
+    #[test]
+    fn the_root_element_of_an_item() {
+        assert_eq!(root_id(r#"  <li id="m1" class="x">1</li>"#).as_deref(), Some("m1"));
+        assert_eq!(root_id("<li>1</li>"), None);
+        assert_eq!(root_id("text"), None);
+        assert_eq!(with_root_attr(r#"<li id="m1">1</li>"#, r#" a="1""#), r#"<li id="m1" a="1">1</li>"#);
+        assert_eq!(with_root_attr(r#"<img id="i"/>"#, r#" a="1""#), r#"<img id="i" a="1"/>"#);
+        assert_eq!(with_root_attr("text", r#" a="1""#), "text");
     }
 
     #[test]

@@ -47,6 +47,7 @@
 
 mod parked;
 pub(crate) mod runtime;
+mod stream;
 mod testing;
 pub(crate) mod token;
 
@@ -55,6 +56,7 @@ use std::future::Future;
 use axum::http::HeaderMap;
 use futures_util::future::BoxFuture;
 
+pub use stream::Stream;
 pub use testing::ViewTest;
 
 use crate::protocol::{Event, Html};

@@ -9,6 +9,7 @@ use axum::http::HeaderMap;
 use futures_util::future::BoxFuture;
 
 use super::parked::{Parked, Parking};
+use super::stream::{self, Shown};
 use super::token::{Claims, Signer};
 use super::{DynView, LiveView, Mount, ViewError};
 use crate::protocol::names::control;
@@ -209,6 +210,17 @@ pub(crate) struct ViewSession<St> {
     resume: bool,
     /// Bytes of the last update, and of the whole view it replaced: how much the diff saved.
     pub(crate) last_update: (usize, usize),
+    /// The test client's copy of what the view's streams show (`None` on a real connection).
+    pub(crate) streams: Option<Shown>,
+}
+
+/// Takes a render of `view` for the page: its streams forget what it sends them.
+fn take_render(view: &dyn DynView, streams: &mut Option<Shown>) -> String {
+    let (html, sent) = stream::take(|| view.render());
+    if let Some(shown) = streams {
+        shown.apply(sent);
+    }
+    html.into_string()
 }
 
 impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
@@ -230,6 +242,7 @@ impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
             page: 0,
             resume,
             last_update: (0, 0),
+            streams: None,
         }
     }
 
@@ -245,7 +258,7 @@ impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
     pub(crate) async fn start(&mut self, ctx: &mut Context, url: &str) -> Result<(), ViewError> {
         let (mut view, url) = self.routes.mount(url, self.headers.clone(), true).await?;
         view.on_join(ctx).await?;
-        self.shown = Rendered::new(view.render().into_string()).fingerprints();
+        self.shown = Rendered::new(take_render(view.as_ref(), &mut self.streams)).fingerprints();
         self.view = Some(view);
         self.url = url;
         Ok(())
@@ -273,7 +286,7 @@ impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
     /// Renders again and pushes only the regions that changed.
     fn refresh(&mut self, ctx: &mut Context) {
         let Some(view) = &self.view else { return };
-        let rendered = Rendered::new(view.render().into_string());
+        let rendered = Rendered::new(take_render(view.as_ref(), &mut self.streams));
         let sent = match rendered.diff(&self.shown) {
             Patch::None => String::new(),
             Patch::Regions(ranges) => {
@@ -316,7 +329,7 @@ impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
         }
         ctx.unsubscribe_all();
         view.on_join(ctx).await?;
-        let html = view.render().into_string();
+        let html = take_render(view.as_ref(), &mut self.streams);
         let (token, page) = self.routes.token_for(&url, &html);
         // The page is a new one now: the old identity is let go (nothing kept under it).
         self.routes.parking.release(self.page, None);
@@ -384,7 +397,7 @@ impl<St: Clone + Send + Sync + 'static> Session for ViewSession<St> {
         if let Err(e) = view.on_join(ctx).await {
             Self::flash(ctx, &e);
         }
-        let rendered = Rendered::new(view.render().into_string());
+        let rendered = Rendered::new(take_render(view.as_ref(), &mut self.streams));
         // The page shows the HTTP render, or (coming back) whatever it was last sent. If the view
         // renders differently now, or the page is back and its view could not be kept, it gets
         // the whole view: never a silent gap.

@@ -94,6 +94,7 @@ impl<St: Clone + Send + Sync + 'static> ViewTest<St> {
         let mailbox = Arc::new(Mailbox::default());
         let mut ctx = Context::new(0, mailbox.clone(), routes.pubsub.clone(), ParseLimits::default());
         let mut session = ViewSession::new(routes, None, HeaderMap::new(), true, false);
+        session.streams = Some(Default::default());
         session.start(&mut ctx, url).await?;
         ctx.take_frames();
         Ok(Self { session, ctx, mailbox })
@@ -148,6 +149,13 @@ impl<St: Clone + Send + Sync + 'static> ViewTest<St> {
         };
         let _ = self.session.info(&mut self.ctx, info).await;
         Some(self.take_sent())
+    }
+
+    /// The items the page shows in the stream whose container is `id` ([`super::Stream`]),
+    /// in order: what every render so far sent it, applied as livehtml.js applies it (limit
+    /// included). [`ViewTest::html`] shows only what the stream has not sent yet.
+    pub fn stream(&self, id: &str) -> Vec<String> {
+        self.session.streams.as_ref().map(|s| s.items(id)).unwrap_or_default()
     }
 
     /// Bytes sent by the last update, and the size of the whole view it replaced.

@@ -109,3 +109,26 @@ test("a stream's container merges what arrives, by id, and keeps at most its lim
   assert.deepEqual(got, ["b=b c=c d=d", "z=z b=b c=C", "b=b c=C", "c=C e=e f=f", "x=x", "6"]);
   assert.deepEqual(page.errors, []);
 });
+
+test("a list sent keyed is put in the server's order, keeping the nodes it did not resend", async (t) => {
+  const page = await client(t);
+  if (!page) return;
+  const { attr } = fixture.names;
+  const got = await page.evaluate((attr) => {
+    document.body.innerHTML = `<ul id="l"><li id="a">a</li><li id="b"><input id="in"></li><li id="c">c</li></ul>`;
+    const input = /** @type {HTMLInputElement} */ (document.getElementById("in"));
+    input.value = "typed";
+    const a = document.getElementById("a");
+    window.livehtml.swap(`<ul id="l" hx-swap-oob="outerMorph" ${attr.ORDER}="c a b z"><li id="a">A</li><li id="z">z</li></ul>`);
+    const ul = /** @type {Element} */ (document.getElementById("l"));
+    return {
+      order: Array.from(ul.children).map((li) => li.id + "=" + li.textContent).join(" "),
+      kept: document.getElementById("a") === a && document.getElementById("in") === input,
+      typed: input.value,
+      attr: ul.hasAttribute(attr.ORDER),
+      removed: (window.livehtml.swap(`<ul id="l" hx-swap-oob="outerMorph" ${attr.ORDER}="z a"></ul>`), Array.from(ul.children).map((li) => li.id).join(" ")),
+    };
+  }, attr);
+  assert.deepEqual(got, { order: "c=c a=A b= z=z", kept: true, typed: "typed", attr: false, removed: "z a" });
+  assert.deepEqual(page.errors, []);
+});

@@ -60,6 +60,13 @@ async fn the_test_client_drives_the_blog_and_follows_navigation() {
     // Back to the list: it counts the new comment.
     page.navigate("/blog").await.unwrap();
     assert!(page.html().contains("1 comments"));
+
+    // Sorting moves the articles the page has: the list's new order travels, not the articles.
+    let sent = page.event("order", &[("order", "newest")]).await.unwrap();
+    assert!(sent.starts_with(r#"<ul id="articles" hx-swap-oob="outerMorph" lh-order="article-"#), "{sent}");
+    assert!(!sent.contains("<li"), "{sent}");
+    let (update, whole) = page.last_update_bytes();
+    eprintln!("blog sort: {update} bytes sent, whole view {whole} bytes");
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@
     INSERT_AT: "lh-insert-at",
     STREAM_RESET: "lh-stream-reset",
     STREAM_DELETE: "lh-stream-delete",
+    ORDER: "lh-order",
   };
 
   // ======================================================================
@@ -120,6 +121,43 @@
   }
 
   // ======================================================================
+  // Keyed lists: children put in the server's order, only new or changed ones sent
+  // ======================================================================
+
+  /** @param {Element} target @param {Element} source @param {string[]} order */
+  function keyedMerge(target, source, order) {
+    /** @type {Map<string, Element>} */
+    const sent = new Map();
+    for (const c of Array.from(source.children)) if (c.id) sent.set(c.id, c);
+    /** @type {Map<string, Element>} */
+    const shown = new Map();
+    for (const c of Array.from(target.children)) if (c.id) shown.set(c.id, c);
+    /** @type {Element[]} */
+    const wanted = [];
+    for (const id of order) {
+      const mine = shown.get(id);
+      const theirs = sent.get(id);
+      if (mine && theirs && mine.tagName === theirs.tagName) {
+        morphNode(mine, theirs);
+        wanted.push(mine);
+      } else if (theirs || mine) {
+        wanted.push(/** @type {Element} */ (theirs || mine));
+      }
+    }
+    // Moves only what is out of place (a moved card is one DOM move, the rest stays put).
+    let cursor = target.firstElementChild;
+    for (const el of wanted) {
+      if (el === cursor) {
+        cursor = cursor.nextElementSibling;
+        continue;
+      }
+      target.insertBefore(el, cursor);
+    }
+    const keep = new Set(wanted);
+    for (const c of Array.from(target.children)) if (!keep.has(c)) c.remove();
+  }
+
+  // ======================================================================
   // Morphing: keep the nodes that did not change, with their focus and typed text
   // ======================================================================
 
@@ -167,6 +205,9 @@
       return;
     }
     const focused = target === document.activeElement;
+    // A list sent keyed: the order of its children, and only those that are new or changed.
+    const order = source.getAttribute(ATTR.ORDER);
+    source.removeAttribute(ATTR.ORDER);
     for (const attr of Array.from(target.attributes)) {
       if (!source.hasAttribute(attr.name)) target.removeAttribute(attr.name);
     }
@@ -177,6 +218,7 @@
     // What the user typed lives in .value, not in the attribute: leave it alone.
     if (target instanceof HTMLTextAreaElement || target instanceof HTMLInputElement) return;
     if (target.hasAttribute(ATTR.STREAM)) return streamMerge(target, Array.from(source.childNodes));
+    if (order !== null) return keyedMerge(target, source, order.split(" ").filter(Boolean));
     morphChildren(target, source);
   }
 

@@ -92,6 +92,7 @@ mod wire_fixture {
             ("attr", "INSERT_AT", attr::INSERT_AT),
             ("attr", "STREAM_RESET", attr::STREAM_RESET),
             ("attr", "STREAM_DELETE", attr::STREAM_DELETE),
+            ("attr", "ORDER", attr::ORDER),
         ];
         for (group, name, value) in ours {
             assert_eq!(names[group][name].as_str(), Some(value), "{group}.{name}");

@@ -59,6 +59,10 @@ pub mod attr {
     pub const STREAM_RESET: &str = "lh-stream-reset";
     /// On a `<template>` in a stream's container: removes the item with this id.
     pub const STREAM_DELETE: &str = "lh-stream-delete";
+    /// On a list sent keyed: the ids of its children, in order (space-separated). The children
+    /// it carries are new or changed; the others are the page's, moved into this order; a child
+    /// not named is removed.
+    pub const ORDER: &str = "lh-order";
 }
 
 /// Datastar signals.

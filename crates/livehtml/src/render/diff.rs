@@ -9,6 +9,12 @@
 //! view's root, whose "children" are the top-level regions: a change outside every region sends
 //! the whole view.
 //!
+//! A *list* is a region whose content is only child regions (and whitespace between them): a
+//! third fingerprint, of its own tags, says whether anything but its children changed. When
+//! only which children it has or their order changed, it is sent *keyed*: its tags with the new
+//! order of its children's ids, and only the children that are new or changed (a moved card is
+//! its id in the order, not the board); unchanged children stay on the page.
+//!
 //! A stream's container (`lh-stream`) holds what its stream sent with this render, not what the
 //! page shows: it is fingerprinted by its tags alone, and sent whenever it holds anything.
 
@@ -18,11 +24,20 @@ use std::ops::Range;
 
 use super::regions::{self, Region};
 
-/// What a page currently shows, in fingerprints: about 24 bytes per region.
+/// What a page currently shows, in fingerprints: about 32 bytes per region.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Fingerprints {
     root: u64,
-    regions: HashMap<String, (u64, u64)>,
+    regions: HashMap<String, Print>,
+}
+
+/// One region's fingerprints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Print {
+    outer: u64,
+    skeleton: u64,
+    /// A list's tags (0: not a list).
+    list: u64,
 }
 
 /// A render of a view, scanned for regions.
@@ -38,10 +53,29 @@ pub(crate) struct Rendered {
 pub(crate) enum Patch {
     /// Nothing changed.
     None,
-    /// These regions changed (byte ranges of their elements in the render), outermost first.
-    Regions(Vec<Range<usize>>),
+    /// These regions changed, outermost first.
+    Regions(Vec<Change>),
     /// Send the whole view.
     Whole,
+}
+
+/// One region to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// The element at this byte range of the render, whole.
+    Region(Range<usize>),
+    /// A list (the element at `outer`) by the order of its children's ids, with only the
+    /// children at `include` (new or changed).
+    Keyed { outer: Range<usize>, order: Vec<String>, include: Vec<Range<usize>> },
+}
+
+impl Change {
+    /// The element it is about, in the render.
+    pub(crate) fn outer(&self) -> &Range<usize> {
+        match self {
+            Self::Region(r) | Self::Keyed { outer: r, .. } => r,
+        }
+    }
 }
 
 impl Rendered {
@@ -64,7 +98,8 @@ impl Rendered {
         let mut out = HashMap::with_capacity(regions.len());
         for (i, r) in regions.iter().enumerate() {
             let outer = self.outer(r);
-            out.insert(r.id.clone(), (outer, if r.stream { outer } else { self.skeleton(regions, Some(i)) }));
+            let skeleton = if r.stream { outer } else { self.skeleton(regions, Some(i)) };
+            out.insert(r.id.clone(), Print { outer, skeleton, list: self.list(regions, i) });
         }
         Fingerprints { root: self.skeleton(regions, None), regions: out }
     }
@@ -82,29 +117,76 @@ impl Rendered {
         if send.is_empty() { Patch::None } else { Patch::Regions(send) }
     }
 
-    fn descend(&self, regions: &[Region], parent: Option<usize>, old: &Fingerprints, send: &mut Vec<Range<usize>>) {
+    fn descend(&self, regions: &[Region], parent: Option<usize>, old: &Fingerprints, send: &mut Vec<Change>) {
         for (i, r) in regions.iter().enumerate().filter(|(_, r)| r.parent == parent) {
-            let Some(&(outer, skeleton)) = old.regions.get(&r.id) else {
+            let Some(print) = old.regions.get(&r.id) else {
                 // The parent's skeleton names its children, so an unknown child means the
                 // parent changed; reaching here would be a fingerprint collision. Be safe.
-                send.push(r.outer.clone());
+                send.push(Change::Region(r.outer.clone()));
                 continue;
             };
-            if r.stream {
-                if self.outer(r) != outer || !self.html[r.inner.clone()].trim().is_empty() {
-                    send.push(r.outer.clone());
+            match self.judge(regions, i, print) {
+                Verdict::Same => {}
+                Verdict::Children => self.descend(regions, Some(i), old, send),
+                Verdict::Keyed => {
+                    let at = send.len();
+                    let mut include = Vec::new();
+                    let mut order = Vec::new();
+                    for (c, child) in regions.iter().enumerate().filter(|(_, c)| c.parent == Some(i)) {
+                        order.push(child.id.clone());
+                        match old.regions.get(&child.id).map(|p| self.judge(regions, c, p)) {
+                            Some(Verdict::Same) => {}
+                            Some(Verdict::Children) => self.descend(regions, Some(c), old, send),
+                            _ => include.push(child.outer.clone()),
+                        }
+                    }
+                    // The list goes before what changed inside its children.
+                    send.insert(at, Change::Keyed { outer: r.outer.clone(), order, include });
                 }
-                continue;
-            }
-            if self.outer(r) == outer {
-                continue;
-            }
-            if self.skeleton(regions, Some(i)) == skeleton {
-                self.descend(regions, Some(i), old, send);
-            } else {
-                send.push(r.outer.clone());
+                Verdict::Whole => send.push(Change::Region(r.outer.clone())),
             }
         }
+    }
+
+    /// What to send for region `i`, which the page shows with `old`'s fingerprints.
+    fn judge(&self, regions: &[Region], i: usize, old: &Print) -> Verdict {
+        let r = &regions[i];
+        if r.stream {
+            let holds = !self.html[r.inner.clone()].trim().is_empty();
+            return if self.outer(r) != old.outer || holds { Verdict::Whole } else { Verdict::Same };
+        }
+        if self.outer(r) == old.outer {
+            Verdict::Same
+        } else if self.skeleton(regions, Some(i)) == old.skeleton {
+            Verdict::Children
+        } else if old.list != 0 && self.list(regions, i) == old.list {
+            Verdict::Keyed
+        } else {
+            Verdict::Whole
+        }
+    }
+
+    /// The fingerprint of region `i`'s tags if it is a list (only child regions and whitespace
+    /// inside it), else 0.
+    fn list(&self, regions: &[Region], i: usize) -> u64 {
+        let r = &regions[i];
+        if r.stream || r.inner.is_empty() {
+            return 0;
+        }
+        let mut at = r.inner.start;
+        for child in regions.iter().filter(|c| c.parent == Some(i)) {
+            if !self.html[at..child.outer.start].trim().is_empty() {
+                return 0;
+            }
+            at = child.outer.end;
+        }
+        if !self.html[at..r.inner.end].trim().is_empty() {
+            return 0;
+        }
+        let mut h = DefaultHasher::new();
+        self.html[r.outer.start..r.inner.start].hash(&mut h);
+        self.html[r.inner.end..r.outer.end].hash(&mut h);
+        h.finish().max(1)
     }
 
     /// Hash of a region's markup; of its tags alone for a stream's container.
@@ -135,8 +217,45 @@ impl Rendered {
         h.finish()
     }
 
+    /// The changes as one message: each element with `hx-swap-oob="<style>"`. With `keyed`
+    /// false (a page without livehtml.js), lists are sent whole instead, and what changed
+    /// inside them is not sent again.
+    pub(crate) fn encode(&self, changes: &[Change], style: &str, keyed: bool) -> String {
+        let mut out = String::new();
+        let mut whole: Option<&Range<usize>> = None;
+        for change in changes {
+            let outer = change.outer();
+            if whole.is_some_and(|w| w.start <= outer.start && outer.end <= w.end) {
+                continue;
+            }
+            match change {
+                Change::Keyed { outer, order, include } if keyed => {
+                    let Some(r) = self.regions.iter().flatten().find(|r| r.outer == *outer) else { continue };
+                    out.push_str(self.html[outer.start..r.attr_at].trim_end());
+                    out.push_str(" hx-swap-oob=\"");
+                    out.push_str(style);
+                    out.push_str("\" ");
+                    out.push_str(crate::protocol::names::attr::ORDER);
+                    out.push_str("=\"");
+                    crate::protocol::escape_attr(&mut out, &order.join(" "));
+                    out.push('"');
+                    out.push_str(&self.html[r.attr_at..r.inner.start]);
+                    for child in include {
+                        out.push_str(&self.html[child.clone()]);
+                    }
+                    out.push_str(&self.html[r.inner.end..outer.end]);
+                }
+                _ => {
+                    out.push_str(&self.region_with_oob(outer, style));
+                    whole = Some(outer);
+                }
+            }
+        }
+        out
+    }
+
     /// The element at `range` with `hx-swap-oob="<style>"` added to its start tag.
-    pub(crate) fn region_with_oob(&self, range: &Range<usize>, style: &str) -> String {
+    fn region_with_oob(&self, range: &Range<usize>, style: &str) -> String {
         let regions = self.regions.as_deref().unwrap_or_default();
         let Some(at) = regions.iter().find(|r| r.outer == *range).map(|r| r.attr_at) else {
             return self.html[range.clone()].to_owned();
@@ -149,6 +268,16 @@ impl Rendered {
         out.push_str(&self.html[at..range.end]);
         out
     }
+}
+
+/// What a region needs, compared with what the page shows.
+enum Verdict {
+    Same,
+    /// Only what is inside its child regions changed.
+    Children,
+    /// A list whose children were added, removed, moved or changed: send it keyed.
+    Keyed,
+    Whole,
 }
 
 fn unique_ids(regions: &[Region]) -> bool {
@@ -172,7 +301,13 @@ mod tests {
         match after.diff(&before) {
             Patch::None => vec![],
             Patch::Whole => vec!["WHOLE".into()],
-            Patch::Regions(r) => r.iter().map(|r| after.html()[r.clone()].to_owned()).collect(),
+            Patch::Regions(changes) => changes
+                .iter()
+                .map(|c| match c {
+                    Change::Region(r) => after.html()[r.clone()].to_owned(),
+                    Change::Keyed { .. } => after.encode(std::slice::from_ref(c), "outerMorph", true),
+                })
+                .collect(),
         }
     }
 
@@ -200,13 +335,45 @@ mod tests {
     }
 
     #[test]
-    fn added_removed_and_reordered_children_send_their_parent() {
+    fn a_list_whose_children_were_added_removed_or_moved_is_sent_keyed() {
+        let keyed = |order: &str, children: &str| {
+            format!(r#"<ul id="b" hx-swap-oob="outerMorph" lh-order="{order}">{children}</ul>"#)
+        };
         let added = PAGE.replace(r#"<li id="d">2</li>"#, r#"<li id="d">2</li><li id="z">3</li>"#);
-        assert_eq!(patch(PAGE, &added), [r#"<ul id="b"><li id="c">1</li><li id="d">2</li><li id="z">3</li></ul>"#]);
+        assert_eq!(patch(PAGE, &added), [keyed("c d z", r#"<li id="z">3</li>"#)]);
         let removed = PAGE.replace(r#"<li id="d">2</li>"#, "");
-        assert_eq!(patch(PAGE, &removed), [r#"<ul id="b"><li id="c">1</li></ul>"#]);
+        assert_eq!(patch(PAGE, &removed), [keyed("c", "")]);
         let reordered = PAGE.replace(r#"<li id="c">1</li><li id="d">2</li>"#, r#"<li id="d">2</li><li id="c">1</li>"#);
-        assert_eq!(patch(PAGE, &reordered), [r#"<ul id="b"><li id="d">2</li><li id="c">1</li></ul>"#]);
+        assert_eq!(patch(PAGE, &reordered), [keyed("d c", "")]);
+        // Moved and changed: the changed child travels whole; one changed deep inside is
+        // sent on its own, after the list.
+        let old = r#"<ul id="b"> <li id="c">1</li> <li id="d"><i id="di">x</i></li> </ul>"#;
+        let new = r#"<ul id="b"> <li id="d"><i id="di">y</i></li> <li id="c">one</li> </ul>"#;
+        assert_eq!(patch(old, new), [keyed("d c", r#"<li id="c">one</li>"#), r#"<i id="di">y</i>"#.into()]);
+    }
+
+    #[test]
+    fn only_a_list_is_sent_keyed() {
+        // Text beside the children, or changed attributes of its own: sent whole.
+        let old = r#"<div id="a"><h2>T</h2><p id="x">1</p><p id="y">2</p></div>"#;
+        let new = r#"<div id="a"><h2>T</h2><p id="y">2</p><p id="x">1</p></div>"#;
+        assert_eq!(patch(old, new), [new]);
+        let old = r#"<ul id="l" class="a"><li id="x">1</li></ul>"#;
+        let new = r#"<ul id="l" class="b"><li id="x">1</li><li id="y">2</li></ul>"#;
+        assert_eq!(patch(old, new), [new]);
+    }
+
+    #[test]
+    fn without_keyed_updates_a_list_goes_whole_and_nothing_inside_it_twice() {
+        let old = r#"<ul id="b"><li id="c">1</li><li id="d"><i id="di">x</i></li></ul>"#;
+        let new = r#"<ul id="b"><li id="d"><i id="di">y</i></li><li id="c">1</li></ul>"#;
+        let after = Rendered::new(new.to_owned());
+        let Patch::Regions(changes) = after.diff(&Rendered::new(old.to_owned()).fingerprints()) else { panic!() };
+        assert_eq!(changes.len(), 2);
+        assert_eq!(
+            after.encode(&changes, "true", false),
+            new.replace(r#"<ul id="b">"#, r#"<ul id="b" hx-swap-oob="true">"#)
+        );
     }
 
     #[test]

@@ -289,9 +289,9 @@ impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
         let rendered = Rendered::new(take_render(view.as_ref(), &mut self.streams));
         let sent = match rendered.diff(&self.shown) {
             Patch::None => String::new(),
-            Patch::Regions(ranges) => {
+            Patch::Regions(changes) => {
                 let style = if self.morph { Swap::OuterMorph } else { Swap::Replace }.oob_value();
-                ranges.iter().map(|r| rendered.region_with_oob(r, style)).collect()
+                rendered.encode(&changes, style, self.morph)
             }
             Patch::Whole => self.whole(rendered.html()),
         };

@@ -102,6 +102,17 @@ impl Info {
     pub fn get<T: Any>(&self) -> Option<&T> {
         self.payload.downcast_ref()
     }
+
+    /// The value itself, if it is a `T` and this is its only copy (a task's result, a value
+    /// offered to one page); otherwise the info back.
+    pub fn take<T: Any + Send + Sync>(self) -> Result<T, Self> {
+        if !self.payload.is::<T>() {
+            return Err(self);
+        }
+        let topic = self.topic;
+        let payload = self.payload.downcast::<T>().expect("checked above");
+        Arc::try_unwrap(payload).map_err(|payload| Self { topic, payload })
+    }
 }
 
 impl std::fmt::Debug for Info {

@@ -5,6 +5,7 @@ use axum::http::{HeaderMap, Uri};
 use std::any::Any;
 use std::time::Duration;
 
+use super::task::Tasks;
 use crate::protocol::names::control;
 use crate::protocol::{Fragment, Frame, ParseLimits, Since};
 use crate::pubsub::{Info, Offer, PubSub, Recovery, SubscriberRef, Subscription, Tracked};
@@ -61,6 +62,8 @@ struct Rare {
     rejoin: Option<Rejoin>,
     /// This connection's presence on topics.
     tracked: Vec<Tracked>,
+    /// Tasks started with `spawn` (cancelled when dropped).
+    tasks: Tasks,
 }
 
 /// A reconnecting page's claim and what became of it.
@@ -118,7 +121,7 @@ impl Context {
     pub(crate) fn joined(&mut self) {
         let Some(rare) = self.rare.as_deref_mut() else { return };
         let Some(rejoin) = rare.rejoin.take() else { return };
-        if rare.close.is_none() && rare.tracked.is_empty() {
+        if rare.close.is_none() && rare.tracked.is_empty() && rare.tasks.is_empty() {
             self.rare = None;
         }
         if !(rejoin.told && rejoin.subscribed) {
@@ -269,6 +272,78 @@ impl Context {
         });
     }
 
+    /// Runs `work` in the background and delivers its value to this page's `on_info` as a
+    /// [`super::Done`]`<T>` named `name` (a panic becomes its [`super::TaskFailed`]; an error of
+    /// your own is a `T` such as a `Result`). Starting a task with a name that runs already
+    /// cancels that one (the newest search wins); at most [`super::MAX_TASKS`] run at once (the
+    /// oldest is cancelled). Every task is cancelled when the page leaves (its connection ends,
+    /// or a live view is navigated away from); a live view kept for a reconnect starts again in
+    /// `on_join` what it still waits for.
+    ///
+    /// ```
+    /// # use livehtml::{Context, Event, Html, LiveView, Mount, ViewError, Info};
+    /// use livehtml::session::{AsyncValue, Done};
+    ///
+    /// struct Report {
+    ///     total: AsyncValue<u64>,
+    /// }
+    ///
+    /// async fn slow_total() -> u64 {
+    ///     42
+    /// }
+    ///
+    /// impl LiveView for Report {
+    ///     type State = ();
+    ///     async fn mount(_: &(), _: &Mount) -> Result<Self, ViewError> {
+    ///         Ok(Report { total: AsyncValue::Loading })
+    ///     }
+    ///     fn render(&self) -> Html {
+    ///         match &self.total {
+    ///             AsyncValue::Loading => Html::trusted(r#"<p id="total">Loading…</p>"#),
+    ///             AsyncValue::Ready(n) => Html::trusted(format!(r#"<p id="total">{n}</p>"#)),
+    ///             AsyncValue::Failed(e) => Html::trusted(format!(r#"<p id="total">{}</p>"#, Html::escape(e))),
+    ///         }
+    ///     }
+    ///     async fn on_join(&mut self, ctx: &mut Context) -> Result<(), ViewError> {
+    ///         if self.total.is_loading() {
+    ///             ctx.spawn("total", slow_total());
+    ///         }
+    ///         Ok(())
+    ///     }
+    ///     async fn on_event(&mut self, _: &mut Context, e: Event) -> Result<(), ViewError> {
+    ///         Err(ViewError::unknown_event(&e))
+    ///     }
+    ///     async fn on_info(&mut self, _: &mut Context, info: Info) -> Result<(), ViewError> {
+    ///         if let Ok(done) = info.take::<Done<u64>>() {
+    ///             self.total = done.into_result().into();
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    /// ```
+    pub fn spawn<T, F>(&mut self, name: impl Into<String>, work: F)
+    where
+        T: Any + Send + Sync,
+        F: std::future::Future<Output = T> + Send + 'static,
+    {
+        let outbox = self.outbox.clone();
+        self.rare().tasks.spawn(outbox, name.into(), work);
+    }
+
+    /// Cancels the task started as `name`, if it still runs: its value never arrives.
+    pub fn cancel_task(&mut self, name: &str) {
+        if let Some(rare) = self.rare.as_deref_mut() {
+            rare.tasks.cancel(name);
+        }
+    }
+
+    /// Cancels every task this page started.
+    pub(crate) fn cancel_tasks(&mut self) {
+        if let Some(rare) = self.rare.as_deref_mut() {
+            rare.tasks.cancel_all();
+        }
+    }
+
     /// Renders `fragments` once and publishes the bytes to every subscriber of `topic`, this
     /// page included if it is subscribed. Returns how many connections took it.
     ///
@@ -326,6 +401,7 @@ impl Context {
         self.subscriptions.clear();
         if let Some(rare) = self.rare.as_deref_mut() {
             rare.tracked.clear();
+            rare.tasks.cancel_all();
         }
     }
 }

@@ -23,12 +23,14 @@ mod context;
 mod error;
 mod rate;
 mod run;
+mod task;
 
 use std::future::Future;
 
 pub use context::{Connect, Context};
 pub use error::SessionError;
 pub(crate) use run::run;
+pub use task::{AsyncValue, Done, MAX_TASKS, TaskFailed};
 
 use crate::protocol::{Event, Inbound, close, parse_event};
 use crate::pubsub::Info;

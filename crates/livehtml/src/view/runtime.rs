@@ -328,6 +328,7 @@ impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
             ctx.take_frames();
         }
         ctx.unsubscribe_all();
+        ctx.cancel_tasks();
         view.on_join(ctx).await?;
         let html = take_render(view.as_ref(), &mut self.streams);
         let (token, page) = self.routes.token_for(&url, &html);

@@ -144,6 +144,31 @@ test("counter: per-page and shared counters, and the server clock ticks", async 
   assert.deepEqual([...a.errors, ...b.errors], []);
 });
 
+test("counter: a button shows its loading state while its slow event runs; a toggled panel survives server updates", async (t) => {
+  const { browser, server } = await demo(t, "views");
+  if (!browser) return;
+  const page = await open(browser, `${server.url}/counter`);
+  await page.click("#save");
+  // In flight: marked, disabled, relabelled (the server takes a second).
+  await page.locator('#save[lh-loading][disabled]', { hasText: "Saving…" }).waitFor();
+  await page.locator("#saved", { hasText: "1 saved" }).waitFor();
+  await page.locator("#save:not([lh-loading]):not([disabled])", { hasText: "Save" }).waitFor();
+
+  // Opened by the page alone: no event sent.
+  const sent = page.sentFrames.length;
+  assert.equal(await page.isVisible("#details"), false);
+  await page.click("#toggle-details");
+  assert.equal(await page.isVisible("#details"), true);
+  assert.equal(page.sentFrames.length, sent, "no round trip");
+  // The server re-renders the panel every second (it still says `hidden`): it stays open.
+  const before = await page.textContent("#details");
+  await page.waitForFunction((prev) => document.getElementById("details").textContent !== prev, before, { timeout: 5000 });
+  assert.equal(await page.isVisible("#details"), true);
+  await page.click("#toggle-details");
+  assert.equal(await page.isVisible("#details"), false);
+  assert.deepEqual(page.errors, []);
+});
+
 test("a plain htmx 2 page drives a live view with ws-send", async (t) => {
   const browser = await launch(t);
   if (!browser) return;

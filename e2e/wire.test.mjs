@@ -10,7 +10,7 @@ import { launch, newPage, root } from "./harness.mjs";
 const crate = path.join(root, "crates", "livehtml");
 const fixture = JSON.parse(fs.readFileSync(path.join(crate, "fixtures", "wire.json"), "utf8"));
 // Served as one script: its two parts in order (crates/livehtml/src/axum/client.rs).
-const script = ["dom.js", "input.js", "livehtml.js"].map((f) => fs.readFileSync(path.join(crate, "client", f), "utf8")).join("");
+const script = ["dom.js", "input.js", "commands.js", "livehtml.js"].map((f) => fs.readFileSync(path.join(crate, "client", f), "utf8")).join("");
 
 async function client(t) {
   const browser = await launch(t);
@@ -130,5 +130,60 @@ test("a list sent keyed is put in the server's order, keeping the nodes it did n
     };
   }, attr);
   assert.deepEqual(got, { order: "c=c a=A b= z=z", kept: true, typed: "typed", attr: false, removed: "z a" });
+  assert.deepEqual(page.errors, []);
+});
+
+test("client commands run on click with no round trip, and survive the server's morphs", async (t) => {
+  const page = await client(t);
+  if (!page) return;
+  await page.evaluate(() => {
+    document.body.innerHTML = `<button id="b" lh-js="toggle #panel; add-class open #menu; set-attr data-x 1 #menu">go</button>
+      <div id="panel" hidden>panel</div><nav id="menu" class="bar">menu</nav>`;
+  });
+  await page.click("#b");
+  const state = () => page.evaluate(() => [
+    document.getElementById("panel")?.hidden,
+    document.getElementById("menu")?.className,
+    document.getElementById("menu")?.getAttribute("data-x"),
+  ]);
+  assert.deepEqual(await state(), [false, "bar open", "1"]);
+  // The server morphs both (it renders them as it knows them): what the page set stays.
+  await page.evaluate(() => window.livehtml.swap(
+    `<div id="panel" hidden hx-swap-oob="outerMorph">new text</div><nav id="menu" class="bar wide" hx-swap-oob="outerMorph">menu</nav>`));
+  assert.deepEqual(await state(), [false, "bar wide open", "1"]);
+  assert.equal(await page.textContent("#panel"), "new text");
+  await page.click("#b");
+  // Toggled back; the class was added, not toggled: it stays.
+  assert.deepEqual(await state(), [true, "bar wide open", "1"]);
+  assert.deepEqual(page.errors, []);
+});
+
+test("an event in flight marks its element and form, disables the submit, and a refusal undoes the optimistic change", async (t) => {
+  const page = await client(t);
+  if (!page) return;
+  const { attr } = fixture.names;
+  const got = await page.evaluate((attr) => {
+    document.body.innerHTML = `<form id="f" lh-optimistic="hide #item"><input name="x">
+      <button id="save" lh-disable-with="Saving…">Save</button></form><p id="item">item</p>`;
+    const lh = window.livehtml;
+    const form = /** @type {HTMLFormElement} */ (document.getElementById("f"));
+    const save = /** @type {HTMLButtonElement} */ (document.getElementById("save"));
+    const item = /** @type {HTMLElement} */ (document.getElementById("item"));
+    const seen = [];
+    const snap = () => [form.hasAttribute("lh-loading"), save.disabled, save.textContent, item.hidden].join(",");
+    const ok = lh.begin(form, form, document.body);
+    seen.push(snap());
+    // A morph while in flight keeps the loading state.
+    lh.swap(`<form id="f" lh-optimistic="hide #item" hx-swap-oob="outerMorph"><input name="x"><button id="save" lh-disable-with="Saving…">Save</button></form>`);
+    seen.push(snap());
+    lh.swap(`<template ${attr.REPLY}="${ok}"></template>`);
+    seen.push(snap());
+    const no = lh.begin(form, form, document.body);
+    lh.swap(`<template ${attr.REPLY}="${no}" ${attr.REFUSED}="not allowed"></template>`);
+    seen.push(snap());
+    return seen;
+  }, attr);
+  // In flight (optimistically hidden); still after a morph; confirmed; refused (shown again).
+  assert.deepEqual(got, ["true,true,Saving…,true", "true,true,Saving…,true", "false,false,Save,true", "false,false,Save,true"]);
   assert.deepEqual(page.errors, []);
 });

@@ -21,6 +21,9 @@ pub struct CounterView {
     shared_seen: i64,
     offset: time::UtcOffset,
     now: String,
+    /// Clock ticks this page has seen (shown in the details panel, so it changes every second).
+    ticks: u64,
+    saved: u64,
 }
 
 fn clock(offset: time::UtcOffset) -> String {
@@ -34,7 +37,7 @@ impl LiveView for CounterView {
     async fn mount(state: &AppState, _: &Mount) -> Result<Self, ViewError> {
         let shared = state.shared.clone();
         let shared_seen = shared.count().await.map_err(ViewError::internal)?;
-        Ok(Self { mine: 0, shared, shared_seen, offset: state.offset, now: clock(state.offset) })
+        Ok(Self { mine: 0, shared, shared_seen, offset: state.offset, now: clock(state.offset), ticks: 0, saved: 0 })
     }
 
     fn title(&self) -> String {
@@ -70,6 +73,16 @@ impl LiveView for CounterView {
                 button #shared-inc type="button" lh-click="shared-inc" { "+1 for everyone" }
             }
             p { "Server time: " time #clock { (self.now) } }
+            section {
+                h2 { "Slow work, and a panel the page opens by itself" }
+                // Disabled and relabelled while its event is in flight (a second, on purpose).
+                button #save type="button" lh-click="save" lh-disable-with="Saving…" { "Save" }
+                " " output #saved { (self.saved) " saved" }
+                " "
+                // No round trip: the page shows and hides it; the server's updates keep it so.
+                button #toggle-details type="button" lh-js="toggle #details" { "Details" }
+                div #details hidden { "Clock ticks seen by this page: " (self.ticks) }
+            }
         }
         .into()
     }
@@ -85,6 +98,11 @@ impl LiveView for CounterView {
                     .ok_or_else(|| ViewError::bad_request("by must be a number"))?;
                 self.mine += by.clamp(-1000, 1000);
             }
+            Some("save") => {
+                // Stands for a slow service: the button shows its loading state meanwhile.
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                self.saved += 1;
+            }
             Some("shared-inc") => {
                 self.shared_seen = self.shared.bump().await.map_err(ViewError::internal)?;
                 // To every tab, on every process of a cluster.
@@ -98,6 +116,7 @@ impl LiveView for CounterView {
     async fn on_info(&mut self, _: &mut Context, info: Info) -> Result<(), ViewError> {
         if info.get::<Tick>().is_some() {
             self.now = clock(self.offset);
+            self.ticks += 1;
         } else if let Some(value) = info.get::<String>().and_then(|v| v.parse::<i64>().ok()) {
             // Messages can cross: keep the newest value.
             self.shared_seen = self.shared_seen.max(value);

@@ -4,6 +4,10 @@
 // typed text; a stream's container (lh-stream) merges what arrives and keeps at most its limit.
 // Pure DOM; it defines `window.livehtml` with `swap` and `morphChildren`, which input.js and
 // livehtml.js extend.
+//
+//   <ul id="feed" lh-stream="50">   a stream's container: what arrives for it is merged (items
+//                                   updated in place by id, new ones inserted, lh-insert-at="0"
+//                                   first), the far end trimmed to at most 50 (empty: no limit)
 // @ts-check
 (function () {
   "use strict";
@@ -15,6 +19,8 @@
     STREAM_RESET: "lh-stream-reset",
     STREAM_DELETE: "lh-stream-delete",
     ORDER: "lh-order",
+    REPLY: "lh-reply",
+    REFUSED: "lh-refused",
   };
 
   // ======================================================================
@@ -26,6 +32,11 @@
     const template = document.createElement("template");
     template.innerHTML = html;
     for (const node of Array.from(template.content.children)) {
+      if (node instanceof HTMLTemplateElement && node.hasAttribute(ATTR.REPLY)) {
+        // An event of this page is handled (commands.js ends its loading state).
+        /** @type {any} */ (window).livehtml.replied?.(node.getAttribute(ATTR.REPLY), node.getAttribute(ATTR.REFUSED));
+        continue;
+      }
       const spec = node.getAttribute("hx-swap-oob") || "true";
       node.removeAttribute("hx-swap-oob");
       let style = spec;
@@ -158,6 +169,65 @@
   }
 
   // ======================================================================
+  // Sticky state: what the page set itself survives the server's morphs
+  // ======================================================================
+
+  /** Attributes (null: removed) and classes (on or off) that client commands and loading
+   * states set on an element, with what the element had before, so a morph from the server
+   * (which knows nothing of them) keeps them until they are released.
+   * @type {WeakMap<Element, {attrs: Map<string, string | null>, classes: Map<string, boolean>}>} */
+  const sticky = new WeakMap();
+
+  /** @param {Element} el */
+  function stickyOf(el) {
+    let s = sticky.get(el);
+    if (!s) sticky.set(el, (s = { attrs: new Map(), classes: new Map() }));
+    return s;
+  }
+
+  /** Sets attribute `name` of `el` to `value` (null: removes it), and keeps it so.
+   * @param {Element} el @param {string} name @param {string | null} value */
+  function stick(el, name, value) {
+    stickyOf(el).attrs.set(name, value);
+    if (value === null) el.removeAttribute(name);
+    else el.setAttribute(name, value);
+  }
+
+  /** Adds (`on`) or removes class `name` of `el`, and keeps it so.
+   * @param {Element} el @param {string} name @param {boolean} on */
+  function stickClass(el, name, on) {
+    stickyOf(el).classes.set(name, on);
+    el.classList.toggle(name, on);
+  }
+
+  /** Lets the server decide attribute `name` of `el` again (the value stays until it does).
+   * @param {Element} el @param {string} name */
+  function release(el, name) {
+    sticky.get(el)?.attrs.delete(name);
+  }
+
+  /** Elements whose content the page holds for now (a button showing lh-disable-with): a
+   * morph leaves their children alone. @type {WeakSet<Element>} */
+  const frozen = new WeakSet();
+
+  /** @param {Element} el @param {boolean} on */
+  function freeze(el, on) {
+    if (on) frozen.add(el);
+    else frozen.delete(el);
+  }
+
+  /** @param {Element} el */
+  function reapply(el) {
+    const s = sticky.get(el);
+    if (!s) return;
+    for (const [name, value] of s.attrs) {
+      if (value === null) el.removeAttribute(name);
+      else if (el.getAttribute(name) !== value) el.setAttribute(name, value);
+    }
+    for (const [name, on] of s.classes) el.classList.toggle(name, on);
+  }
+
+  // ======================================================================
   // Morphing: keep the nodes that did not change, with their focus and typed text
   // ======================================================================
 
@@ -215,12 +285,13 @@
       if (focused && attr.name === "value") continue;
       if (target.getAttribute(attr.name) !== attr.value) target.setAttribute(attr.name, attr.value);
     }
+    reapply(target);
     // What the user typed lives in .value, not in the attribute: leave it alone.
-    if (target instanceof HTMLTextAreaElement || target instanceof HTMLInputElement) return;
+    if (target instanceof HTMLTextAreaElement || target instanceof HTMLInputElement || frozen.has(target)) return;
     if (target.hasAttribute(ATTR.STREAM)) return streamMerge(target, Array.from(source.childNodes));
     if (order !== null) return keyedMerge(target, source, order.split(" ").filter(Boolean));
     morphChildren(target, source);
   }
 
-  /** @type {any} */ (window).livehtml = { swap, morphChildren, ATTR };
+  /** @type {any} */ (window).livehtml = { swap, morphChildren, ATTR, stick, stickClass, release, freeze };
 })();

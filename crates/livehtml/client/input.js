@@ -49,6 +49,8 @@
     const form = /** @type {Element} */ (event.target).closest("form[lh-send], form[lh-submit]");
     if (!form) return;
     event.preventDefault();
+    // Sent already and not answered yet: no second submit.
+    if (form.hasAttribute("lh-loading")) return;
     rateLimited(form, "submit", () => lh().send(form, event, form.getAttribute("lh-submit") ?? form.getAttribute("lh-send")));
   });
 

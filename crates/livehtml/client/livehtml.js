@@ -1,15 +1,15 @@
 // livehtml.js: the browser client of livehtml. No build step, no dependencies: served as one
 // script, dom.js (applying the server's HTML to the page: swaps and morphing), input.js (what a
-// page sends: values, lh-debounce / lh-throttle, the delegated listeners) and then this file
-// (connections and their transports, sending, navigation).
+// page sends: values, lh-debounce / lh-throttle, the delegated listeners), commands.js (client
+// commands and loading states) and then this file (connections and their transports, sending,
+// navigation).
 //
 // Markup it understands:
 //   <div lh-connect="/ws/chat"> ... </div>   open a WebSocket to the server; fragments that
 //                                            arrive are swapped in by id (hx-swap-oob rules)
-//   lh-transport="sse"                        ...or run it (on it or an ancestor) over
-//                                            Server-Sent Events, events out
-//                                            by POST (one stream per tab: browsers allow six
-//                                            HTTP/1.1 connections per origin)
+//   lh-transport="sse"                        ...or run it (on it or an ancestor) over SSE,
+//                                            events out by POST (one stream per tab: browsers
+//                                            allow six HTTP/1.1 connections per origin)
 //   lh-transport="poll"                       ...or over long-polling (GETs that wait), events
 //                                            out by POST
 //   <form lh-send> ... </form>                send the form's values on submit
@@ -23,18 +23,14 @@
 //                                             (push-state; back and forward work)
 //   lh-since="3f9a12c4-17"                    (on lh-connect) where the first render left the
 //                                             page's topics: the connection starts from there
-//   <ul id="feed" lh-stream="50">             a stream's container: what arrives for it is
-//                                             merged (items updated in place by id, new ones
-//                                             inserted, lh-insert-at="0" first), and the far
-//                                             end trimmed to at most 50 items (empty: no limit)
+//   lh-stream (dom.js); lh-js, lh-disable-with, lh-optimistic, [lh-loading] (commands.js)
 //
 // Topic positions: every topic message carries its position (`<!--lh:epoch-offset-->` in
 // front of it on a WebSocket, the event's id over SSE); the page keeps the newest per topic
 // and reconnects with them (`lh-since`), so the server replays what it missed, or resends
 // what it shows in full.
 //
-// Messages go out in the htmx 2 `ws-send` shape ({...values, HEADERS: {...}}), so a server
-// needs one parser for htmx and for livehtml.js.
+// Messages go out in htmx 2's `ws-send` shape ({...values, HEADERS}): one parser for both.
 //
 // Events (bubbling, on the lh-connect element): lh:open, lh:close {code, reason, reconnect},
 // lh:reconnecting {attempt, delay}, lh:message {data}, lh:error {error}; after a live view's
@@ -42,8 +38,8 @@
 // were replayed, this many) or lh:resynced (it was sent whole);
 // lh:fallback {transport} when a WebSocket could not open and SSE + POST took over, or SSE
 // could not either and long-polling did. The element's `lh-transport` attribute says which
-// transport is in use ("ws", "sse" or "poll"). The element's
-// `lh-state` attribute is "connecting", "open", "reconnecting" or "closed", for CSS.
+// transport is in use ("ws", "sse" or "poll"); `lh-state` is "connecting", "open",
+// "reconnecting" or "closed", for CSS.
 // @ts-check
 (function () {
   "use strict";
@@ -62,7 +58,7 @@
   // Names on the wire, as the server declares them (protocol::names; both are checked against
   // crates/livehtml/fixtures/wire.json).
   const WIRE = {
-    header: { STREAM: "LH-Stream", EVENT: "LH-Event", CLIENT: "LH-Client" },
+    header: { STREAM: "LH-Stream", EVENT: "LH-Event", CLIENT: "LH-Client", REF: "LH-Ref" },
     event: { STREAM: "lh-stream", CLOSE: "lh-close", AT: "lh-at" },
     control: { KEY: "lh", NAV: "nav", REDIRECT: "redirect", NAV_EVENT: "lh:nav", RESUMED: "resumed", RESYNCED: "resynced", RECOVERED: "recovered" },
     query: { STREAM: "lh-stream", CLIENT: "client", RESUME: "resume", SINCE: "lh-since", POLL: "lh-poll", ACK: "lh-ack" },
@@ -71,10 +67,12 @@
   };
 
   /** The page's side, served before this file in the same script: dom.js (applying server
-   * HTML) and input.js (what a page sends, and when; its listeners call `send` and `navigate`).
+   * HTML), input.js (what a page sends, and when; its listeners call `send` and `navigate`) and
+   * commands.js (client commands, and loading states from `begin` to the server's reply).
    * @type {{ swap(html: string): void, morphChildren(target: Element, source: Element): void,
    *   values(element: Element, event?: Event | null, extra?: Record<string, string>): Record<string, string | string[]>,
-   *   resetFields(form: HTMLFormElement, names: string): void }} */
+   *   resetFields(form: HTMLFormElement, names: string): void,
+   *   begin(el: Element, form: HTMLFormElement | null, owner: Element): string, abandon(owner: Element): void }} */
   const page = /** @type {any} */ (window).livehtml;
 
   const livehtml = {
@@ -410,6 +408,7 @@
   function closed(conn, socket, code, reason) {
     if (conn.socket !== socket) return;
     conn.socket = null;
+    page.abandon(conn.element);
     const policy = closePolicy(code);
     if (policy === "reload" && reloadOnce()) return;
     const reconnect = !conn.closed && conn.element.isConnected && policy === "reconnect";
@@ -488,6 +487,8 @@
     if (name_) headers[WIRE.header.EVENT] = name_;
     const target = element.getAttribute("lh-target");
     if (target) headers["HX-Target"] = target;
+    // Numbered: the server's reply ends the element's loading state (commands.js).
+    headers[WIRE.header.REF] = page.begin(element, form, owner);
     const data = JSON.stringify({ ...values, HEADERS: headers });
 
     if (conn.socket && conn.socket.readyState === WebSocket.OPEN) {

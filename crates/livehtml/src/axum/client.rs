@@ -6,12 +6,14 @@ use axum::response::IntoResponse;
 /// Where [`crate::Live::client_script`] serves livehtml.js.
 pub const SCRIPT_PATH: &str = "/_livehtml/livehtml.js";
 
-/// The source of livehtml.js, the browser client (no build step): its three parts, dom.js
-/// (applying the server's HTML), input.js (what a page sends, and when) and livehtml.js
-/// (connections and their transports, sending, navigation), as one script.
+/// The source of livehtml.js, the browser client (no build step): its four parts, dom.js
+/// (applying the server's HTML), input.js (what a page sends, and when), commands.js (client
+/// commands and loading states) and livehtml.js (connections and their transports, sending,
+/// navigation), as one script.
 pub const SCRIPT: &str = concat!(
     include_str!("../../client/dom.js"),
     include_str!("../../client/input.js"),
+    include_str!("../../client/commands.js"),
     include_str!("../../client/livehtml.js")
 );
 

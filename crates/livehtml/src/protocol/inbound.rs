@@ -67,6 +67,9 @@ pub struct Event {
     pub values: Values,
     /// Which client sent it.
     pub dialect: Dialect,
+    /// The number livehtml.js gave it (`LH-Ref`): once it is handled, the page is told
+    /// (`lh-reply`), and the element that sent it leaves its loading state.
+    pub reference: Option<u64>,
 }
 
 impl Event {
@@ -239,6 +242,7 @@ pub fn parse_event(text: &str, limits: &ParseLimits) -> Result<Event, ParseError
         trigger_name,
         target: header("HX-Target").map(|t| id_of(&t).unwrap_or(t)),
         current_url: header("HX-Current-URL"),
+        reference: header(names::header::REF).and_then(|r| r.parse().ok()),
         values,
         dialect,
     })

@@ -72,6 +72,7 @@ mod wire_fixture {
             ("header", "STREAM", header::STREAM),
             ("header", "EVENT", header::EVENT),
             ("header", "CLIENT", header::CLIENT),
+            ("header", "REF", header::REF),
             ("event", "STREAM", event::STREAM),
             ("event", "CLOSE", event::CLOSE),
             ("event", "AT", event::AT),
@@ -93,6 +94,8 @@ mod wire_fixture {
             ("attr", "STREAM_RESET", attr::STREAM_RESET),
             ("attr", "STREAM_DELETE", attr::STREAM_DELETE),
             ("attr", "ORDER", attr::ORDER),
+            ("attr", "REPLY", attr::REPLY),
+            ("attr", "REFUSED", attr::REFUSED),
         ];
         for (group, name, value) in ours {
             assert_eq!(names[group][name].as_str(), Some(value), "{group}.{name}");

@@ -10,6 +10,9 @@ pub mod header {
     pub const EVENT: &str = "LH-Event";
     /// Set by livehtml.js on everything it sends.
     pub const CLIENT: &str = "LH-Client";
+    /// The number livehtml.js gives an event it waits for: the server answers it with a
+    /// [`super::attr::REPLY`] once the event is handled, and the page ends its loading state.
+    pub const REF: &str = "LH-Ref";
 }
 
 /// Server-Sent Event names.
@@ -63,6 +66,12 @@ pub mod attr {
     /// it carries are new or changed; the others are the page's, moved into this order; a child
     /// not named is removed.
     pub const ORDER: &str = "lh-order";
+    /// On a `<template>` sent after what an event changed: the event's [`super::header::REF`]
+    /// is handled (its element leaves its loading state).
+    pub const REPLY: &str = "lh-reply";
+    /// Beside [`REPLY`]: the event was refused, with this message (optimistic changes made
+    /// when it was sent are undone).
+    pub const REFUSED: &str = "lh-refused";
 }
 
 /// Datastar signals.

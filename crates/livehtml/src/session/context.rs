@@ -6,7 +6,7 @@ use std::any::Any;
 use std::time::Duration;
 
 use super::task::Tasks;
-use crate::protocol::names::control;
+use crate::protocol::names::{self, control};
 use crate::protocol::{Fragment, Frame, ParseLimits, Since};
 use crate::pubsub::{Info, Offer, PubSub, Recovery, SubscriberRef, Subscription, Tracked};
 
@@ -64,6 +64,8 @@ struct Rare {
     tracked: Vec<Tracked>,
     /// Tasks started with `spawn` (cancelled when dropped).
     tasks: Tasks,
+    /// The event being handled was refused, with this message (for its reply).
+    refused: Option<String>,
 }
 
 /// A reconnecting page's claim and what became of it.
@@ -342,6 +344,35 @@ impl Context {
         if let Some(rare) = self.rare.as_deref_mut() {
             rare.tasks.cancel_all();
         }
+    }
+
+    /// Marks the event being handled as refused, with a message for the user: the page's
+    /// reply says so, and livehtml.js undoes what it changed optimistically when it sent it
+    /// (`lh-optimistic`). A live view's handler that returns an error is refused this way.
+    pub fn refuse(&mut self, message: impl Into<String>) {
+        self.rare().refused = Some(message.into());
+    }
+
+    /// After an event: a page that numbered it (`reference`) is told it is handled, after what
+    /// the handler pushed, in the same message.
+    pub(crate) fn reply(&mut self, reference: Option<u64>) {
+        let refused = self.rare.as_deref_mut().and_then(|r| r.refused.take());
+        let Some(reference) = reference else { return };
+        let mut out = String::with_capacity(48);
+        out.push_str("<template ");
+        out.push_str(names::attr::REPLY);
+        out.push_str("=\"");
+        out.push_str(itoa::Buffer::new().format(reference));
+        out.push('"');
+        if let Some(message) = refused {
+            out.push(' ');
+            out.push_str(names::attr::REFUSED);
+            out.push_str("=\"");
+            crate::protocol::escape_attr(&mut out, &message);
+            out.push('"');
+        }
+        out.push_str("></template>");
+        self.push_encoded(&out);
     }
 
     /// Renders `fragments` once and publishes the bytes to every subscriber of `topic`, this

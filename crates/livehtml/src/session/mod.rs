@@ -68,7 +68,12 @@ pub trait Session: Send + Sized + 'static {
         async move {
             match message {
                 Inbound::Text(text) => match parse_event(&text, &ctx.parse_limits()) {
-                    Ok(event) => self.on_event(ctx, event).await,
+                    Ok(event) => {
+                        let reference = event.reference;
+                        let handled = self.on_event(ctx, event).await;
+                        ctx.reply(reference.filter(|_| handled.is_ok()));
+                        handled
+                    }
                     Err(e) => Err(SessionError::close(close::POLICY, e.to_string())),
                 },
                 Inbound::Binary(_) => Err(SessionError::close(close::UNSUPPORTED, "binary messages are not events")),

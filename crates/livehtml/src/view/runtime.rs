@@ -354,6 +354,7 @@ impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
         if let ViewError::Internal(e) = error {
             tracing::error!(error = %e, "live view failed");
         }
+
         ctx.push(Fragment::inner("lh-flash", Html::escape(&error.user_message())));
     }
 }
@@ -417,6 +418,7 @@ impl<St: Clone + Send + Sync + 'static> Session for ViewSession<St> {
 
     async fn on_event(&mut self, ctx: &mut Context, event: Event) -> Result<(), SessionError> {
         if let Err(e) = self.event(ctx, event).await {
+            ctx.refuse(e.user_message());
             Self::flash(ctx, &e);
         }
         Ok(())

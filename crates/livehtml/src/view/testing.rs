@@ -126,6 +126,7 @@ impl<St: Clone + Send + Sync + 'static> ViewTest<St> {
             current_url: None,
             values: values.iter().copied().collect::<Values>(),
             dialect: Dialect::LiveHtml,
+            reference: None,
         };
         let result = self.session.event(&mut self.ctx, event).await;
         let sent = self.take_sent();

@@ -20,7 +20,7 @@
 
   /** dom.js's sticky state. @type {{ stick(el: Element, name: string, value: string | null): void,
    *   stickClass(el: Element, name: string, on: boolean): void, release(el: Element, name: string): void,
-   *   freeze(el: Element, on: boolean): void }} */
+   *   freeze(el: Element, on: boolean): void, resetFields(form: HTMLFormElement, names: string): void }} */
   const page = /** @type {any} */ (window).livehtml;
 
   // ======================================================================
@@ -115,7 +115,7 @@
   // ======================================================================
 
   /** @typedef {{ owner: Element, marked: Element[], disabled: Array<[Element, string | null, string | null]>,
-   *   undo: () => void }} Flight */
+   *   undo: () => void, form: HTMLFormElement | null }} Flight */
   /** @type {Map<string, Flight>} */
   const flights = new Map();
   let last = 0;
@@ -128,7 +128,7 @@
   function begin(el, form, owner) {
     const ref = String(++last);
     /** @type {Flight} */
-    const flight = { owner, marked: [], disabled: [], undo: () => {} };
+    const flight = { owner, marked: [], disabled: [], undo: () => {}, form };
     for (const m of form && form !== el ? [el, form] : [el]) {
       page.stick(m, "lh-loading", "");
       flight.marked.push(m);
@@ -151,14 +151,20 @@
     return ref;
   }
 
-  /** The server handled event `ref` (`refused`: with this message, and what it changed
-   * optimistically is undone).
+  /** The server handled event `ref`: its form's lh-reset fields are cleared; or it refused
+   * it (`refused`: the message), and what it changed optimistically is undone.
    * @param {string} ref @param {string | null} refused */
   function replied(ref, refused) {
     const flight = flights.get(ref);
     if (!flight) return;
-    flights.delete(ref);
     if (refused !== null) flight.undo();
+    else if (flight.form?.hasAttribute("lh-reset")) page.resetFields(flight.form, flight.form.getAttribute("lh-reset") || "");
+    end(ref, flight);
+  }
+
+  /** @param {string} ref @param {Flight} flight */
+  function end(ref, flight) {
+    flights.delete(ref);
     for (const m of flight.marked) {
       // Another event of the same element may still be in flight.
       if (![...flights.values()].some((f) => f.marked.includes(m))) {
@@ -176,10 +182,11 @@
     }
   }
 
-  /** The connection of `owner` ended: nothing it has in flight will be answered.
+  /** The connection of `owner` ended: nothing it has in flight will be answered (whether the
+   * server took it is unknown: what was typed stays, and so do optimistic changes).
    * @param {Element} owner */
   function abandon(owner) {
-    for (const [ref, flight] of Array.from(flights)) if (flight.owner === owner) replied(ref, null);
+    for (const [ref, flight] of Array.from(flights)) if (flight.owner === owner) end(ref, flight);
   }
 
   Object.assign(page, { run, begin, replied, abandon });

@@ -286,8 +286,18 @@
       if (target.getAttribute(attr.name) !== attr.value) target.setAttribute(attr.name, attr.value);
     }
     reapply(target);
-    // What the user typed lives in .value, not in the attribute: leave it alone.
-    if (target instanceof HTMLTextAreaElement || target instanceof HTMLInputElement || frozen.has(target)) return;
+    if (target instanceof HTMLTextAreaElement || target instanceof HTMLInputElement) {
+      // What the user typed lives in .value, not in the attribute. A form that reports its
+      // changes (lh-change) has the server's copy of it: a field not being typed in takes the
+      // server's value; any other field keeps what was typed.
+      if (!focused && target.form?.hasAttribute("lh-change")) {
+        if (target instanceof HTMLTextAreaElement) target.value = source.textContent || "";
+        else if (target.type === "checkbox" || target.type === "radio") target.checked = source.hasAttribute("checked");
+        else target.value = source.getAttribute("value") || "";
+      }
+      return;
+    }
+    if (frozen.has(target)) return;
     if (target.hasAttribute(ATTR.STREAM)) return streamMerge(target, Array.from(source.childNodes));
     if (order !== null) return keyedMerge(target, source, order.split(" ").filter(Boolean));
     morphChildren(target, source);

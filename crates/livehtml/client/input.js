@@ -1,7 +1,8 @@
 // input.js, the second part of livehtml.js (see livehtml.js): what a page sends, and when. The
-// values of a form or an element (lh-value-*), fields reset after sending (lh-reset),
-// lh-debounce and lh-throttle, and the listeners that turn submits, clicks, changes and key-ups
-// into events (and lh-nav clicks into navigation), through livehtml.js's `send` and `navigate`.
+// values of a form or an element (lh-value-*), lh-debounce and lh-throttle, the listeners that
+// turn submits, clicks, changes and key-ups into events (and lh-nav clicks into navigation),
+// through livehtml.js's `send` and `navigate`, and forms that report their changes sent again
+// after a reconnect that remounted their view.
 // @ts-check
 (function () {
   "use strict";
@@ -81,6 +82,13 @@
       rateLimited(el, attr, () => lh().send(el, event, el.getAttribute(attr)));
     });
   }
+
+  // A live view mounted anew after a reconnect knows nothing of what was typed; the page still
+  // shows it: each form that reports its changes (lh-change) sends its values again.
+  document.addEventListener("lh:resynced", (event) => {
+    const root = /** @type {Element} */ (event.target);
+    for (const form of Array.from(root.querySelectorAll("form[lh-change]"))) lh().send(form, null, form.getAttribute("lh-change"));
+  });
 
   /** @type {WeakMap<Element, Map<string, {timer?: number, last: number}>>} */
   const limits = new WeakMap();

@@ -15,7 +15,7 @@
 //   <form lh-send> ... </form>                send the form's values on submit
 //   <button lh-send="toggle">                 send a click, named "toggle" (LH-Event)
 //   lh-value-NAME="v"                         add NAME=v to what the element sends
-//   lh-reset="message"                        after sending, clear these fields (empty: the form)
+//   lh-reset="message"                        once the server took the event, clear these fields
 //   lh-click="e" / lh-submit="e"              send event e on click / on submit (form values)
 //   lh-change="e" / lh-keyup="e"              send event e on change / key up (the field's value)
 //   lh-debounce="300" / lh-throttle="300"     ...at most once per quiet period / per interval, ms
@@ -498,7 +498,6 @@
       conn.queue.push(data);
       if (conn.queue.length > livehtml.config.maxQueue) conn.queue.shift();
     }
-    if (form && form.hasAttribute("lh-reset")) page.resetFields(form, form.getAttribute("lh-reset") || "");
   }
 
   // ======================================================================

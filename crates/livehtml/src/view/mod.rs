@@ -113,6 +113,8 @@ pub trait LiveView: Send + Sized + 'static {
 /// The request a view is mounted for.
 #[derive(Debug, Clone)]
 pub struct Mount {
+    /// Path and query, as requested.
+    pub(crate) url: String,
     pub(crate) path: String,
     pub(crate) params: Vec<(String, String)>,
     pub(crate) query: Vec<(String, String)>,
@@ -145,6 +147,31 @@ impl Mount {
     /// Whether this mount is for a connected socket (`false` for the HTTP render).
     pub fn connected(&self) -> bool {
         self.connected
+    }
+
+    /// Runs one of the app's axum extractors (`FromRequestParts`: a signed cookie jar, a
+    /// session, the signed-in user) on the request this view is mounted for: the page's GET,
+    /// then again the socket's join, so a view re-checks who is asking when its page connects.
+    /// The join carries the upgrade request's `Cookie`, `Authorization`, `User-Agent` and
+    /// `Accept-Language` headers (the rest is not kept).
+    ///
+    /// ```
+    /// # use livehtml::{Mount, ViewError};
+    /// use axum::http::HeaderMap;
+    ///
+    /// # async fn mount(mount: &Mount) -> Result<(), ViewError> {
+    /// let headers: HeaderMap = mount.extract(&()).await.map_err(|e| match e {})?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn extract<E, S>(&self, state: &S) -> Result<E, E::Rejection>
+    where
+        E: axum::extract::FromRequestParts<S>,
+        S: Send + Sync,
+    {
+        let request = axum::http::Request::builder().uri(self.url.as_str()).body(()).unwrap_or_default();
+        let (mut parts, ()) = request.into_parts();
+        parts.headers = self.headers.clone();
+        E::from_request_parts(&mut parts, state).await
     }
 }
 

@@ -131,7 +131,7 @@ impl<St: Clone + Send + Sync + 'static> Routes<St> {
         let matched = self.router.at(path).map_err(|_| ViewError::NotFound)?;
         let params = matched.params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
         let query = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
-        let mount = Mount { path: path.to_owned(), params, query, headers, connected };
+        let mount = Mount { url: local.to_owned(), path: path.to_owned(), params, query, headers, connected };
         let view = (self.mounters[*matched.value])(self.state.clone(), mount).await?;
         Ok((view, local.to_owned()))
     }

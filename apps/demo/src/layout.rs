@@ -18,6 +18,15 @@ ul.log { list-style: none; padding: 0; }
 .metric { font-size: 1.6rem; font-weight: bold; }
 .badge { background: #c00; color: #fff; border-radius: 1rem; padding: 0 .5rem; }
 .toast { border-left: 4px solid #06c; padding: .25rem .5rem; margin: .25rem 0; background: #f4f8ff; }
+.board { display: flex; gap: .75rem; }
+.column { flex: 1; background: #f6f6f6; border-radius: .5rem; padding: 0 .5rem .5rem; }
+.column ul { list-style: none; padding: 0; min-height: 2rem; }
+.column li { background: #fff; border: 1px solid #ddd; border-radius: .4rem; padding: .4rem; margin-bottom: .4rem; }
+.moves button { padding: 0 .3rem; }
+form.inline { display: inline; }
+label { display: block; margin-top: .4rem; }
+.error { color: #a00; font-size: .85rem; }
+[lh-loading] { opacity: .6; }
 "#;
 
 /// htmx 2 and its SSE extension, for the pages that run on plain htmx (pinned, with their
@@ -63,7 +72,7 @@ fn shell(title: &str, scripts: Markup, body: Markup) -> Markup {
             body {
                 nav {
                     a href="/" { "livehtml" } a href="/chat" { "Chat" } a href="/echo" { "Echo" } a href="/lobby" { "Lobby" }
-                    a href="/blog" lh-nav { "Blog" } a href="/counter" lh-nav { "Counter" }
+                    a href="/blog" lh-nav { "Blog" } a href="/counter" lh-nav { "Counter" } a href="/board" lh-nav { "Board" }
                     a href="/dashboard" { "Dashboard" } a href="/notifications" { "Notifications" }
                 }
                 (body)
@@ -84,6 +93,7 @@ pub(crate) async fn home() -> Markup {
                 li { a href="/lobby" { "Lobby" } ": one message updates three regions of the page." }
                 li { a href="/blog" { "Blog" } ": live views on SQLite, navigated over one socket like a SPA." }
                 li { a href="/counter" { "Counter" } ": state on the server, a shared counter and a server clock." }
+                li { a href="/board" { "Board" } ": a shared task board: cards moved in one window move in every other, who changed what, live statistics." }
                 li { a href="/dashboard" { "Dashboard" } ": live metrics over Server-Sent Events, on plain htmx (" code { "sse-swap" } ")." }
                 li { a href="/notifications" { "Notifications" } ": a badge and a toast feed over Server-Sent Events, on plain htmx; mention " code { "@name" } " in the chat." }
                 li { a href="/chat?transport=sse" { "Chat over SSE" } " and " a href="/counter?transport=sse" { "the counter over SSE" } ": the same sessions without a WebSocket." }

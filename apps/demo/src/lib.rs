@@ -1,6 +1,7 @@
 //! The livehtml demo app as a library, so tests can start it in process.
 
 pub mod blog;
+pub mod board;
 pub mod chat;
 pub mod counter;
 pub mod dashboard;
@@ -163,6 +164,10 @@ pub struct AppState {
     pub view_grace: Duration,
     /// This process's name among a cluster's (random).
     pub node: String,
+    /// The board's cards.
+    pub board: board::Store,
+    /// Signs the demo's own cookies (the board's sign-in), derived from the secret.
+    pub cookie_key: axum_extra::extract::cookie::Key,
 }
 
 /// Runs `each` on everything `topic` delivers to this process, for as long as it runs (a
@@ -218,11 +223,13 @@ pub async fn state_with(
     let postgres = url.starts_with("postgres");
     let chat = chat::Store::open(blog.pool().clone(), postgres).await?;
     let shared = shared::Shared::open(blog.pool().clone(), postgres).await?;
+    let board = board::Store::open(blog.pool().clone(), postgres).await?;
     let key = match options.secret {
         Some(key) if key.len() >= 32 => key.as_bytes().to_vec(),
         Some(_) => return Err("--secret must be at least 32 characters".into()),
         None => secret(data_dir)?,
     };
+    let cookie_key = axum_extra::extract::cookie::Key::derive_from(&key);
     let config = Config::default().secret(key).limits(limits).trust_forwarded_proto(options.trust_forwarded_proto);
     let live = Live::new(config);
     // Pages that reconnect get what they missed from these topics' history.
@@ -243,6 +250,8 @@ pub async fn state_with(
             getrandom::fill(&mut id)?;
             id.iter().map(|b| format!("{b:02x}")).collect()
         },
+        board,
+        cookie_key,
     })
 }
 
@@ -271,6 +280,7 @@ pub fn views(state: &AppState) -> Views<AppState> {
         .route::<blog::BlogIndex>("/blog")
         .route::<blog::ArticleView>("/article/{id}")
         .route::<counter::CounterView>("/counter")
+        .route::<board::BoardView>("/board")
         .grace(state.view_grace)
         .layout(|page| {
             // `?transport=sse` runs the page over Server-Sent Events instead of a WebSocket.
@@ -307,6 +317,7 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(move || ready(live_ready.clone())))
         .route("/metrics", get(move || render_metrics(live_metrics.clone())))
         .merge(chat::routes(&state))
+        .merge(board::routes(&state))
         .merge(echo::routes(&live))
         .merge(lobby::routes(&state))
         .merge(raw::routes(&live))

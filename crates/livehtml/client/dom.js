@@ -27,8 +27,22 @@
   // Swapping: the one path every incoming message takes
   // ======================================================================
 
+  /** Children a keyed list let go of during the current swap, by id: another list of the same
+   * message may take them in (a card moved between columns). @type {Map<string, Element> | null} */
+  let released = null;
+
   /** @param {string} html */
   function swap(html) {
+    released = new Map();
+    try {
+      swapAll(html);
+    } finally {
+      released = null;
+    }
+  }
+
+  /** @param {string} html */
+  function swapAll(html) {
     const template = document.createElement("template");
     template.innerHTML = html;
     for (const node of Array.from(template.content.children)) {
@@ -146,7 +160,8 @@
     /** @type {Element[]} */
     const wanted = [];
     for (const id of order) {
-      const mine = shown.get(id);
+      // Not here: let go by a list before this one, or still in a list after it.
+      const mine = shown.get(id) || released?.get(id) || document.getElementById(id) || undefined;
       const theirs = sent.get(id);
       if (mine && theirs && mine.tagName === theirs.tagName) {
         morphNode(mine, theirs);
@@ -165,7 +180,11 @@
       target.insertBefore(el, cursor);
     }
     const keep = new Set(wanted);
-    for (const c of Array.from(target.children)) if (!keep.has(c)) c.remove();
+    for (const c of Array.from(target.children)) {
+      if (keep.has(c)) continue;
+      c.remove();
+      if (c.id) released?.set(c.id, c);
+    }
   }
 
   // ======================================================================

@@ -90,6 +90,13 @@
     for (const form of Array.from(root.querySelectorAll("form[lh-change]"))) lh().send(form, null, form.getAttribute("lh-change"));
   });
 
+  // The page is navigating away (a link, a form's submit): a close of its connections then is
+  // no reason to reload or reconnect (a sign-out form that closes the user's views, this one's
+  // too, must not have its own page reloaded over its navigation).
+  let leaving = false;
+  window.addEventListener("beforeunload", () => { leaving = true; });
+  window.addEventListener("pageshow", () => { leaving = false; });
+
   /** @type {WeakMap<Element, Map<string, {timer?: number, last: number}>>} */
   const limits = new WeakMap();
 
@@ -123,5 +130,5 @@
     }
   }
 
-  Object.assign(/** @type {any} */ (window).livehtml, { values, resetFields });
+  Object.assign(/** @type {any} */ (window).livehtml, { values, resetFields, leaving: () => leaving });
 })();

@@ -72,7 +72,8 @@
    * @type {{ swap(html: string): void, morphChildren(target: Element, source: Element): void,
    *   values(element: Element, event?: Event | null, extra?: Record<string, string>): Record<string, string | string[]>,
    *   resetFields(form: HTMLFormElement, names: string): void,
-   *   begin(el: Element, form: HTMLFormElement | null, owner: Element): string, abandon(owner: Element): void }} */
+   *   begin(el: Element, form: HTMLFormElement | null, owner: Element): string, abandon(owner: Element): void,
+   *   leaving(): boolean }} */
   const page = /** @type {any} */ (window).livehtml;
 
   const livehtml = {
@@ -410,7 +411,7 @@
     conn.socket = null;
     page.abandon(conn.element);
     const policy = closePolicy(code);
-    if (policy === "reload" && reloadOnce()) return;
+    if (policy === "reload" && !page.leaving() && reloadOnce()) return;
     const reconnect = !conn.closed && conn.element.isConnected && policy === "reconnect";
     fire(conn.element, "lh:close", { code, reason, reconnect });
     if (reconnect) scheduleReconnect(conn);

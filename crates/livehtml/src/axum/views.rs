@@ -146,7 +146,13 @@ impl<St: Clone + Send + Sync + 'static> Views<St> {
 
     /// Mounts the view at `url` in process, connected, for tests. See [`ViewTest`].
     pub async fn test(&self, url: &str) -> Result<ViewTest<St>, ViewError> {
-        ViewTest::start(self.routes.clone(), url).await
+        ViewTest::start(self.routes.clone(), url, HeaderMap::new()).await
+    }
+
+    /// [`Views::test`] for a request with these headers (a session cookie: who is asking, as
+    /// [`crate::Mount::extract`] sees it).
+    pub async fn test_as(&self, url: &str, headers: HeaderMap) -> Result<ViewTest<St>, ViewError> {
+        ViewTest::start(self.routes.clone(), url, headers).await
     }
 
     /// The complete HTML page for `url`, as a GET would return it.

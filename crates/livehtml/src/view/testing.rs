@@ -90,10 +90,10 @@ pub struct ViewTest<St> {
 }
 
 impl<St: Clone + Send + Sync + 'static> ViewTest<St> {
-    pub(crate) async fn start(routes: Arc<Routes<St>>, url: &str) -> Result<Self, ViewError> {
+    pub(crate) async fn start(routes: Arc<Routes<St>>, url: &str, headers: HeaderMap) -> Result<Self, ViewError> {
         let mailbox = Arc::new(Mailbox::default());
         let mut ctx = Context::new(0, mailbox.clone(), routes.pubsub.clone(), ParseLimits::default());
-        let mut session = ViewSession::new(routes, None, HeaderMap::new(), true, false);
+        let mut session = ViewSession::new(routes, None, headers, true, false);
         session.streams = Some(Default::default());
         session.start(&mut ctx, url).await?;
         ctx.take_frames();

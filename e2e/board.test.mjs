@@ -4,6 +4,7 @@
 // the user's other tabs, and a form's typed values come back after a reconnect.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import zlib from "node:zlib";
 import { demo, newPage, startProxy } from "./harness.mjs";
 
 async function board(browser, url) {
@@ -107,4 +108,60 @@ test("board: after a reconnect that remounts the view, the card form's typed val
   assert.equal(await page.inputValue("#card-title"), "y".repeat(90));
   await page.locator("#title-error", { hasText: "90 now" }).waitFor();
   assert.deepEqual(page.errors, []);
+});
+
+/** A valid PNG of noise, `width` × `height` pixels, stored without compression (so its size
+ * is about 3 × width × height bytes). */
+function png(width, height) {
+  const row = 1 + width * 3;
+  const raw = Buffer.alloc(row * height);
+  for (let y = 0; y < height; y++) crypto.getRandomValues(raw.subarray(y * row + 1, (y + 1) * row));
+  const chunk = (type, data) => {
+    const head = Buffer.alloc(8);
+    head.writeUInt32BE(data.length, 0);
+    head.write(type, 4, "ascii");
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(zlib.crc32(Buffer.concat([head.subarray(4), data])), 0);
+    return Buffer.concat([head, data, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8);
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk("IHDR", ihdr),
+    chunk("IDAT", zlib.deflateSync(raw, { level: 0 })), chunk("IEND", Buffer.alloc(0))]);
+}
+
+test("board: a 5 MB image uploads over the socket with progress and shows on the card; a too-big one is refused", async (t) => {
+  const { browser, server } = await demo(t, "board");
+  if (!browser) return;
+  const ann = await board(browser, `${server.url}/board`);
+  const bob = await board(browser, `${server.url}/board`);
+  await signIn(ann, "Ann");
+  await ann.click('#card-1 button:has-text("Details")');
+
+  const image = png(1300, 1300);
+  assert.ok(image.length > 5_000_000, `${image.length} bytes`);
+  const frames = ann.frames.length;
+  await ann.setInputFiles('#details-1 input[type="file"]', { name: "photo.png", mimeType: "image/png", buffer: image });
+  // It shows in both pages, loaded.
+  for (const page of [ann, bob]) {
+    await page.locator("#card-1 img.thumb").waitFor();
+    await page.waitForFunction(() => /** @type {HTMLImageElement} */ (document.querySelector("#card-1 img.thumb")).naturalWidth === 1300);
+  }
+  // Its progress was shown on the way (the server renders it from what arrived).
+  const progress = ann.frames.slice(frames).filter((f) => f.includes("<progress"));
+  assert.ok(progress.length >= 10, `${progress.length} progress updates`);
+  assert.ok(progress.some((f) => /photo\.png <progress value="\d+" max="\d+">[1-9]\d?%/.test(f)), progress[0]);
+  await ann.locator("#activity li", { hasText: "Ann attached an image" }).waitFor();
+
+  // Too big: refused before any byte is sent, with a message in the page.
+  const sent = ann.sentFrames.length;
+  await ann.setInputFiles('#details-1 input[type="file"]', { name: "huge.png", mimeType: "image/png", buffer: Buffer.alloc(9_000_000) });
+  await ann.locator("#uploads .error", { hasText: "huge.png: too big (9.0 MB; at most 8.0 MB)" }).waitFor();
+  assert.equal(ann.sentFrames.slice(sent).filter((f) => !f.startsWith("{")).length, 0, "no file bytes sent");
+  // A type it does not take.
+  await ann.setInputFiles('#details-1 input[type="file"]', { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("hi") });
+  await ann.locator("#uploads .error", { hasText: "notes.txt: not a type this takes" }).waitFor();
+  assert.deepEqual([...ann.errors, ...bob.errors], []);
 });

@@ -27,6 +27,7 @@ form.inline { display: inline; }
 label { display: block; margin-top: .4rem; }
 .error { color: #a00; font-size: .85rem; }
 [lh-loading] { opacity: .6; }
+img.thumb { display: block; max-width: 100%; max-height: 8rem; margin: .3rem 0; }
 "#;
 
 /// htmx 2 and its SSE extension, for the pages that run on plain htmx (pinned, with their

@@ -166,6 +166,8 @@ pub struct AppState {
     pub node: String,
     /// The board's cards.
     pub board: board::Store,
+    /// Where the demo keeps its files (the database, the key, uploaded images).
+    pub data_dir: std::path::PathBuf,
     /// Signs the demo's own cookies (the board's sign-in), derived from the secret.
     pub cookie_key: axum_extra::extract::cookie::Key,
 }
@@ -251,6 +253,7 @@ pub async fn state_with(
             id.iter().map(|b| format!("{b:02x}")).collect()
         },
         board,
+        data_dir: data_dir.to_owned(),
         cookie_key,
     })
 }

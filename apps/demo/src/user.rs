@@ -32,7 +32,8 @@ pub(crate) fn cookie(headers: &HeaderMap) -> HeaderMap {
     set
 }
 
-fn new_id() -> String {
+/// A random id (hex).
+pub(crate) fn new_id() -> String {
     let mut id = [0u8; 16];
     // Without an OS random source (never on supported systems) the time still varies.
     if getrandom::fill(&mut id).is_err() {

@@ -21,6 +21,9 @@
     ORDER: "lh-order",
     REPLY: "lh-reply",
     REFUSED: "lh-refused",
+    UPLOAD: "lh-upload",
+    UPLOAD_GO: "lh-upload-go",
+    UPLOAD_STOP: "lh-upload-stop",
   };
 
   // ======================================================================
@@ -46,10 +49,14 @@
     const template = document.createElement("template");
     template.innerHTML = html;
     for (const node of Array.from(template.content.children)) {
-      if (node instanceof HTMLTemplateElement && node.hasAttribute(ATTR.REPLY)) {
-        // An event of this page is handled (commands.js ends its loading state).
-        /** @type {any} */ (window).livehtml.replied?.(node.getAttribute(ATTR.REPLY), node.getAttribute(ATTR.REFUSED));
-        continue;
+      if (node instanceof HTMLTemplateElement) {
+        // Word to the page's own parts: an event handled (commands.js ends its loading
+        // state), files accepted or to stop (upload.js).
+        const lh = /** @type {any} */ (window).livehtml;
+        if (node.hasAttribute(ATTR.REPLY)) lh.replied?.(node.getAttribute(ATTR.REPLY), node.getAttribute(ATTR.REFUSED));
+        if (node.hasAttribute(ATTR.UPLOAD_GO)) lh.uploadGo?.(node.getAttribute(ATTR.UPLOAD_GO));
+        if (node.hasAttribute(ATTR.UPLOAD_STOP)) lh.uploadStop?.(node.getAttribute(ATTR.UPLOAD_STOP));
+        if (node.hasAttribute(ATTR.REPLY) || node.hasAttribute(ATTR.UPLOAD_GO) || node.hasAttribute(ATTR.UPLOAD_STOP)) continue;
       }
       const spec = node.getAttribute("hx-swap-oob") || "true";
       node.removeAttribute("hx-swap-oob");

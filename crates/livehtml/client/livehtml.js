@@ -1,8 +1,8 @@
 // livehtml.js: the browser client of livehtml. No build step, no dependencies: served as one
 // script, dom.js (applying the server's HTML to the page: swaps and morphing), input.js (what a
 // page sends: values, lh-debounce / lh-throttle, the delegated listeners), commands.js (client
-// commands and loading states) and then this file (connections and their transports, sending,
-// navigation).
+// commands and loading states), upload.js (files over the socket) and then this file
+// (connections and their transports, sending, navigation).
 //
 // Markup it understands:
 //   <div lh-connect="/ws/chat"> ... </div>   open a WebSocket to the server; fragments that
@@ -60,7 +60,7 @@
   const WIRE = {
     header: { STREAM: "LH-Stream", EVENT: "LH-Event", CLIENT: "LH-Client", REF: "LH-Ref" },
     event: { STREAM: "lh-stream", CLOSE: "lh-close", AT: "lh-at" },
-    control: { KEY: "lh", NAV: "nav", REDIRECT: "redirect", NAV_EVENT: "lh:nav", RESUMED: "resumed", RESYNCED: "resynced", RECOVERED: "recovered" },
+    control: { KEY: "lh", NAV: "nav", REDIRECT: "redirect", NAV_EVENT: "lh:nav", UPLOAD_EVENT: "lh:upload", UPLOAD_CANCEL_EVENT: "lh:upload-cancel", RESUMED: "resumed", RESYNCED: "resynced", RECOVERED: "recovered" },
     query: { STREAM: "lh-stream", CLIENT: "client", RESUME: "resume", SINCE: "lh-since", POLL: "lh-poll", ACK: "lh-ack" },
     // Declared in dom.js, which uses them first.
     attr: /** @type {any} */ (window).livehtml.ATTR,

@@ -9,14 +9,15 @@
 mod store;
 
 use axum::Router;
-use axum::extract::{Form, FromRef, State};
+use axum::extract::{Form, FromRef, Path, State};
+use axum::http::{StatusCode, header};
 use axum::response::Redirect;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum_extra::extract::cookie::{Cookie, Key, SameSite, SignedCookieJar};
 use livehtml::protocol::close;
 use livehtml::pubsub::PresenceDiff;
 use livehtml::session::{AsyncValue, Done};
-use livehtml::view::{LiveView, Mount, Stream, ViewError};
+use livehtml::view::{LiveView, Mount, Stream, Upload, UploadedFile, ViewError};
 use livehtml::{Context, Event, Html, Info};
 use maud::{Markup, html};
 
@@ -33,6 +34,11 @@ const MAX_TITLE: usize = 80;
 const MAX_BODY: usize = 500;
 /// Entries of the activity feed a page keeps.
 const ACTIVITY: usize = 20;
+/// Images a card takes, and what they are stored as.
+const IMAGE_TYPES: [(&str, &str); 4] =
+    [("image/png", "png"), ("image/jpeg", "jpg"), ("image/gif", "gif"), ("image/webp", "webp")];
+/// The largest image a card takes.
+const MAX_IMAGE: u64 = 8_000_000;
 
 impl FromRef<AppState> for Key {
     fn from_ref(state: &AppState) -> Key {
@@ -91,6 +97,8 @@ pub struct BoardView {
     /// Activity lines this view has shown (their items' ids).
     announced: u64,
     viewers: Vec<String>,
+    /// Images on their way to cards.
+    images: Upload,
 }
 
 impl BoardView {
@@ -138,6 +146,7 @@ impl LiveView for BoardView {
             activity: Stream::new("activity").limit(ACTIVITY),
             announced: 0,
             viewers: Vec::new(),
+            images: Upload::new("image").accept(&IMAGE_TYPES.map(|(mime, _)| mime)).max_size(MAX_IMAGE).max_files(3),
         })
     }
 
@@ -205,6 +214,27 @@ impl LiveView for BoardView {
         Ok(())
     }
 
+    fn upload(&mut self, name: &str) -> Option<&mut Upload> {
+        (name == "image" && self.user.is_some()).then_some(&mut self.images)
+    }
+
+    async fn on_upload(&mut self, ctx: &mut Context, file: UploadedFile) -> Result<(), ViewError> {
+        let user = self.signed_in()?.to_owned();
+        let card = file.values.get("card").and_then(|v| v.parse::<i64>().ok());
+        let Some(card) = card.and_then(|id| self.cards.iter().find(|c| c.id == id)) else {
+            return Err(ViewError::bad_request("That card is gone"));
+        };
+        let (id, title) = (card.id, card.title.clone());
+        let ext = IMAGE_TYPES.iter().find(|(mime, _)| *mime == file.content_type).map_or("bin", |(_, ext)| *ext);
+        let name = format!("{id}-{}.{ext}", crate::user::new_id());
+        let dir = self.state.data_dir.join("uploads");
+        tokio::fs::create_dir_all(&dir).await.map_err(ViewError::internal)?;
+        tokio::fs::write(dir.join(&name), &file.bytes).await.map_err(ViewError::internal)?;
+        self.state.board.set_image(id, &name, &user).await.map_err(ViewError::internal)?;
+        self.announce(ctx, format!("{user} attached an image to “{title}”"));
+        Ok(())
+    }
+
     async fn on_info(&mut self, ctx: &mut Context, info: Info) -> Result<(), ViewError> {
         if info.topic() == TOPIC {
             if let Some(line) = info.get::<String>() {
@@ -259,7 +289,7 @@ fn render(view: &BoardView) -> Markup {
                 @let cards: Vec<&Card> = view.cards.iter().filter(|c| c.column == col).collect();
                 section.column {
                     h2 id={ "head-" (col) } { (heading) " (" (cards.len()) ")" }
-                    ul id={ "col-" (col) } { @for card in cards { (card_item(card)) } }
+                    ul id={ "col-" (col) } { @for card in cards { (card_item(card, view.user.is_some())) } }
                 }
             }
         }
@@ -276,6 +306,15 @@ fn render(view: &BoardView) -> Markup {
             }
             " " button #add-card lh-disable-with="Adding…" { "Add card" }
         }
+        section #uploads {
+            @for entry in view.images.entries() {
+                p { (entry.name()) " "
+                    progress value=(entry.received()) max=(entry.size()) { (entry.percent()) "%" }
+                    " " button type="button" lh-click="lh:upload-cancel" lh-value-upload="image" lh-value-id=(entry.id()) { "Cancel" }
+                }
+            }
+            @for error in view.images.errors() { p.error { (error) } }
+        }
         section #stats {
             @match &view.stats {
                 AsyncValue::Loading => span.loading { "Loading statistics…" },
@@ -291,17 +330,25 @@ fn render(view: &BoardView) -> Markup {
     }
 }
 
-fn card_item(card: &Card) -> Markup {
+fn card_item(card: &Card, signed_in: bool) -> Markup {
     html! {
         li id={ "card-" (card.id) } .card {
             strong { (card.title) } " " small.by { "by " (card.by) }
+            @if let Some(image) = &card.image { img.thumb src={ "/board/image/" (image) } alt={ "Image of " (card.title) }; }
             div.moves {
                 @for (to, label) in [("left", "←"), ("up", "↑"), ("down", "↓"), ("right", "→")] {
                     button type="button" lh-click="move" lh-value-id=(card.id) lh-value-to=(to) title={ "Move " (to) } { (label) }
                 }
                 " " button type="button" lh-js={ "toggle #details-" (card.id) } { "Details" }
             }
-            div id={ "details-" (card.id) } hidden { p { (card.body) } }
+            div id={ "details-" (card.id) } hidden {
+                p { (card.body) }
+                @if signed_in {
+                    label { "Attach an image "
+                        input type="file" lh-upload="image" lh-value-card=(card.id) accept=(IMAGE_TYPES.map(|(m, _)| m).join(","));
+                    }
+                }
+            }
         }
     }
 }
@@ -328,10 +375,27 @@ async fn sign_out(State(state): State<AppState>, jar: SignedCookieJar) -> (Signe
     (jar.remove(Cookie::build(NAME_COOKIE).path("/")), Redirect::to("/board"))
 }
 
-/// Sign-in and sign-out (plain forms; the board itself is a live view in [`crate::views`]).
+/// `/board/image/{file}`: a card's image, from the data directory.
+async fn image(State(state): State<AppState>, Path(file): Path<String>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (stem, ext) = file.rsplit_once('.').unwrap_or_default();
+    let mime = IMAGE_TYPES.iter().find(|(_, e)| *e == ext).map(|(mime, _)| *mime);
+    let safe = stem.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') && !stem.is_empty();
+    let (Some(mime), true) = (mime, safe) else { return StatusCode::NOT_FOUND.into_response() };
+    match tokio::fs::read(state.data_dir.join("uploads").join(&file)).await {
+        Ok(bytes) => {
+            ([(header::CONTENT_TYPE, mime), (header::CACHE_CONTROL, "public, max-age=86400")], bytes).into_response()
+        }
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// Sign-in and sign-out (plain forms; the board itself is a live view in [`crate::views`]),
+/// and the cards' images.
 pub(crate) fn routes(state: &AppState) -> Router {
     Router::new()
         .route("/board/signin", post(sign_in))
         .route("/board/signout", post(sign_out))
+        .route("/board/image/{file}", get(image))
         .with_state(state.clone())
 }

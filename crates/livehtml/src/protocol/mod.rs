@@ -80,6 +80,8 @@ mod wire_fixture {
             ("control", "NAV", control::NAV),
             ("control", "REDIRECT", control::REDIRECT),
             ("control", "NAV_EVENT", control::NAV_EVENT),
+            ("control", "UPLOAD_EVENT", control::UPLOAD_EVENT),
+            ("control", "UPLOAD_CANCEL_EVENT", control::UPLOAD_CANCEL_EVENT),
             ("control", "RESUMED", control::RESUMED),
             ("control", "RESYNCED", control::RESYNCED),
             ("control", "RECOVERED", control::RECOVERED),
@@ -96,6 +98,9 @@ mod wire_fixture {
             ("attr", "ORDER", attr::ORDER),
             ("attr", "REPLY", attr::REPLY),
             ("attr", "REFUSED", attr::REFUSED),
+            ("attr", "UPLOAD", attr::UPLOAD),
+            ("attr", "UPLOAD_GO", attr::UPLOAD_GO),
+            ("attr", "UPLOAD_STOP", attr::UPLOAD_STOP),
         ];
         for (group, name, value) in ours {
             assert_eq!(names[group][name].as_str(), Some(value), "{group}.{name}");

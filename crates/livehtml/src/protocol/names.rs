@@ -38,6 +38,12 @@ pub mod control {
     pub const REDIRECT: &str = "redirect";
     /// The event name livehtml.js sends to navigate; its `url` value is the target.
     pub const NAV_EVENT: &str = "lh:nav";
+    /// The event livehtml.js sends when files are chosen in an `lh-upload` input: `upload`
+    /// (its name) and `files` (a JSON list of `{ref, name, size, type}`), with the input's
+    /// `lh-value-*`. Answered with [`super::attr::UPLOAD_GO`] for the files accepted.
+    pub const UPLOAD_EVENT: &str = "lh:upload";
+    /// The event that cancels an upload's file: `upload` and `id`.
+    pub const UPLOAD_CANCEL_EVENT: &str = "lh:upload-cancel";
     /// A reconnect resumed the page's live view (kept for the grace period): what changed
     /// meanwhile was sent before this; the page lost nothing.
     pub const RESUMED: &str = "resumed";
@@ -69,6 +75,13 @@ pub mod attr {
     /// On a `<template>` sent after what an event changed: the event's [`super::header::REF`]
     /// is handled (its element leaves its loading state).
     pub const REPLY: &str = "lh-reply";
+    /// On a file input: the name of the live view's upload its files go to.
+    pub const UPLOAD: &str = "lh-upload";
+    /// On a `<template>`: files the server accepted, as `ref:id` pairs (space-separated); the
+    /// page sends each in binary messages: the id (4 bytes, big-endian), then up to 32 KiB.
+    pub const UPLOAD_GO: &str = "lh-upload-go";
+    /// On a `<template>`: stop sending the file with this id (cancelled, or refused midway).
+    pub const UPLOAD_STOP: &str = "lh-upload-stop";
     /// Beside [`REPLY`]: the event was refused, with this message (optimistic changes made
     /// when it was sent are undone).
     pub const REFUSED: &str = "lh-refused";

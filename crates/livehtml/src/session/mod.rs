@@ -67,15 +67,7 @@ pub trait Session: Send + Sized + 'static {
     ) -> impl Future<Output = Result<(), SessionError>> + Send {
         async move {
             match message {
-                Inbound::Text(text) => match parse_event(&text, &ctx.parse_limits()) {
-                    Ok(event) => {
-                        let reference = event.reference;
-                        let handled = self.on_event(ctx, event).await;
-                        ctx.reply(reference.filter(|_| handled.is_ok()));
-                        handled
-                    }
-                    Err(e) => Err(SessionError::close(close::POLICY, e.to_string())),
-                },
+                Inbound::Text(text) => text_event(self, ctx, &text).await,
                 Inbound::Binary(_) => Err(SessionError::close(close::UNSUPPORTED, "binary messages are not events")),
             }
         }
@@ -93,5 +85,18 @@ pub trait Session: Send + Sized + 'static {
     fn on_leave(&mut self, ctx: &mut Context) -> impl Future<Output = ()> + Send {
         let _ = ctx;
         async {}
+    }
+}
+
+/// A text message as an event: parsed, handled, and replied to if the page numbered it.
+pub(crate) async fn text_event<S: Session>(session: &mut S, ctx: &mut Context, text: &str) -> Result<(), SessionError> {
+    match parse_event(text, &ctx.parse_limits()) {
+        Ok(event) => {
+            let reference = event.reference;
+            let handled = session.on_event(ctx, event).await;
+            ctx.reply(reference.filter(|_| handled.is_ok()));
+            handled
+        }
+        Err(e) => Err(SessionError::close(close::POLICY, e.to_string())),
     }
 }

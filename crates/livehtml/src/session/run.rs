@@ -8,7 +8,7 @@ use super::rate::{Bucket, Verdict};
 use super::{Context, Session, SessionError};
 use crate::link::{Link, Next};
 use crate::observe;
-use crate::protocol::close;
+use crate::protocol::{Inbound, close};
 
 /// Runs `session` over `link` to its end: `on_join`, then each message and info in order, then
 /// `on_leave`, then the close.
@@ -60,7 +60,11 @@ async fn drive<S: Session, L: Link>(
                 // Measured by value: a borrow here would keep the message's slot in every idle
                 // connection's task.
                 let message = observe_in(message);
-                match bucket.take(link.rate()) {
+                // Binary messages are a live view's upload chunks (bounded by the uploads the
+                // page declared in events, which are counted) or refused whole: not counted.
+                let verdict =
+                    if matches!(message, Inbound::Binary(_)) { Verdict::Handle } else { bucket.take(link.rate()) };
+                match verdict {
                     // Timed inside the box: the clock is not in every idle connection's task.
                     Verdict::Handle => {
                         Box::pin(async {

@@ -46,10 +46,12 @@
 //! ```
 
 mod parked;
+mod receiving;
 pub(crate) mod runtime;
 mod stream;
 mod testing;
 pub(crate) mod token;
+mod upload;
 
 use std::future::Future;
 
@@ -58,6 +60,7 @@ use futures_util::future::BoxFuture;
 
 pub use stream::Stream;
 pub use testing::ViewTest;
+pub use upload::{CHUNK, Entry, Upload, UploadedFile};
 
 use crate::protocol::{Event, Html};
 use crate::pubsub::Info;
@@ -99,6 +102,24 @@ pub trait LiveView: Send + Sized + 'static {
     /// A message from a topic this view subscribed to, or from its own timer.
     fn on_info(&mut self, ctx: &mut Context, info: Info) -> impl Future<Output = Result<(), ViewError>> + Send {
         let _ = (ctx, info);
+        async { Ok(()) }
+    }
+
+    /// The view's [`Upload`] named `name` (a file input's `lh-upload="name"`), if it has one:
+    /// files offered to it are checked against it, and their progress lives in it.
+    fn upload(&mut self, name: &str) -> Option<&mut Upload> {
+        let _ = name;
+        None
+    }
+
+    /// A file arrived whole at one of the view's uploads. Store it (the bytes are the view's
+    /// now); an error is shown to the page as a handler's is.
+    fn on_upload(
+        &mut self,
+        ctx: &mut Context,
+        file: UploadedFile,
+    ) -> impl Future<Output = Result<(), ViewError>> + Send {
+        let _ = (ctx, file);
         async { Ok(()) }
     }
 
@@ -235,6 +256,8 @@ pub(crate) trait DynView: Send {
     fn on_event<'a>(&'a mut self, ctx: &'a mut Context, event: Event) -> BoxFuture<'a, Result<(), ViewError>>;
     fn on_info<'a>(&'a mut self, ctx: &'a mut Context, info: Info) -> BoxFuture<'a, Result<(), ViewError>>;
     fn on_leave<'a>(&'a mut self, ctx: &'a mut Context) -> BoxFuture<'a, ()>;
+    fn upload(&mut self, name: &str) -> Option<&mut Upload>;
+    fn on_upload<'a>(&'a mut self, ctx: &'a mut Context, file: UploadedFile) -> BoxFuture<'a, Result<(), ViewError>>;
 }
 
 impl<V: LiveView> DynView for V {
@@ -260,5 +283,13 @@ impl<V: LiveView> DynView for V {
 
     fn on_leave<'a>(&'a mut self, ctx: &'a mut Context) -> BoxFuture<'a, ()> {
         Box::pin(LiveView::on_leave(self, ctx))
+    }
+
+    fn upload(&mut self, name: &str) -> Option<&mut Upload> {
+        LiveView::upload(self, name)
+    }
+
+    fn on_upload<'a>(&'a mut self, ctx: &'a mut Context, file: UploadedFile) -> BoxFuture<'a, Result<(), ViewError>> {
+        Box::pin(LiveView::on_upload(self, ctx, file))
     }
 }

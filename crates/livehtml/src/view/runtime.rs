@@ -9,11 +9,12 @@ use axum::http::HeaderMap;
 use futures_util::future::BoxFuture;
 
 use super::parked::{Parked, Parking};
+use super::receiving::{Receiving, is_upload_event};
 use super::stream::{self, Shown};
 use super::token::{Claims, Signer};
 use super::{DynView, LiveView, Mount, ViewError};
 use crate::protocol::names::control;
-use crate::protocol::{Event, Fragment, Frame, Html, Swap, close};
+use crate::protocol::{Event, Fragment, Frame, Html, Inbound, Swap, close};
 use crate::pubsub::{Info, PubSub};
 use crate::render::{Fingerprints, Patch, Rendered};
 use crate::session::{Context, Session, SessionError};
@@ -200,7 +201,7 @@ pub(crate) struct ViewSession<St> {
     headers: HeaderMap,
     /// livehtml.js morphs; plain htmx replaces.
     morph: bool,
-    view: Option<Box<dyn DynView>>,
+    pub(super) view: Option<Box<dyn DynView>>,
     shown: Fingerprints,
     url: String,
     /// The page's identity (from its token; a navigation's new token changes it); 0 before
@@ -212,6 +213,8 @@ pub(crate) struct ViewSession<St> {
     pub(crate) last_update: (usize, usize),
     /// The test client's copy of what the view's streams show (`None` on a real connection).
     pub(crate) streams: Option<Shown>,
+    /// Files on their way to the view's uploads.
+    pub(crate) receiving: Receiving,
 }
 
 /// Takes a render of `view` for the page: its streams forget what it sends them.
@@ -243,6 +246,7 @@ impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
             resume,
             last_update: (0, 0),
             streams: None,
+            receiving: Receiving::default(),
         }
     }
 
@@ -270,6 +274,13 @@ impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
             let url = event.value("url").ok_or_else(|| ViewError::bad_request("navigation without a url"))?.to_owned();
             return self.navigate(ctx, &url).await;
         }
+        if is_upload_event(&event) {
+            if event.name.as_deref() == Some(control::UPLOAD_EVENT) {
+                return self.offer(ctx, &event);
+            }
+            self.cancel_upload(ctx, &event);
+            return Ok(());
+        }
         let view = self.view.as_mut().ok_or(ViewError::NotFound)?;
         let result = view.on_event(ctx, event).await;
         self.refresh(ctx);
@@ -284,7 +295,7 @@ impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
     }
 
     /// Renders again and pushes only the regions that changed.
-    fn refresh(&mut self, ctx: &mut Context) {
+    pub(crate) fn refresh(&mut self, ctx: &mut Context) {
         let Some(view) = &self.view else { return };
         let rendered = Rendered::new(take_render(view.as_ref(), &mut self.streams));
         let sent = match rendered.diff(&self.shown) {
@@ -322,6 +333,7 @@ impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
             }
             Err(e) => return Err(e),
         };
+        self.drop_files();
         if let Some(old) = self.view.as_mut() {
             old.on_leave(ctx).await;
             // What the old view pushed while leaving is not for the new one.
@@ -350,7 +362,7 @@ impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
         Ok(())
     }
 
-    fn flash(ctx: &mut Context, error: &ViewError) {
+    pub(crate) fn flash(ctx: &mut Context, error: &ViewError) {
         if let ViewError::Internal(e) = error {
             tracing::error!(error = %e, "live view failed");
         }
@@ -360,6 +372,14 @@ impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
 }
 
 impl<St: Clone + Send + Sync + 'static> Session for ViewSession<St> {
+    /// Events as any session's; binary messages are the chunks of files being uploaded.
+    async fn on_message(&mut self, ctx: &mut Context, message: Inbound) -> Result<(), SessionError> {
+        match message {
+            Inbound::Text(text) => crate::session::text_event(self, ctx, &text).await,
+            Inbound::Binary(bytes) => self.chunk(ctx, &bytes).await,
+        }
+    }
+
     async fn on_join(&mut self, ctx: &mut Context) -> Result<(), SessionError> {
         // A view recovers whole (resumed or sent anew), never topic by topic.
         ctx.forget_since();
@@ -434,6 +454,7 @@ impl<St: Clone + Send + Sync + 'static> Session for ViewSession<St> {
     /// The view leaves this connection (`on_leave`) and is kept for its page's reconnect
     /// during the grace period.
     async fn on_leave(&mut self, ctx: &mut Context) {
+        self.drop_files();
         let parked = match self.view.take() {
             Some(mut view) => {
                 view.on_leave(ctx).await;

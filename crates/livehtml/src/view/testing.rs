@@ -133,6 +133,39 @@ impl<St: Clone + Send + Sync + 'static> ViewTest<St> {
         result.map(|()| sent)
     }
 
+    /// Uploads a file to the view's upload `upload`, as livehtml.js does: offers it (with
+    /// `values`, as an input's `lh-value-*`), then, if the upload accepts it, sends it in
+    /// chunks. Returns everything the page would have been sent (progress, the view after
+    /// [`super::LiveView::on_upload`]); a refused file returns what the page is shown about it.
+    pub async fn upload(
+        &mut self,
+        upload: &str,
+        file_name: &str,
+        content_type: &str,
+        bytes: &[u8],
+        values: &[(&str, &str)],
+    ) -> Result<String, ViewError> {
+        let files = serde_json::json!([{ "ref": "t", "name": file_name, "size": bytes.len(), "type": content_type }])
+            .to_string();
+        let mut offer = vec![("upload", upload), ("files", files.as_str())];
+        offer.extend_from_slice(values);
+        let mut sent = self.event(crate::protocol::names::control::UPLOAD_EVENT, &offer).await?;
+        let go = format!("{}=\"t:", crate::protocol::names::attr::UPLOAD_GO);
+        let Some(id) =
+            sent.split(&go).nth(1).and_then(|rest| rest.split('"').next()).and_then(|id| id.parse::<u32>().ok())
+        else {
+            return Ok(sent);
+        };
+        let pieces: Vec<&[u8]> = if bytes.is_empty() { vec![&[][..]] } else { bytes.chunks(super::CHUNK).collect() };
+        for piece in pieces {
+            let mut message = id.to_be_bytes().to_vec();
+            message.extend_from_slice(piece);
+            self.session.chunk(&mut self.ctx, &message).await.map_err(|e| ViewError::bad_request(e.to_string()))?;
+            sent.push_str(&self.take_sent());
+        }
+        Ok(sent)
+    }
+
     /// Follows a link to `url` over the socket, as an `lh-nav` link does.
     pub async fn navigate(&mut self, url: &str) -> Result<(), ViewError> {
         let result = self.session.navigate(&mut self.ctx, url).await;

@@ -51,6 +51,39 @@ impl fmt::Display for Html {
     }
 }
 
+#[cfg(feature = "askama")]
+impl Html {
+    /// Renders an askama template. An HTML template escapes what it interpolates (askama's
+    /// default for `.html` templates and `ext = "html"`), so user text stays text.
+    ///
+    /// A template that fails to render (a filter's error) is logged and shown as a short
+    /// message: a view's `render` cannot fail.
+    ///
+    /// ```
+    /// use askama::Template;
+    /// use livehtml::Html;
+    ///
+    /// #[derive(Template)]
+    /// #[template(source = r#"<p id="count">{{ count }}</p><p>{{ name }}</p>"#, ext = "html")]
+    /// struct Counter<'a> {
+    ///     count: i64,
+    ///     name: &'a str,
+    /// }
+    ///
+    /// let html = Html::from_template(&Counter { count: 3, name: "<b>Ann</b>" });
+    /// assert_eq!(html.as_str(), r#"<p id="count">3</p><p>&#60;b&#62;Ann&#60;/b&#62;</p>"#);
+    /// ```
+    pub fn from_template(template: &impl askama::Template) -> Self {
+        match template.render() {
+            Ok(markup) => Self(markup),
+            Err(e) => {
+                tracing::error!(error = %e, "a template failed to render");
+                Self("<p>This part of the page could not be shown.</p>".into())
+            }
+        }
+    }
+}
+
 #[cfg(feature = "maud")]
 impl From<maud::Markup> for Html {
     fn from(markup: maud::Markup) -> Self {

@@ -4,6 +4,7 @@
 //! lhbench run --mode burst --name node-ws --dialect json --clients 1000 --messages 1000 -- node server.mjs
 //! lhbench table results/*.json
 //! lhbench soak --clients 2000 --duration-secs 600 -- target/release/peer-livehtml
+//! lhbench views --name livehtml --clients 1000 --seconds 10 -- target/release/peer-livehtml
 //! ```
 //!
 //! Loopback only: it connects to 127.0.0.1, and every loop is bounded in count and time.
@@ -13,6 +14,7 @@ mod proc;
 mod report;
 mod run;
 mod soak;
+mod views;
 mod worker;
 
 use std::path::PathBuf;
@@ -38,6 +40,8 @@ enum Cmd {
     /// Everything at once for a bounded time (stable clients, bursts, churn, slow readers, bad
     /// input): the peer's memory and descriptors over time, and messages lost.
     Soak(soak::SoakArgs),
+    /// Live views under load: pages each joined to a view, sending events in a closed loop.
+    Views(views::ViewsArgs),
     /// Internal: a worker process holding a share of the clients.
     #[command(hide = true)]
     Worker(worker::WorkerArgs),
@@ -49,6 +53,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Cmd::Table { files } => {
             print!("{}", report::table(&files)?);
             Ok(())
+        }
+        Cmd::Views(args) => {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(views::run(args))
         }
         Cmd::Soak(args) => {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;

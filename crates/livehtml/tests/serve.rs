@@ -101,7 +101,10 @@ async fn a_keep_alive_connections_second_head_has_a_deadline_too() {
     let head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
     let (sent, took) = common::trickle(&mut tcp, head).await;
     assert!(sent < head.len(), "closed before the second head was whole");
-    assert!(took >= HEAD, "not before its deadline");
+    // The deadline runs from the end of the first response, which the server wrote a moment
+    // before this client read it (more than a moment on a busy machine): measured from here,
+    // the close comes a little early.
+    assert!(took + Duration::from_millis(100) >= HEAD, "not before its deadline: {took:?}");
 }
 
 #[tokio::test]

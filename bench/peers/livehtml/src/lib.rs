@@ -3,7 +3,7 @@
 //! rendered, escaped HTML fragment out, shared by every subscriber.
 
 use axum::Router;
-use livehtml::{Config, Context, Event, Fragment, Limits, Live, Origins, Session, SessionError};
+use livehtml::{Config, Context, Event, Fragment, Html, Limits, Live, LiveRoutes, LiveView, Mount, Origins, Session, SessionError, ViewError};
 use maud::html;
 
 /// Messages a client may fall behind before it is cut off. A burst of 1000 messages to every
@@ -32,6 +32,32 @@ fn line(name: &str, message: &str) -> Fragment {
     Fragment::append("messages", line).tag("ul")
 }
 
+/// The live-view benchmark's view (`lhbench views`): a counter, as Dioxus LiveView's example
+/// has it; each `inc` event re-renders it and sends the changed region.
+struct Counter {
+    count: u64,
+}
+
+impl LiveView for Counter {
+    type State = ();
+
+    async fn mount(_: &(), _: &Mount) -> Result<Self, ViewError> {
+        Ok(Counter { count: 0 })
+    }
+
+    fn render(&self) -> Html {
+        html! { p #count { "Count: " (self.count) } button lh-click="inc" { "+1" } }.into()
+    }
+
+    async fn on_event(&mut self, _: &mut Context, event: Event) -> Result<(), ViewError> {
+        match event.name.as_deref() {
+            Some("inc") => self.count += 1,
+            _ => return Err(ViewError::unknown_event(&event)),
+        }
+        Ok(())
+    }
+}
+
 /// The SSE benchmark's sender: `{"name", "message"}` posted, broadcast to every stream.
 #[derive(serde::Deserialize)]
 struct Post {
@@ -47,7 +73,9 @@ pub fn app() -> (Live, Router) {
     let limits = Limits::default().outbound_queue(QUEUE).no_rate_limit();
     let live = Live::new(Config::default().origins(Origins::Any).limits(limits));
     let pubsub = live.pubsub().clone();
-    let router = Router::new().route("/ws", live.endpoint(|_| Chat)).route("/sse", live.endpoint(|_| Chat)).route(
+    let views = LiveRoutes::new(&live, ()).route::<Counter>("/counter").limits(limits).build();
+    let router = views
+        .router().route("/ws", live.endpoint(|_| Chat)).route("/sse", live.endpoint(|_| Chat)).route(
         "/post",
         axum::routing::post(move |axum::Json(post): axum::Json<Post>| {
             let pubsub = pubsub.clone();

@@ -1,0 +1,236 @@
+//! `lhbench views`: live views under load. `--clients` pages each load a view over HTTP, join
+//! it over a WebSocket, and then send events in a closed loop (each page sends its next event
+//! once the answer to the last one arrived). Reports events per second, the event round trip
+//! (p50, p99, p99.9), the server's memory per connected view and its CPU per event, and the bytes the
+//! server sends per event.
+//!
+//! Peers (`--kind`): `livehtml` (a page whose first render names its socket in `lh-connect`;
+//! events are livehtml.js's, numbered with `LH-Ref`; an event is answered when its `lh-reply`
+//! arrives) and `dioxus` (Dioxus LiveView: the socket at `/ws`, events as its interpreter sends
+//! them, `{"method":"user_event",...}`; an event is answered by the next edits message).
+//!
+//! One tokio task per page on one thread, with tokio-tungstenite's default settings: what an
+//! ordinary client looks like. Loopback only; bounded by `--seconds`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::proc;
+use crate::run::spawn_peer;
+
+type Error = Box<dyn std::error::Error>;
+/// What a page's task fails with (it crosses the task's boundary).
+type TaskError = Box<dyn std::error::Error + Send + Sync>;
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The peer's kind of live view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Kind {
+    /// A livehtml live view.
+    Livehtml,
+    /// A Dioxus LiveView app.
+    Dioxus,
+}
+
+/// `lhbench views` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ViewsArgs {
+    /// Name of the peer, for the report.
+    #[arg(long)]
+    name: String,
+    /// The peer's kind of live view.
+    #[arg(long, value_enum, default_value = "livehtml")]
+    kind: Kind,
+    /// The view's page (livehtml).
+    #[arg(long, default_value = "/counter")]
+    path: String,
+    /// The event each page sends (livehtml: its name; dioxus: the element id of the button).
+    #[arg(long, default_value = "inc")]
+    event: String,
+    /// Pages, each with its own view.
+    #[arg(long, default_value_t = 1000)]
+    clients: usize,
+    /// How long the closed loop runs, in seconds.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Give up on any single wait after this many seconds.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+    /// Write the JSON report here too.
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+    /// The peer's command line; it gets a free port in `PORT`.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct ViewsReport {
+    name: String,
+    kind: Kind,
+    clients: usize,
+    seconds: f64,
+    events: u64,
+    events_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    p999_ms: f64,
+    /// Server RSS growth from before the pages joined to after, per page.
+    rss_kb_per_view: f64,
+    /// Server CPU time per event during the loop.
+    cpu_us_per_event: f64,
+    /// WebSocket payload bytes the pages received per event.
+    bytes_per_event: f64,
+}
+
+/// Runs the benchmark and prints its report.
+pub(crate) async fn run(args: ViewsArgs) -> Result<(), Error> {
+    let peer = spawn_peer(&args.command, args.timeout).await?;
+    let wait = Duration::from_secs(args.timeout);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = proc::read(peer.pid)?;
+    let mut pages = Vec::with_capacity(args.clients);
+    for _ in 0..args.clients {
+        pages.push(tokio::time::timeout(wait, join(&args, peer.addr)).await.map_err(|_| "joining timed out")??);
+    }
+    // Let every view finish mounting before the reading.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let joined = proc::read(peer.pid)?;
+    let rss_kb_per_view = joined.rss_kb.saturating_sub(before.rss_kb) as f64 / args.clients as f64;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let bytes = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let cpu_before = proc::read(peer.pid)?.cpu_ticks;
+    let tasks: Vec<_> = pages
+        .into_iter()
+        .map(|page| tokio::spawn(drive(page, args.kind, args.event.clone(), stop.clone(), bytes.clone(), wait)))
+        .collect();
+    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    for task in tasks {
+        histogram.add(task.await?.map_err(|e| e.to_string())?)?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu = proc::read(peer.pid)?.cpu_ticks.saturating_sub(cpu_before);
+    let events = histogram.len();
+    let report = ViewsReport {
+        name: args.name.clone(),
+        kind: args.kind,
+        clients: args.clients,
+        seconds,
+        events,
+        events_per_sec: events as f64 / seconds,
+        p50_ms: histogram.value_at_quantile(0.5) as f64 / 1000.0,
+        p99_ms: histogram.value_at_quantile(0.99) as f64 / 1000.0,
+        p999_ms: histogram.value_at_quantile(0.999) as f64 / 1000.0,
+        rss_kb_per_view,
+        cpu_us_per_event: cpu as f64 * 1e6 / proc::ticks_per_second() as f64 / events.max(1) as f64,
+        bytes_per_event: bytes.load(Ordering::Relaxed) as f64 / events.max(1) as f64,
+    };
+    eprintln!(
+        "{}: {} views, {:.0} events/s, round trip p50 {:.2} ms p99 {:.2} ms p99.9 {:.2} ms, {:.2} KB per view, {:.1} µs CPU and {:.0} bytes per event",
+        report.name,
+        report.clients,
+        report.events_per_sec,
+        report.p50_ms,
+        report.p99_ms,
+        report.p999_ms,
+        report.rss_kb_per_view,
+        report.cpu_us_per_event,
+        report.bytes_per_event
+    );
+    let json = serde_json::to_string(&report)?;
+    println!("{json}");
+    if let Some(out) = &args.out {
+        std::fs::write(out, json)?;
+    }
+    Ok(())
+}
+
+/// One page: loaded, joined, and past what its view sends when it joins.
+async fn join(args: &ViewsArgs, addr: SocketAddr) -> Result<Socket, Error> {
+    let url = match args.kind {
+        Kind::Livehtml => {
+            let page = get(addr, &args.path).await?;
+            let connect = page.split("lh-connect=\"").nth(1).and_then(|r| r.split('"').next()).ok_or("no lh-connect")?;
+            format!("ws://{addr}{}&client=lh", connect.replace("&amp;", "&"))
+        }
+        Kind::Dioxus => format!("ws://{addr}/ws"),
+    };
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+    if args.kind == Kind::Dioxus {
+        // Its first message: the edits that build the page.
+        next_payload(&mut ws).await.map_err(|e| e.to_string())?;
+    }
+    Ok(ws)
+}
+
+/// A plain HTTP/1.1 GET of `path`; the response, head and body.
+async fn get(addr: SocketAddr, path: &str) -> Result<String, Error> {
+    let mut tcp = tokio::net::TcpStream::connect(addr).await?;
+    tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).await?;
+    let mut out = Vec::new();
+    tcp.read_to_end(&mut out).await?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// The next text or binary payload (pings are answered by tungstenite).
+async fn next_payload(ws: &mut Socket) -> Result<Vec<u8>, TaskError> {
+    loop {
+        match ws.next().await.ok_or("closed")?? {
+            Message::Text(t) => return Ok(t.as_bytes().to_vec()),
+            Message::Binary(b) => return Ok(b.to_vec()),
+            Message::Close(c) => return Err(format!("closed: {c:?}").into()),
+            _ => {}
+        }
+    }
+}
+
+/// The closed loop of one page until `stop`; its round trips.
+async fn drive(
+    mut ws: Socket,
+    kind: Kind,
+    event: String,
+    stop: Arc<AtomicBool>,
+    bytes: Arc<AtomicU64>,
+    wait: Duration,
+) -> Result<Histogram<u64>, TaskError> {
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut n = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        n += 1;
+        let message = match kind {
+            Kind::Livehtml => format!(r#"{{"HEADERS":{{"LH-Client":"1","LH-Event":"{event}","LH-Ref":"{n}"}}}}"#),
+            Kind::Dioxus => format!(
+                r#"{{"method":"user_event","params":{{"name":"click","element":{event},"data":{{"client_x":0,"client_y":0,"element_x":0,"element_y":0,"page_x":0,"page_y":0,"screen_x":0,"screen_y":0,"alt_key":false,"ctrl_key":false,"meta_key":false,"shift_key":false,"mouse_button":0,"held_buttons":0}},"bubbles":true}}}}"#
+            ),
+        };
+        let sent = Instant::now();
+        ws.send(Message::text(message)).await?;
+        let reply = format!("lh-reply=\"{n}\"");
+        loop {
+            let payload = tokio::time::timeout(wait, next_payload(&mut ws)).await.map_err(|_| "no answer in time")??;
+            bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
+            let answered = match kind {
+                Kind::Livehtml => payload.windows(reply.len()).any(|w| w == reply.as_bytes()),
+                Kind::Dioxus => true,
+            };
+            if answered {
+                break;
+            }
+        }
+        histogram.record(sent.elapsed().as_micros().max(1) as u64)?;
+    }
+    let _ = ws.close(None).await;
+    Ok(histogram)
+}

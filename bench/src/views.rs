@@ -162,7 +162,8 @@ async fn join(args: &ViewsArgs, addr: SocketAddr) -> Result<Socket, Error> {
     let url = match args.kind {
         Kind::Livehtml => {
             let page = get(addr, &args.path).await?;
-            let connect = page.split("lh-connect=\"").nth(1).and_then(|r| r.split('"').next()).ok_or("no lh-connect")?;
+            let connect =
+                page.split("lh-connect=\"").nth(1).and_then(|r| r.split('"').next()).ok_or("no lh-connect")?;
             format!("ws://{addr}{}&client=lh", connect.replace("&amp;", "&"))
         }
         Kind::Dioxus => format!("ws://{addr}/ws"),
@@ -212,18 +213,20 @@ async fn drive(
         let message = match kind {
             Kind::Livehtml => format!(r#"{{"HEADERS":{{"LH-Client":"1","LH-Event":"{event}","LH-Ref":"{n}"}}}}"#),
             Kind::Dioxus => format!(
-                r#"{{"method":"user_event","params":{{"name":"click","element":{event},"data":{{"client_x":0,"client_y":0,"element_x":0,"element_y":0,"page_x":0,"page_y":0,"screen_x":0,"screen_y":0,"alt_key":false,"ctrl_key":false,"meta_key":false,"shift_key":false,"mouse_button":0,"held_buttons":0}},"bubbles":true}}}}"#
+                r#"{{"method":"user_event","params":{{"name":"click","element":{event},"data":{{"alt_key":false,"button":0,"buttons":0,"client_x":1,"client_y":1,"ctrl_key":false,"meta_key":false,"offset_x":1,"offset_y":1,"page_x":1,"page_y":1,"screen_x":1,"screen_y":1,"shift_key":false}},"bubbles":true}}}}"#
             ),
         };
         let sent = Instant::now();
         ws.send(Message::text(message)).await?;
         let reply = format!("lh-reply=\"{n}\"");
         loop {
-            let payload = tokio::time::timeout(wait, next_payload(&mut ws)).await.map_err(|_| "no answer in time")??;
+            let payload =
+                tokio::time::timeout(wait, next_payload(&mut ws)).await.map_err(|_| "no answer in time")??;
             bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
             let answered = match kind {
                 Kind::Livehtml => payload.windows(reply.len()).any(|w| w == reply.as_bytes()),
-                Kind::Dioxus => true,
+                // Its edits carry the counter's new text (other messages may come between).
+                Kind::Dioxus => payload.windows(7).any(|w| w == b"Count: "),
             };
             if answered {
                 break;

@@ -3,7 +3,10 @@
 //! rendered, escaped HTML fragment out, shared by every subscriber.
 
 use axum::Router;
-use livehtml::{Config, Context, Event, Fragment, Html, Limits, Live, LiveRoutes, LiveView, Mount, Origins, Session, SessionError, ViewError};
+use livehtml::{
+    Config, Context, Event, Fragment, Html, Limits, Live, LiveRoutes, LiveView, Mount, Origins, Session, SessionError,
+    ViewError,
+};
 use maud::html;
 
 /// Messages a client may fall behind before it is cut off. A burst of 1000 messages to every
@@ -66,7 +69,8 @@ struct Post {
 }
 
 /// The peer's routes: the chat socket at `/ws`; the same sessions over Server-Sent Events at
-/// `/sse`, with `/post` for the benchmark's sender (it is not a page bound to a stream).
+/// `/sse`, with `/post` for the benchmark's sender (it is not a page bound to a stream); the
+/// counter live view at `/counter` (its socket at livehtml's default path).
 pub fn app() -> (Live, Router) {
     // The load generator's sender sends as fast as it can: no message allowance (no other peer
     // has one either).
@@ -74,8 +78,7 @@ pub fn app() -> (Live, Router) {
     let live = Live::new(Config::default().origins(Origins::Any).limits(limits));
     let pubsub = live.pubsub().clone();
     let views = LiveRoutes::new(&live, ()).route::<Counter>("/counter").limits(limits).build();
-    let router = views
-        .router().route("/ws", live.endpoint(|_| Chat)).route("/sse", live.endpoint(|_| Chat)).route(
+    let router = views.router().route("/ws", live.endpoint(|_| Chat)).route("/sse", live.endpoint(|_| Chat)).route(
         "/post",
         axum::routing::post(move |axum::Json(post): axum::Json<Post>| {
             let pubsub = pubsub.clone();

@@ -165,3 +165,16 @@ test("board: a 5 MB image uploads over the socket with progress and shows on the
   await ann.locator("#uploads .error", { hasText: "notes.txt: not a type this takes" }).waitFor();
   assert.deepEqual([...ann.errors, ...bob.errors], []);
 });
+
+test("board: over Server-Sent Events, an image uploads by POSTs and shows on the card", async (t) => {
+  const { browser, server } = await demo(t, "board");
+  if (!browser) return;
+  const page = await board(browser, `${server.url}/board`);
+  await signIn(page, "Di");
+  await page.goto(`${server.url}/board?transport=sse`);
+  await page.locator('#lh-view[lh-state="open"][lh-transport="sse"]').waitFor();
+  await page.click('#card-1 button:has-text("Details")');
+  await page.setInputFiles('#details-1 input[type="file"]', { name: "small.png", mimeType: "image/png", buffer: png(300, 300) });
+  await page.waitForFunction(() => /** @type {HTMLImageElement | null} */ (document.querySelector("#card-1 img.thumb"))?.naturalWidth === 300);
+  assert.deepEqual(page.errors, []);
+});

@@ -48,8 +48,8 @@
   // Public API
   // ======================================================================
 
-  /** What a connection sends through: a WebSocket, or an SSE stream with POSTs.
-   * @typedef {{ readyState: number, send(data: string): void, close(code?: number): void }} Channel */
+  /** What a connection sends through: a WebSocket, or SSE or long-polling with POSTs (`send` then
+   * resolves to whether the server took it). @typedef {{ readyState: number, send(data: string | Uint8Array): unknown, close(code?: number): void }} Channel */
   /** @typedef {{ socket: Channel | null, url: string, element: Element, attempt: number,
    *              queue: string[], timer: number | undefined, closed: boolean,
    *              transport: "ws" | "sse" | "poll",
@@ -127,8 +127,7 @@
     4002: "reload", // the live view's token was not accepted: only a fresh render helps
   };
 
-  /** What a client does after a close with `code`.
-   * @param {number} code @returns {"stay" | "reconnect" | "reload"} */
+  /** What a client does after a close with `code`. @param {number} code @returns {"stay" | "reconnect" | "reload"} */
   function closePolicy(code) {
     return CLOSE_POLICY[code] || "reconnect";
   }
@@ -255,16 +254,17 @@
     return !conn.opened && conn.socket === channel && !conn.closed && conn.transport !== "poll";
   }
 
-  /** Sends a page's message by POST, with its stream's (or long-poll session's) signed id.
-   * @param {Connection} conn @param {string} id @param {string} data @param {() => void} gone */
+  /** Sends a page's message (an event, a piece of a file) by POST with its stream's (or long-poll
+   * session's) signed id; resolves to whether the server took it.
+   * @param {Connection} conn @param {string} id @param {string | Uint8Array} data @param {() => void} gone */
   function post(conn, id, data, gone) {
-    const headers = { "Content-Type": "application/json", [WIRE.header.STREAM]: id };
-    livehtml.fetch(conn.url, { method: "POST", headers, body: data }).then((r) => {
-      if (r.ok) return;
+    const headers = { "Content-Type": typeof data === "string" ? "application/json" : "application/octet-stream", [WIRE.header.STREAM]: id };
+    return livehtml.fetch(conn.url, { method: "POST", headers, body: /** @type {BodyInit} */ (data) }).then((r) => {
+      if (r.ok) return true;
       fire(conn.element, "lh:error", { error: new Error(`event refused: ${r.status}`) });
-      // The session ended under us: start a new one.
-      if (r.status === 410) gone();
-    }, (error) => fire(conn.element, "lh:error", { error }));
+      if (r.status === 410) gone(); // the session ended under us: start a new one
+      return false;
+    }, (error) => (fire(conn.element, "lh:error", { error }), false));
   }
 
   /** Server-Sent Events: fragments arrive as events, the page's messages go out by POST to the
@@ -286,7 +286,7 @@
     const channel = {
       readyState: WebSocket.CONNECTING,
       send(data) {
-        post(conn, id, data, () => conn.socket === channel && end(1006, "stream gone"));
+        return post(conn, id, data, () => conn.socket === channel && end(1006, "stream gone"));
       },
       close(code) {
         end(code ?? 1000, "");
@@ -340,7 +340,7 @@
     const channel = {
       readyState: WebSocket.CONNECTING,
       send(data) {
-        post(conn, id, data, () => end(1006, "session gone"));
+        return post(conn, id, data, () => end(1006, "session gone"));
       },
       close(code) {
         end(code ?? 1000, "");

@@ -1,8 +1,9 @@
 // upload.js, the fourth part of livehtml.js (see livehtml.js): files chosen in a live view's
-// file input travel over its WebSocket. The page offers them (name, size, type) in an event;
+// file input travel over its connection. The page offers them (name, size, type) in an event;
 // the server answers with the ones its upload accepts (lh-upload-go) and renders their
 // progress; each goes in binary messages (its id, 4 bytes big-endian, then up to 32 KiB),
 // paced by what the socket has not sent yet, until done or told to stop (lh-upload-stop).
+// Over SSE or long-polling each piece is a POST (application/octet-stream), one at a time.
 //
 //   <input type="file" lh-upload="image" multiple>   its files go to the view's upload "image"
 // @ts-check
@@ -63,20 +64,20 @@
     if (!owner) return;
     const conn = lh().connect(owner);
     const socket = conn.socket;
-    if (conn.transport !== "ws" || !socket) {
-      owner.dispatchEvent(new CustomEvent("lh:error", { bubbles: true, detail: { error: new Error("uploads need a WebSocket") } }));
-      lh().send(input, null, lh().wire.control.UPLOAD_CANCEL_EVENT, { upload: input.getAttribute("lh-upload") || "", id: String(id) });
-      return;
-    }
+    const ws = conn.transport === "ws";
     for (let at = 0; at < file.size || (at === 0 && file.size === 0); at += CHUNK) {
-      while (socket.bufferedAmount > BUFFERED) await new Promise((resolve) => setTimeout(resolve, 10));
+      while (ws && socket.bufferedAmount > BUFFERED) await new Promise((resolve) => setTimeout(resolve, 10));
       // Stopped, or the connection went (the server dropped the file with it).
-      if (stopped.has(id) || conn.socket !== socket || socket.readyState !== WebSocket.OPEN) return;
+      if (stopped.has(id) || !socket || conn.socket !== socket || socket.readyState !== WebSocket.OPEN) return;
       const piece = new Uint8Array(await file.slice(at, at + CHUNK).arrayBuffer());
       const message = new Uint8Array(4 + piece.length);
       new DataView(message.buffer).setUint32(0, id);
       message.set(piece, 4);
-      socket.send(message);
+      // A POST the server could not take yet (its queue for the page is full) is sent again.
+      for (let tries = 0; !(await socket.send(message)) && !ws; tries++) {
+        if (tries === 20 || stopped.has(id)) return;
+        await new Promise((resolve) => setTimeout(resolve, 50 * (tries + 1)));
+      }
       if (file.size === 0) break;
     }
   }

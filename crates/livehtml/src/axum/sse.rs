@@ -147,14 +147,23 @@ impl Live {
         let Some(poster) = poster.filter(|p| !p.is_gone()) else {
             return (StatusCode::GONE, "the stream has ended: reconnect").into_response();
         };
-        let Some(text) = text else {
-            return (StatusCode::BAD_REQUEST, "the body is not UTF-8").into_response();
+        // A piece of a file a live view's page uploads (it cannot send binary messages here).
+        let binary = headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .is_some_and(|t| t.as_bytes().eq_ignore_ascii_case(b"application/octet-stream"));
+        let inbound = if binary {
+            Inbound::Binary(bytes)
+        } else {
+            let Some(text) = text else {
+                return (StatusCode::BAD_REQUEST, "the body is not UTF-8").into_response();
+            };
+            // Checked here so a bad post gets its reason and the stream stays open.
+            if let Err(e) = parse_event(&text, &limits.parse()) {
+                return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
+            }
+            Inbound::Text(text)
         };
-        // Checked here so a bad post gets its reason and the stream stays open.
-        if let Err(e) = parse_event(&text, &limits.parse()) {
-            return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
-        }
-        match poster.post(Inbound::Text(text)) {
+        match poster.post(inbound) {
             Ok(()) => StatusCode::NO_CONTENT.into_response(),
             Err(PostError::Gone) => (StatusCode::GONE, "the stream has ended: reconnect").into_response(),
             Err(PostError::Busy) => (StatusCode::TOO_MANY_REQUESTS, "the stream is behind").into_response(),

@@ -161,8 +161,8 @@ test("client commands run on click with no round trip, and survive the server's 
 test("an event in flight marks its element and form, disables the submit, and a refusal undoes the optimistic change", async (t) => {
   const page = await client(t);
   if (!page) return;
-  const { attr } = fixture.names;
-  const got = await page.evaluate((attr) => {
+  const { comment } = fixture.names;
+  const got = await page.evaluate((comment) => {
     document.body.innerHTML = `<form id="f" lh-optimistic="hide #item"><input name="x">
       <button id="save" lh-disable-with="Saving…">Save</button></form><p id="item">item</p>`;
     const lh = window.livehtml;
@@ -176,14 +176,30 @@ test("an event in flight marks its element and form, disables the submit, and a 
     // A morph while in flight keeps the loading state.
     lh.swap(`<form id="f" lh-optimistic="hide #item" hx-swap-oob="outerMorph"><input name="x"><button id="save" lh-disable-with="Saving…">Save</button></form>`);
     seen.push(snap());
-    lh.swap(`<template ${attr.REPLY}="${ok}"></template>`);
+    lh.swap(`<!--${comment.REPLY} ${ok}-->`);
     seen.push(snap());
     const no = lh.begin(form, form, document.body);
-    lh.swap(`<template ${attr.REPLY}="${no}" ${attr.REFUSED}="not allowed"></template>`);
+    lh.swap(`<!--${comment.REFUSED} ${no} not+allowed-->`);
     seen.push(snap());
     return seen;
-  }, attr);
+  }, comment);
   // In flight (optimistically hidden); still after a morph; confirmed; refused (shown again).
   assert.deepEqual(got, ["true,true,Saving…,true", "true,true,Saving…,true", "false,false,Save,true", "false,false,Save,true"]);
+  assert.deepEqual(page.errors, []);
+});
+
+test("an element without hx-swap-oob (a live view's region) is morphed into the one with its id", async (t) => {
+  const page = await client(t);
+  if (!page) return;
+  const got = await page.evaluate(() => {
+    document.body.innerHTML = '<section id="s" class="old"><input id="i" value="server"><p>old</p></section>';
+    const input = /** @type {HTMLInputElement} */ (document.getElementById("i"));
+    input.focus();
+    input.value = "typed";
+    window.livehtml.swap('<section id="s" class="new"><input id="i" value="server"><p>new</p></section>');
+    const s = /** @type {HTMLElement} */ (document.getElementById("s"));
+    return [s.className, s.textContent, document.getElementById("i") === input, input.value];
+  });
+  assert.deepEqual(got, ["new", "new", true, "typed"]);
   assert.deepEqual(page.errors, []);
 });

@@ -107,6 +107,7 @@ async fn a_page_flooding_the_chat_is_held_to_its_allowance_and_closed() {
     let server = Server::start(dir.path()).await;
     let mut flood = server.connect("/ws/chat").await;
     let mut other = server.connect("/ws/chat").await;
+    let started = std::time::Instant::now();
     for i in 0..2_000 {
         if flood.send(livehtml_js("", json!({"name": "Flood", "message": format!("f{i}")}))).await.is_err() {
             break;
@@ -124,6 +125,9 @@ async fn a_page_flooding_the_chat_is_held_to_its_allowance_and_closed() {
     .expect("closed in time")
     .expect("a close frame");
     assert_eq!((u16::from(closed.code), closed.reason.as_str()), (1008, "rate limit"));
+    // The burst, and what the allowance added while the flood was being read (a busy machine
+    // reads it more slowly).
+    let allowed = 200 + (50.0 * (started.elapsed().as_secs_f64() + 1.0)) as usize;
     other.send(livehtml_js("", json!({"name": "Other", "message": "still served"}))).await.unwrap();
     until_text(&mut other, "still served").await;
     let page = server.get("/chat").await;
@@ -131,7 +135,7 @@ async fn a_page_flooding_the_chat_is_held_to_its_allowance_and_closed() {
     assert!(stored <= 50, "the first render shows the last 50 at most: {stored}");
     let history = server.state.chat.recent(10_000).await.unwrap();
     let flooded = history.iter().filter(|m| m.name == "Flood").count();
-    assert!((200..400).contains(&flooded), "{flooded} of 2,000 stored");
+    assert!((200..=allowed).contains(&flooded), "{flooded} of 2,000 stored (allowed {allowed})");
 }
 
 #[tokio::test]

@@ -454,7 +454,7 @@ async fn view_hangup_midstream(readers: usize, stalled: usize, clicks: usize, ho
     for r in reading {
         half_open.extend(r.await.unwrap());
     }
-    let last = format!(r#"<output id="shared" hx-swap-oob="outerMorph">{clicks}</output>"#);
+    let last = format!(r#"<output id="shared">{clicks}</output>"#);
     for tcp in slow {
         drain_and_leave(tcp, &last, how).await;
     }
@@ -470,7 +470,7 @@ async fn until_shared(ws: &mut Client, n: usize) -> bool {
         while let Some(Ok(m)) = ws.next().await {
             let text = m.to_text().unwrap_or_default();
             let value = text
-                .split(r#"<output id="shared" hx-swap-oob="outerMorph">"#)
+                .split(r#"<output id="shared">"#)
                 .nth(1)
                 .and_then(|rest| rest.split('<').next())
                 .and_then(|v| v.parse::<usize>().ok());

@@ -37,7 +37,7 @@ async fn the_test_client_drives_the_blog_and_follows_navigation() {
     let sent = page.event("comment", &[("author", "Ann"), ("body", "<b>first</b>")]).await.unwrap();
     // The comment list, its count and the form (whose hint counts comments) travel; the article
     // and the heading do not.
-    assert!(sent.contains(r#"<ul id="comments" hx-swap-oob="outerMorph">"#), "{sent}");
+    assert!(sent.contains(r#"<ul id="comments">"#), "{sent}");
     assert!(sent.contains("<strong>Ann</strong>: &lt;b&gt;first&lt;/b&gt;"), "escaped: {sent}");
     assert!(sent.contains(r#"id="comment-count""#) && sent.contains("comment #2"));
     assert!(!sent.contains("Send HTML, not JSON") && !sent.contains(r#"id="title""#), "{sent}");
@@ -63,7 +63,7 @@ async fn the_test_client_drives_the_blog_and_follows_navigation() {
 
     // Sorting moves the articles the page has: the list's new order travels, not the articles.
     let sent = page.event("order", &[("order", "newest")]).await.unwrap();
-    assert!(sent.starts_with(r#"<ul id="articles" hx-swap-oob="outerMorph" lh-order="article-"#), "{sent}");
+    assert!(sent.starts_with(r#"<ul id="articles" lh-order="article-"#), "{sent}");
     assert!(!sent.contains("<li"), "{sent}");
     let (update, whole) = page.last_update_bytes();
     eprintln!("blog sort: {update} bytes sent, whole view {whole} bytes");
@@ -77,7 +77,7 @@ async fn the_test_client_drives_the_counter_and_its_clock() {
     let mut a = views.test("/counter").await.unwrap();
     let mut b = views.test("/counter").await.unwrap();
 
-    assert_eq!(a.event("inc", &[]).await.unwrap(), r#"<output id="mine" hx-swap-oob="outerMorph">1</output>"#);
+    assert_eq!(a.event("inc", &[]).await.unwrap(), r#"<output id="mine">1</output>"#);
     let (update, whole) = a.last_update_bytes();
     eprintln!("counter click: {update} bytes sent, whole view {whole} bytes");
     assert!(update * 10 < whole);
@@ -87,7 +87,7 @@ async fn the_test_client_drives_the_counter_and_its_clock() {
     assert!(b.html().contains(r#"<output id="mine">0</output>"#), "per-page state");
 
     let sent = a.event("shared-inc", &[]).await.unwrap();
-    assert_eq!(sent, r#"<output id="shared" hx-swap-oob="outerMorph">1</output>"#);
+    assert_eq!(sent, r#"<output id="shared">1</output>"#);
     // b gets the shared value; the clock may tick in between, so read until it does.
     let mut got = String::new();
     for _ in 0..5 {
@@ -96,7 +96,7 @@ async fn the_test_client_drives_the_counter_and_its_clock() {
             break;
         }
     }
-    assert_eq!(got, r#"<output id="shared" hx-swap-oob="outerMorph">1</output>"#);
+    assert_eq!(got, r#"<output id="shared">1</output>"#);
 
     // The clock: a timer message every second re-renders only the clock, when it changed.
     let tick = loop {
@@ -105,7 +105,7 @@ async fn the_test_client_drives_the_counter_and_its_clock() {
             break sent;
         }
     };
-    assert!(tick.starts_with(r#"<time id="clock" hx-swap-oob="outerMorph">"#), "{tick}");
+    assert!(tick.starts_with(r#"<time id="clock">"#), "{tick}");
 }
 
 #[tokio::test]

@@ -12,6 +12,9 @@
 (function () {
   "use strict";
 
+  // Comments the server ends a message with (protocol::names::comment): an event handled.
+  const COMMENT = { REPLY: "lh-reply", REFUSED: "lh-refused" };
+
   // Attributes the server sets (protocol::names::attr; checked against fixtures/wire.json).
   const ATTR = {
     STREAM: "lh-stream",
@@ -19,8 +22,6 @@
     STREAM_RESET: "lh-stream-reset",
     STREAM_DELETE: "lh-stream-delete",
     ORDER: "lh-order",
-    REPLY: "lh-reply",
-    REFUSED: "lh-refused",
     UPLOAD: "lh-upload",
     UPLOAD_GO: "lh-upload-go",
     UPLOAD_STOP: "lh-upload-stop",
@@ -49,16 +50,16 @@
     const template = document.createElement("template");
     template.innerHTML = html;
     for (const node of Array.from(template.content.children)) {
-      if (node instanceof HTMLTemplateElement) {
-        // Word to the page's own parts: an event handled (commands.js ends its loading
-        // state), files accepted or to stop (upload.js).
+      if (node instanceof HTMLTemplateElement && (node.hasAttribute(ATTR.UPLOAD_GO) || node.hasAttribute(ATTR.UPLOAD_STOP))) {
+        // Files accepted, or to stop sending (upload.js).
         const lh = /** @type {any} */ (window).livehtml;
-        if (node.hasAttribute(ATTR.REPLY)) lh.replied?.(node.getAttribute(ATTR.REPLY), node.getAttribute(ATTR.REFUSED));
         if (node.hasAttribute(ATTR.UPLOAD_GO)) lh.uploadGo?.(node.getAttribute(ATTR.UPLOAD_GO));
         if (node.hasAttribute(ATTR.UPLOAD_STOP)) lh.uploadStop?.(node.getAttribute(ATTR.UPLOAD_STOP));
-        if (node.hasAttribute(ATTR.REPLY) || node.hasAttribute(ATTR.UPLOAD_GO) || node.hasAttribute(ATTR.UPLOAD_STOP)) continue;
+        continue;
       }
-      const spec = node.getAttribute("hx-swap-oob") || "true";
+      // Without hx-swap-oob (a live view's region, sent to livehtml.js), an element is morphed
+      // into the one with its id; htmx would replace it.
+      const spec = node.getAttribute("hx-swap-oob") || "outerMorph";
       node.removeAttribute("hx-swap-oob");
       let style = spec;
       let selector = node.id ? "#" + CSS.escape(node.id) : "";
@@ -72,6 +73,14 @@
       for (const target of Array.from(document.querySelectorAll(selector))) {
         swapOne(target, node.cloneNode(true), style);
       }
+    }
+    // An event of this page is handled, or refused (commands.js ends its loading state).
+    for (const node of Array.from(template.content.childNodes)) {
+      if (node.nodeType !== Node.COMMENT_NODE) continue;
+      const [kind, ref, why] = /** @type {Comment} */ (node).data.split(" ");
+      const replied = /** @type {any} */ (window).livehtml.replied;
+      if (kind === COMMENT.REPLY) replied?.(ref, null);
+      else if (kind === COMMENT.REFUSED) replied?.(ref, decodeURIComponent((why || "").replace(/\+/g, " ")));
     }
   }
 
@@ -329,5 +338,5 @@
     morphChildren(target, source);
   }
 
-  /** @type {any} */ (window).livehtml = { swap, morphChildren, ATTR, stick, stickClass, release, freeze };
+  /** @type {any} */ (window).livehtml = { swap, morphChildren, ATTR, COMMENT, stick, stickClass, release, freeze };
 })();

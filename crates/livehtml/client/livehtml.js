@@ -56,14 +56,14 @@
    *              opened: boolean, since: Map<string, string> }} Connection */
 
   // Names on the wire, as the server declares them (protocol::names; both are checked against
-  // crates/livehtml/fixtures/wire.json).
+  // crates/livehtml/fixtures/wire.json). attr and comment: declared in dom.js, which uses them.
   const WIRE = {
     header: { STREAM: "LH-Stream", EVENT: "LH-Event", CLIENT: "LH-Client", REF: "LH-Ref" },
     event: { STREAM: "lh-stream", CLOSE: "lh-close", AT: "lh-at" },
     control: { KEY: "lh", NAV: "nav", REDIRECT: "redirect", NAV_EVENT: "lh:nav", UPLOAD_EVENT: "lh:upload", UPLOAD_CANCEL_EVENT: "lh:upload-cancel", RESUMED: "resumed", RESYNCED: "resynced", RECOVERED: "recovered" },
     query: { STREAM: "lh-stream", CLIENT: "client", RESUME: "resume", SINCE: "lh-since", POLL: "lh-poll", ACK: "lh-ack" },
-    // Declared in dom.js, which uses them first.
     attr: /** @type {any} */ (window).livehtml.ATTR,
+    comment: /** @type {any} */ (window).livehtml.COMMENT,
   };
 
   /** The page's side, served before this file in the same script: dom.js (applying server

@@ -65,7 +65,7 @@ mod wire_fixture {
 
     #[test]
     fn names_match_the_fixture() {
-        use super::names::{attr, control, event, header, query};
+        use super::names::{attr, comment, control, event, header, query};
         let fixture = fixture();
         let names = &fixture["names"];
         let ours = [
@@ -96,11 +96,11 @@ mod wire_fixture {
             ("attr", "STREAM_RESET", attr::STREAM_RESET),
             ("attr", "STREAM_DELETE", attr::STREAM_DELETE),
             ("attr", "ORDER", attr::ORDER),
-            ("attr", "REPLY", attr::REPLY),
-            ("attr", "REFUSED", attr::REFUSED),
             ("attr", "UPLOAD", attr::UPLOAD),
             ("attr", "UPLOAD_GO", attr::UPLOAD_GO),
             ("attr", "UPLOAD_STOP", attr::UPLOAD_STOP),
+            ("comment", "REPLY", comment::REPLY),
+            ("comment", "REFUSED", comment::REFUSED),
         ];
         for (group, name, value) in ours {
             assert_eq!(names[group][name].as_str(), Some(value), "{group}.{name}");

@@ -11,7 +11,7 @@ pub mod header {
     /// Set by livehtml.js on everything it sends.
     pub const CLIENT: &str = "LH-Client";
     /// The number livehtml.js gives an event it waits for: the server answers it with a
-    /// [`super::attr::REPLY`] once the event is handled, and the page ends its loading state.
+    /// [`super::comment::REPLY`] once the event is handled, and the page ends its loading state.
     pub const REF: &str = "LH-Ref";
 }
 
@@ -72,9 +72,6 @@ pub mod attr {
     /// it carries are new or changed; the others are the page's, moved into this order; a child
     /// not named is removed.
     pub const ORDER: &str = "lh-order";
-    /// On a `<template>` sent after what an event changed: the event's [`super::header::REF`]
-    /// is handled (its element leaves its loading state).
-    pub const REPLY: &str = "lh-reply";
     /// On a file input: the name of the live view's upload its files go to.
     pub const UPLOAD: &str = "lh-upload";
     /// On a `<template>`: files the server accepted, as `ref:id` pairs (space-separated); the
@@ -82,8 +79,16 @@ pub mod attr {
     pub const UPLOAD_GO: &str = "lh-upload-go";
     /// On a `<template>`: stop sending the file with this id (cancelled, or refused midway).
     pub const UPLOAD_STOP: &str = "lh-upload-stop";
-    /// Beside [`REPLY`]: the event was refused, with this message (optimistic changes made
-    /// when it was sent are undone).
+}
+
+/// Comments the server ends a message with: `<!--lh-reply 7-->` (the event numbered 7 by its
+/// [`header::REF`] is handled: its element leaves its loading state) or `<!--lh-refused 7 why-->`
+/// (refused, `why` percent-encoded: optimistic changes made when it was sent are undone). A
+/// comment is the shortest thing a page can be sent that swaps nothing.
+pub mod comment {
+    /// The event is handled.
+    pub const REPLY: &str = "lh-reply";
+    /// The event was refused.
     pub const REFUSED: &str = "lh-refused";
 }
 

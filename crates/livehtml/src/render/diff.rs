@@ -217,10 +217,11 @@ impl Rendered {
         h.finish()
     }
 
-    /// The changes as one message: each element with `hx-swap-oob="<style>"`. With `keyed`
-    /// false (a page without livehtml.js), lists are sent whole instead, and what changed
-    /// inside them is not sent again.
-    pub(crate) fn encode(&self, changes: &[Change], style: &str, keyed: bool) -> String {
+    /// The changes as one message. For livehtml.js (`oob` is `None`) each element as it is
+    /// (livehtml.js morphs an element without `hx-swap-oob` into the one with its id: the
+    /// attribute would be 24 bytes of every update) and lists keyed. For plain htmx, each with
+    /// `hx-swap-oob="<oob>"`, and lists whole (what changed inside them is not sent again).
+    pub(crate) fn encode(&self, changes: &[Change], oob: Option<&str>) -> String {
         let mut out = String::new();
         let mut whole: Option<&Range<usize>> = None;
         for change in changes {
@@ -229,12 +230,10 @@ impl Rendered {
                 continue;
             }
             match change {
-                Change::Keyed { outer, order, include } if keyed => {
+                Change::Keyed { outer, order, include } if oob.is_none() => {
                     let Some(r) = self.regions.iter().flatten().find(|r| r.outer == *outer) else { continue };
                     out.push_str(self.html[outer.start..r.attr_at].trim_end());
-                    out.push_str(" hx-swap-oob=\"");
-                    out.push_str(style);
-                    out.push_str("\" ");
+                    out.push(' ');
                     out.push_str(crate::protocol::names::attr::ORDER);
                     out.push_str("=\"");
                     crate::protocol::escape_attr(&mut out, &order.join(" "));
@@ -246,7 +245,10 @@ impl Rendered {
                     out.push_str(&self.html[r.inner.end..outer.end]);
                 }
                 _ => {
-                    out.push_str(&self.region_with_oob(outer, style));
+                    match oob {
+                        Some(style) => out.push_str(&self.region_with_oob(outer, style)),
+                        None => out.push_str(&self.html[outer.clone()]),
+                    }
                     whole = Some(outer);
                 }
             }
@@ -305,7 +307,7 @@ mod tests {
                 .iter()
                 .map(|c| match c {
                     Change::Region(r) => after.html()[r.clone()].to_owned(),
-                    Change::Keyed { .. } => after.encode(std::slice::from_ref(c), "outerMorph", true),
+                    Change::Keyed { .. } => after.encode(std::slice::from_ref(c), None),
                 })
                 .collect(),
         }
@@ -336,9 +338,7 @@ mod tests {
 
     #[test]
     fn a_list_whose_children_were_added_removed_or_moved_is_sent_keyed() {
-        let keyed = |order: &str, children: &str| {
-            format!(r#"<ul id="b" hx-swap-oob="outerMorph" lh-order="{order}">{children}</ul>"#)
-        };
+        let keyed = |order: &str, children: &str| format!(r#"<ul id="b" lh-order="{order}">{children}</ul>"#);
         let added = PAGE.replace(r#"<li id="d">2</li>"#, r#"<li id="d">2</li><li id="z">3</li>"#);
         assert_eq!(patch(PAGE, &added), [keyed("c d z", r#"<li id="z">3</li>"#)]);
         let removed = PAGE.replace(r#"<li id="d">2</li>"#, "");
@@ -371,7 +371,7 @@ mod tests {
         let Patch::Regions(changes) = after.diff(&Rendered::new(old.to_owned()).fingerprints()) else { panic!() };
         assert_eq!(changes.len(), 2);
         assert_eq!(
-            after.encode(&changes, "true", false),
+            after.encode(&changes, Some("true")),
             new.replace(r#"<ul id="b">"#, r#"<ul id="b" hx-swap-oob="true">"#)
         );
     }

@@ -358,20 +358,17 @@ impl Context {
     pub(crate) fn reply(&mut self, reference: Option<u64>) {
         let refused = self.rare.as_deref_mut().and_then(|r| r.refused.take());
         let Some(reference) = reference else { return };
-        let mut out = String::with_capacity(48);
-        out.push_str("<template ");
-        out.push_str(names::attr::REPLY);
-        out.push_str("=\"");
+        let mut out = String::with_capacity(24);
+        out.push_str("<!--");
+        out.push_str(if refused.is_some() { names::comment::REFUSED } else { names::comment::REPLY });
+        out.push(' ');
         out.push_str(itoa::Buffer::new().format(reference));
-        out.push('"');
         if let Some(message) = refused {
+            // Percent-encoded: nothing in it can end the comment.
             out.push(' ');
-            out.push_str(names::attr::REFUSED);
-            out.push_str("=\"");
-            crate::protocol::escape_attr(&mut out, &message);
-            out.push('"');
+            out.extend(form_urlencoded::byte_serialize(message.as_bytes()));
         }
-        out.push_str("></template>");
+        out.push_str("-->");
         self.push_encoded(&out);
     }
 

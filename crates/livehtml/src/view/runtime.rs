@@ -301,8 +301,8 @@ impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
         let sent = match rendered.diff(&self.shown) {
             Patch::None => String::new(),
             Patch::Regions(changes) => {
-                let style = if self.morph { Swap::OuterMorph } else { Swap::Replace }.oob_value();
-                rendered.encode(&changes, style, self.morph)
+                // livehtml.js morphs elements without hx-swap-oob; plain htmx is told to replace.
+                rendered.encode(&changes, (!self.morph).then(|| Swap::Replace.oob_value()))
             }
             Patch::Whole => self.whole(rendered.html()),
         };

@@ -79,7 +79,7 @@ impl Subscriber for Mailbox {
 /// assert!(page.html().contains(">0<"));
 ///
 /// let sent = page.event("inc", &[]).await.unwrap();
-/// assert_eq!(sent, r#"<p id="count" hx-swap-oob="outerMorph">1</p>"#);
+/// assert_eq!(sent, r#"<p id="count">1</p>"#);
 /// assert!(page.event("nope", &[]).await.is_err());
 /// # });
 /// ```

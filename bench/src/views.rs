@@ -5,7 +5,7 @@
 //! server sends per event.
 //!
 //! Peers (`--kind`): `livehtml` (a page whose first render names its socket in `lh-connect`;
-//! events are livehtml.js's, numbered with `LH-Ref`; an event is answered when its `lh-reply`
+//! events are livehtml.js's, numbered with `LH-Ref`; an event is answered when its `<!--lh-reply N-->`
 //! arrives) and `dioxus` (Dioxus LiveView: the socket at `/ws`, events as its interpreter sends
 //! them, `{"method":"user_event",...}`; an event is answered by the next edits message).
 //!
@@ -218,7 +218,7 @@ async fn drive(
         };
         let sent = Instant::now();
         ws.send(Message::text(message)).await?;
-        let reply = format!("lh-reply=\"{n}\"");
+        let reply = format!("<!--lh-reply {n}-->");
         loop {
             let payload =
                 tokio::time::timeout(wait, next_payload(&mut ws)).await.map_err(|_| "no answer in time")??;

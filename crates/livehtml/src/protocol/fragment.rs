@@ -1,8 +1,10 @@
 //! What the server sends: HTML fragments that target elements by id.
 //!
-//! Every top-level element of an outbound message carries an explicit `hx-swap-oob`. That is what
-//! makes one byte string work under htmx 2 (which swaps every top-level element by id), htmx 4
-//! (which applies only `hx-swap-oob` and `<hx-partial>`) and livehtml.js (which follows htmx).
+//! Every top-level element of a fragment carries an explicit `hx-swap-oob`. That is what makes
+//! one byte string work under htmx 2 (which swaps every top-level element by id), htmx 4 (which
+//! applies only `hx-swap-oob` and `<hx-partial>`) and livehtml.js (which follows htmx). (A live
+//! view's region updates to a livehtml.js page are the one exception: livehtml.js morphs an
+//! element without `hx-swap-oob` into the one with its id, and they go without it.)
 
 use std::fmt::{self, Write};
 

@@ -60,8 +60,10 @@ async fn drive<S: Session, L: Link>(
                 // Measured by value: a borrow here would keep the message's slot in every idle
                 // connection's task.
                 let message = observe_in(message);
-                // Binary messages are a live view's upload chunks (bounded by the uploads the
-                // page declared in events, which are counted) or refused whole: not counted.
+                // Binary messages are not counted: a live view takes them only as pieces of files
+                // its page declared in (counted) events, within their sizes, and a session
+                // refuses them (1003) unless it reads raw messages itself (then its own limits
+                // apply).
                 let verdict =
                     if matches!(message, Inbound::Binary(_)) { Verdict::Handle } else { bucket.take(link.rate()) };
                 match verdict {

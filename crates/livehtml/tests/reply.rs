@@ -4,8 +4,8 @@
 mod common;
 
 use axum::Router;
-use common::WAIT;
-use futures_util::{SinkExt, StreamExt};
+use common::next_text;
+use futures_util::SinkExt;
 use livehtml::{Context, Event, Fragment, Html, Live, Session, SessionError};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -31,18 +31,6 @@ async fn serve(live: &Live) -> std::net::SocketAddr {
     addr
 }
 
-async fn text(
-    ws: &mut (impl StreamExt<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin),
-) -> String {
-    loop {
-        match tokio::time::timeout(WAIT, ws.next()).await.expect("a message in time") {
-            Some(Ok(Message::Text(t))) => return t.to_string(),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            other => panic!("expected text, got {other:?}"),
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_numbered_event_is_answered_after_what_it_changed() {
     let live = Live::default();
@@ -52,13 +40,13 @@ async fn a_numbered_event_is_answered_after_what_it_changed() {
         Message::text(format!(r#"{{"note":"{note}","HEADERS":{{"LH-Client":"1","LH-Ref":"{r}"}}}}"#))
     };
     ws.send(send("hi", "7")).await.unwrap();
-    assert_eq!(text(&mut ws).await, r#"<div id="notes" hx-swap-oob="beforeend">hi</div><!--lh-reply 7-->"#);
+    assert_eq!(next_text(&mut ws).await, r#"<div id="notes" hx-swap-oob="beforeend">hi</div><!--lh-reply 7-->"#);
     ws.send(send("", "8")).await.unwrap();
-    assert_eq!(text(&mut ws).await, "<!--lh-refused 8 a+note+needs+%3Ctext%3E-->");
+    assert_eq!(next_text(&mut ws).await, "<!--lh-refused 8 a+note+needs+%3Ctext%3E-->");
     // Not numbered (plain htmx): no reply; and its refusal does not stick to the next reply.
     ws.send(Message::text(r#"{"note":"plain","HEADERS":{"HX-Request":"true"}}"#)).await.unwrap();
-    assert_eq!(text(&mut ws).await, r#"<div id="notes" hx-swap-oob="beforeend">plain</div>"#);
+    assert_eq!(next_text(&mut ws).await, r#"<div id="notes" hx-swap-oob="beforeend">plain</div>"#);
     ws.send(Message::text(r#"{"note":"","HEADERS":{"HX-Request":"true"}}"#)).await.unwrap();
     ws.send(send("again", "9")).await.unwrap();
-    assert_eq!(text(&mut ws).await, r#"<div id="notes" hx-swap-oob="beforeend">again</div><!--lh-reply 9-->"#);
+    assert_eq!(next_text(&mut ws).await, r#"<div id="notes" hx-swap-oob="beforeend">again</div><!--lh-reply 9-->"#);
 }

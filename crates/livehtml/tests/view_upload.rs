@@ -6,7 +6,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use common::WAIT;
+use common::{WAIT, next_text};
 use futures_util::{SinkExt, StreamExt};
 use livehtml::view::{Upload, UploadedFile};
 use livehtml::{Context, Event, Html, Live, LiveRoutes, LiveView, Mount, ViewError};
@@ -98,18 +98,6 @@ async fn reqwest_get(addr: std::net::SocketAddr, path: &str) -> String {
     out
 }
 
-type Client = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn text(ws: &mut Client) -> String {
-    loop {
-        match tokio::time::timeout(WAIT, ws.next()).await.expect("a message in time") {
-            Some(Ok(Message::Text(t))) => return t.to_string(),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            other => panic!("expected text, got {other:?}"),
-        }
-    }
-}
-
 fn chunk(id: u32, bytes: &[u8]) -> Message {
     let mut message = id.to_be_bytes().to_vec();
     message.extend_from_slice(bytes);
@@ -123,18 +111,18 @@ async fn files_travel_in_binary_chunks_over_the_views_socket() {
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}{connect}&client=lh")).await.unwrap();
     let offer = r#"{"upload":"docs","files":"[{\"ref\":\"f1\",\"name\":\"a.md\",\"size\":6},{\"ref\":\"f2\",\"name\":\"b.md\",\"size\":70000}]","HEADERS":{"LH-Client":"1","LH-Event":"lh:upload","LH-Ref":"1"}}"#;
     ws.send(Message::text(offer)).await.unwrap();
-    let answer = text(&mut ws).await;
+    let answer = next_text(&mut ws).await;
     assert!(answer.contains(r#"<template lh-upload-go="f1:1 f2:2"></template>"#), "{answer}");
     ws.send(chunk(1, b"hello!")).await.unwrap();
-    let done = text(&mut ws).await;
+    let done = next_text(&mut ws).await;
     assert!(done.contains(">1 received<"), "{done}");
     assert_eq!(received.lock().unwrap()[0].bytes, b"hello!");
 
     // More than file 2 said it had: refused, and the page is told to stop.
     ws.send(chunk(2, &[0; 40_000])).await.unwrap();
-    assert!(text(&mut ws).await.contains("b.md 57%"));
+    assert!(next_text(&mut ws).await.contains("b.md 57%"));
     ws.send(chunk(2, &[0; 40_000])).await.unwrap();
-    let refused = text(&mut ws).await;
+    let refused = next_text(&mut ws).await;
     assert!(
         refused.contains(r#"<template lh-upload-stop="2"></template>"#) && refused.contains("more bytes"),
         "{refused}"

@@ -1,7 +1,7 @@
 //! The WebSocket path end to end, over real sockets on 127.0.0.1:0.
 
 mod common;
-use common::until_subscribed;
+use common::{Client, next_text, until_subscribed};
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -14,9 +14,6 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Generous bound on any single wait, so a broken build fails instead of hanging.
 const WAIT: Duration = Duration::from_secs(20);
@@ -82,17 +79,6 @@ async fn serve(live: &Live, limits: Limits) -> SocketAddr {
 async fn connect(addr: SocketAddr, path: &str) -> Client {
     let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}{path}")).await.expect("connect");
     ws
-}
-
-/// Waits for the room to have `n` subscribers (joins are asynchronous to the handshake).
-async fn next_text(ws: &mut Client) -> String {
-    loop {
-        match tokio::time::timeout(WAIT, ws.next()).await.expect("message in time") {
-            Some(Ok(Message::Text(t))) => return t.to_string(),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            other => panic!("expected text, got {other:?}"),
-        }
-    }
 }
 
 /// Reads until the server's close frame and returns its code.

@@ -8,6 +8,22 @@ use livehtml::{Context, Event, Fragment, Html, Live, Session, SessionError};
 /// How long a test waits for anything.
 pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
+/// A test's WebSocket client.
+pub(crate) type Client = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next text message (pings and pongs skipped); panics on anything else or after [`WAIT`].
+pub(crate) async fn next_text(ws: &mut Client) -> String {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(WAIT, ws.next()).await.expect("a message in time") {
+            Some(Ok(Message::Text(t))) => return t.to_string(),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+}
+
 /// Waits until `room` has `n` subscribers (nothing else tells a test when a connection's
 /// session has joined its topic or left it).
 pub(crate) async fn until_subscribed(live: &Live, n: usize) {

@@ -113,12 +113,17 @@ fn read_all(peers: &[Peer]) -> Result<proc::ProcStat, Error> {
 }
 
 async fn start_peer(args: &RunArgs) -> Result<Peer, Error> {
-    if let (Some(url), Some(pid)) = (&args.url, args.pid) {
+    peer(args.url.as_deref(), args.pid, &args.command, args.timeout).await
+}
+
+/// The server at `url` (pid `pid`) when given, else `command` started.
+pub(crate) async fn peer(url: Option<&str>, pid: Option<u32>, command: &[String], timeout: u64) -> Result<Peer, Error> {
+    if let (Some(url), Some(pid)) = (url, pid) {
         let host = url.trim_start_matches("ws://").trim_end_matches('/');
         let addr: SocketAddr = host.parse()?;
-        return Ok(Peer { url: url.clone(), addr, pid, child: None });
+        return Ok(Peer { url: url.to_owned(), addr, pid, child: None });
     }
-    spawn_peer(&args.command, args.timeout).await
+    spawn_peer(command, timeout).await
 }
 
 /// Starts the peer's `command` with a free port in `PORT`; resolves once it listens.

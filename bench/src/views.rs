@@ -24,7 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::proc;
-use crate::run::spawn_peer;
+use crate::run;
 
 type Error = Box<dyn std::error::Error>;
 /// What a page's task fails with (it crosses the task's boundary).
@@ -82,8 +82,14 @@ pub(crate) struct ViewsArgs {
     /// where in a run its tail sits.
     #[arg(long)]
     by_second: bool,
+    /// Test an already running server at this base URL (`ws://127.0.0.1:PORT`) instead of starting one.
+    #[arg(long, requires = "pid")]
+    url: Option<String>,
+    /// The pid of that server, for CPU and memory readings.
+    #[arg(long)]
+    pid: Option<u32>,
     /// The peer's command line; it gets a free port in `PORT`.
-    #[arg(last = true, required = true)]
+    #[arg(last = true)]
     command: Vec<String>,
 }
 
@@ -110,7 +116,7 @@ struct ViewsReport {
 
 /// Runs the benchmark and prints its report.
 pub(crate) async fn run(args: ViewsArgs) -> Result<(), Error> {
-    let peer = spawn_peer(&args.command, args.timeout).await?;
+    let peer = run::peer(args.url.as_deref(), args.pid, &args.command, args.timeout).await?;
     let wait = Duration::from_secs(args.timeout);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = proc::read(peer.pid)?;

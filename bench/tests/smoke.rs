@@ -57,3 +57,33 @@ async fn every_mode_runs_against_livehtml() {
     let r = lhbench(url, &["--mode", "capacity", "--clients", "50", "--rounds", "1"]).await;
     assert_eq!(r["held"], 50, "all connections answered the ping: {r}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_view_mode_runs_against_livehtml() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    let (_live, app) = peer_livehtml::app();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let pid = std::process::id().to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_lhbench"))
+            .args(["views", "--name", "livehtml", "--clients", "5", "--seconds", "1", "--warmup", "2"])
+            .args(["--by-second", "--timeout", "30", "--url", &url, "--pid", &pid])
+            .output()
+            .expect("lhbench runs")
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "lhbench failed: {stderr}");
+    let r: Value = serde_json::from_slice(&output.stdout).expect("a JSON report on stdout");
+    assert!(r["events"].as_u64().unwrap() > 5, "every page went round its loop: {r}");
+    let (p50, p99) = (r["p50_ms"].as_f64().unwrap(), r["p99_ms"].as_f64().unwrap());
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= r["p999_ms"].as_f64().unwrap(), "{r}");
+    // The counter's region and the event's reply: an update, not the page.
+    let bytes = r["bytes_per_event"].as_f64().unwrap();
+    assert!((30.0..100.0).contains(&bytes), "{r}");
+    assert!(r["rss_kb_per_view"].is_number() && r["rss_kb_per_busy_view"].is_number());
+    assert!(stderr.contains("second   0:"), "round trips by second: {stderr}");
+}

@@ -3,7 +3,10 @@
 # prints the tables of BENCHMARKS.md (medians over RUNS runs).
 #
 #   bench/compare.sh                      # everything, 3 runs each
-#   RUNS=1 PEERS="livehtml bun" MODES="burst" bench/compare.sh
+#   RUNS=1 PEERS="livehtml bun" MODES="burst" ENGINES=tokio bench/compare.sh
+#
+# ENGINES: lhbench's client engines, each run against every peer (default both: `mio`, every
+# client of a worker on one poll; `tokio`, a task per client on tokio-tungstenite's defaults).
 #
 # Installs what the peers need: Debian's Go and gorilla/websocket and libuv1 (apt-get), the
 # JavaScript peers from bench/peers/package-lock.json (npm), the Python peers into
@@ -18,6 +21,7 @@ MODES=${MODES:-"closed-1000 closed-5000 burst-1000 idle-10000 capacity-19900"}
 # Server-Sent Events: streams at GET /sse, the sender POSTs to /post (SSE_PEERS="" to skip).
 SSE_PEERS=${SSE_PEERS-"livehtml bun node go fastapi"}
 SSE_MODES=${SSE_MODES:-"closed-1000 burst-1000 idle-10000"}
+ENGINES=${ENGINES:-"mio tokio"}
 OUT=${OUT:-bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 
@@ -73,13 +77,15 @@ for run in $(seq 1 "$RUNS"); do
       burst) extra=(--messages 1000) ;;
       *) extra=() ;;
     esac
-    for peer in $PEERS; do
-      read -r dialect cmd <<<"$(peer_cmd "$peer")"
-      echo "== run $run: $peer $mode" >&2
-      # shellcheck disable=SC2086
-      target/release/lhbench run --mode "$kind" --name "$peer" --dialect "$dialect" --clients "$clients" \
-        "${extra[@]}" --timeout 120 --out "$OUT/$peer-$mode-$run.json" -- $cmd >/dev/null \
-        || echo "!! $peer $mode run $run failed" >&2
+    for engine in $ENGINES; do
+      for peer in $PEERS; do
+        read -r dialect cmd <<<"$(peer_cmd "$peer")"
+        echo "== run $run: $peer $mode ($engine)" >&2
+        # shellcheck disable=SC2086
+        target/release/lhbench run --mode "$kind" --engine "$engine" --name "$peer" --dialect "$dialect" \
+          --clients "$clients" "${extra[@]}" --timeout 120 --out "$OUT/$peer-$mode-$engine-$run.json" -- $cmd >/dev/null \
+          || echo "!! $peer $mode ($engine) run $run failed" >&2
+      done
     done
   done
 done
@@ -93,13 +99,15 @@ for run in $(seq 1 "$RUNS"); do
       burst) extra=(--messages 1000) ;;
       *) extra=() ;;
     esac
-    for peer in $SSE_PEERS; do
-      cmd=$(sse_peer_cmd "$peer")
-      echo "== run $run: $peer sse $mode" >&2
-      # shellcheck disable=SC2086
-      target/release/lhbench run --mode "$kind" --name "$peer" --dialect sse --clients "$clients" \
-        "${extra[@]}" --timeout 120 --out "$OUT/$peer-sse-$mode-$run.json" -- $cmd >/dev/null \
-        || echo "!! $peer sse $mode run $run failed" >&2
+    for engine in $ENGINES; do
+      for peer in $SSE_PEERS; do
+        cmd=$(sse_peer_cmd "$peer")
+        echo "== run $run: $peer sse $mode ($engine)" >&2
+        # shellcheck disable=SC2086
+        target/release/lhbench run --mode "$kind" --engine "$engine" --name "$peer" --dialect sse \
+          --clients "$clients" "${extra[@]}" --timeout 120 --out "$OUT/$peer-sse-$mode-$engine-$run.json" -- $cmd >/dev/null \
+          || echo "!! $peer sse $mode ($engine) run $run failed" >&2
+      done
     done
   done
 done

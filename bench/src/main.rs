@@ -14,6 +14,9 @@ mod proc;
 mod report;
 mod run;
 mod soak;
+mod sse_body;
+mod tally;
+mod tokio_worker;
 mod views;
 mod worker;
 

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dialect::Dialect;
 use crate::run::Mode;
+use crate::worker::Engine;
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub(crate) struct Latency {
@@ -43,6 +44,9 @@ pub(crate) struct Report {
     /// CPU the cluster's broker used during the measured part.
     #[serde(default)]
     pub(crate) broker_cpu_seconds: Option<f64>,
+    /// The client engine (reports from before there were two are the mio engine's).
+    #[serde(default)]
+    pub(crate) engine: Engine,
 }
 
 impl Report {
@@ -67,12 +71,13 @@ impl Report {
             dropped: None,
             nodes: None,
             broker_cpu_seconds: None,
+            engine: Engine::Mio,
         }
     }
 
     /// One human-readable line.
     pub(crate) fn summary(&self) -> String {
-        let mut s = format!("{} {:?} clients={}", self.peer, self.mode, self.clients);
+        let mut s = format!("{} {:?} clients={} engine={:?}", self.peer, self.mode, self.clients, self.engine);
         if let Some(d) = self.deliveries_per_sec {
             s += &format!(" deliveries/s={d:.0}");
         }
@@ -123,19 +128,20 @@ fn cell(v: Option<f64>, digits: usize) -> String {
 /// Markdown tables, one per mode and client count, medians over runs, with ratios against
 /// the best peer (livehtml and the bare baseline excluded from "best peer").
 pub(crate) fn table(files: &[PathBuf]) -> Result<String, Box<dyn std::error::Error>> {
-    let mut groups: BTreeMap<(String, u32), BTreeMap<String, Vec<Report>>> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, u32, Engine), BTreeMap<String, Vec<Report>>> = BTreeMap::new();
     for f in files {
         let r: Report = serde_json::from_slice(&std::fs::read(f)?)?;
         let mode = format!("{:?}", r.mode).to_lowercase();
         // SSE runs get tables of their own.
         let mode = if r.dialect == crate::dialect::Dialect::Sse { format!("sse {mode}") } else { mode };
-        groups.entry((mode, r.clients)).or_default().entry(r.peer.clone()).or_default().push(r);
+        groups.entry((mode, r.clients, r.engine)).or_default().entry(r.peer.clone()).or_default().push(r);
     }
     let ours = |p: &str| p == "livehtml" || p.starts_with("bare");
     let mut out = String::new();
-    for ((mode, clients), peers) in groups {
+    for ((mode, clients, engine), peers) in groups {
         let m = |rs: &[Report], f: fn(&Report) -> Option<f64>| median(rs.iter().filter_map(f).collect());
-        out += &format!("\n### {mode}, {clients} clients\n\n");
+        let engine = format!("{engine:?}").to_lowercase();
+        out += &format!("\n### {mode}, {clients} clients, {engine} engine\n\n");
         match mode.trim_start_matches("sse ") {
             "closed" | "burst" => {
                 let best = peers

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
+use base64::Engine as _;
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::Deserializer;
@@ -21,6 +21,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use crate::dialect::Dialect;
 use crate::proc;
 use crate::report::{Latency, Report};
+use crate::worker::Engine;
 
 type Error = Box<dyn std::error::Error>;
 
@@ -80,6 +81,11 @@ pub(crate) struct RunArgs {
     /// The pid of the cluster's broker, for its share of the CPU.
     #[arg(long)]
     broker_pid: Option<u32>,
+    /// The client engine: `mio` (every client of a worker on one poll; the generator's own
+    /// way) or `tokio` (a task per client on tokio-tungstenite's defaults: what a Rust user's
+    /// client looks like). The sender is the same for both.
+    #[arg(long, value_enum, default_value = "mio")]
+    engine: Engine,
     /// The peer's command line; it gets a free port in `PORT` and must listen on 127.0.0.1.
     #[arg(last = true)]
     command: Vec<String>,
@@ -198,6 +204,7 @@ async fn spawn_workers(args: &RunArgs, peers: &[Peer], count: u32) -> Result<Wor
             .args(["--url", &url, "--addr", &peer.addr.to_string()])
             .args(["--dialect", args.dialect.as_arg(), "--conns", &conns.to_string()])
             .args(["--messages", &args.messages.to_string(), "--source-ip", &source.to_string()])
+            .args(["--engine", args.engine.as_arg()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -215,6 +222,15 @@ async fn spawn_workers(args: &RunArgs, peers: &[Peer], count: u32) -> Result<Wor
         children.push(child);
     }
     Ok(Workers { stdin, events, _children: children })
+}
+
+impl Engine {
+    fn as_arg(self) -> &'static str {
+        match self {
+            Engine::Mio => "mio",
+            Engine::Tokio => "tokio",
+        }
+    }
 }
 
 impl Dialect {
@@ -347,6 +363,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<Report, Error> {
     connecting.finish_with_message(format!("{open} open, {failed} failed"));
 
     let mut report = Report::new(&args.name, args.mode, args.dialect, args.clients);
+    report.engine = args.engine;
     report.failed = Some(failed);
 
     let sender = if args.mode == Mode::Capacity { None } else { Some(connect_sender(&args, peer).await?) };

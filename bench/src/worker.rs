@@ -13,9 +13,6 @@ use std::io::{self, BufRead, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::mpsc;
 
-use base64::Engine;
-use hdrhistogram::Histogram;
-use hdrhistogram::serialization::{Serializer, V2Serializer};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 use serde_json::json;
@@ -24,10 +21,12 @@ use tokio_tungstenite::tungstenite::handshake::{HandshakeError, MidHandshake};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message, WebSocket};
 
-use crate::dialect::{self, Dialect};
+use crate::dialect::Dialect;
+use crate::sse_body::Body;
+use crate::tally::{Stats, emit};
 
 /// Connections set up at once; more would overflow the server's listen backlog.
-const CONNECTING_AT_ONCE: usize = 128;
+pub(crate) const CONNECTING_AT_ONCE: usize = 128;
 
 /// tungstenite's read buffer per client. Its default, 128 KiB, is zeroed before every read
 /// (`FrameCodec::read_in` resizes the buffer to its capacity) and reallocated as received
@@ -46,17 +45,33 @@ const COMMANDS: Token = Token(usize::MAX);
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct WorkerArgs {
     #[arg(long)]
-    url: String,
+    pub(crate) url: String,
     #[arg(long)]
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     #[arg(long, value_enum)]
-    dialect: Dialect,
+    pub(crate) dialect: Dialect,
     #[arg(long)]
-    conns: u32,
+    pub(crate) conns: u32,
     #[arg(long)]
-    messages: u64,
+    pub(crate) messages: u64,
     #[arg(long)]
-    source_ip: IpAddr,
+    pub(crate) source_ip: IpAddr,
+    /// How the clients are run.
+    #[arg(long, value_enum, default_value = "mio")]
+    pub(crate) engine: Engine,
+}
+
+/// A worker's client engine.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Engine {
+    /// Every client on one `mio` poll, read through one 64 KiB buffer (this module).
+    #[default]
+    Mio,
+    /// A tokio task per client on tokio-tungstenite's defaults (`crate::tokio_worker`).
+    Tokio,
 }
 
 thread_local! {
@@ -147,150 +162,8 @@ struct EventStream {
     sock: Sock,
     /// The response head has been read (the client counts as joined).
     head: bool,
-    /// HTTP/1.1 chunked framing: bytes left in the current chunk, and whether its CRLF follows.
-    chunked: bool,
-    left: usize,
-    crlf: bool,
-    /// Received, not yet de-chunked.
-    raw: Vec<u8>,
-    /// De-chunked, not yet a whole event.
-    text: Vec<u8>,
+    body: Body,
     warmed: bool,
-}
-
-impl EventStream {
-    /// Moves what `raw` holds into `text` through the chunked framing; false at the body's end.
-    fn dechunk(&mut self) -> bool {
-        if !self.chunked {
-            self.text.append(&mut self.raw);
-            return true;
-        }
-        let mut at = 0;
-        loop {
-            if self.crlf {
-                if self.raw.len() - at < 2 {
-                    break;
-                }
-                at += 2;
-                self.crlf = false;
-            }
-            if self.left > 0 {
-                let n = self.left.min(self.raw.len() - at);
-                if n == 0 {
-                    break;
-                }
-                self.text.extend_from_slice(&self.raw[at..at + n]);
-                at += n;
-                self.left -= n;
-                self.crlf = self.left == 0;
-                continue;
-            }
-            let Some(end) = self.raw[at..].windows(2).position(|w| w == b"\r\n") else { break };
-            let line = std::str::from_utf8(&self.raw[at..at + end]).unwrap_or("");
-            let size = usize::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16).unwrap_or(0);
-            at += end + 2;
-            if size == 0 {
-                self.raw.clear();
-                return false;
-            }
-            self.left = size;
-        }
-        self.raw.drain(..at);
-        true
-    }
-}
-
-/// Where the first event in `text` ends, and the length of its blank line.
-fn event_end(text: &[u8]) -> Option<(usize, usize)> {
-    let i = text.windows(2).position(|w| w == b"\n\n" || w == b"\n\r")?;
-    if text[i + 1] == b'\n' {
-        return Some((i, 2));
-    }
-    // "\n\r": a blank CRLF line when "\n" follows; else keep looking after it.
-    match text.get(i + 2) {
-        Some(b'\n') => Some((i, 3)),
-        Some(_) => event_end(&text[i + 2..]).map(|(end, len)| (i + 2 + end, len)),
-        None => None,
-    }
-}
-
-struct Stats {
-    per_seq: Vec<u32>,
-    warm: u32,
-    delivered: u64,
-    bytes: u64,
-    latency_us: Histogram<u64>,
-    open: u32,
-    failed: u32,
-    dropped: u32,
-    pong_round: u64,
-    pongs: u32,
-    errors: Vec<String>,
-}
-
-fn emit(v: serde_json::Value) {
-    println!("{v}");
-}
-
-impl Stats {
-    fn on_payload(&mut self, payload: &[u8], warmed: &mut bool, messages: u64) {
-        let Some((seq, sent)) = dialect::marker(payload) else { return };
-        if seq == 0 {
-            if !*warmed {
-                *warmed = true;
-                self.warm += 1;
-                if self.warm == self.open {
-                    emit(json!({"ev": "warm"}));
-                }
-            }
-            return;
-        }
-        let latency_us = dialect::now_nanos().saturating_sub(sent) / 1000;
-        let _ = self.latency_us.record(latency_us.max(1));
-        self.delivered += 1;
-        self.bytes += payload.len() as u64;
-        if let Some(count) = self.per_seq.get_mut(seq as usize) {
-            *count += 1;
-            if *count == self.open {
-                emit(json!({"ev": "all", "seq": seq}));
-            }
-        }
-        if self.delivered == u64::from(self.open) * messages {
-            emit(json!({"ev": "done"}));
-        }
-    }
-
-    fn on_pong(&mut self, payload: &[u8]) {
-        let round = payload.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes);
-        if round == Some(self.pong_round) {
-            self.pongs += 1;
-            if self.pongs == self.open {
-                emit(json!({"ev": "pongs", "round": self.pong_round}));
-            }
-        }
-    }
-
-    fn error(&mut self, e: impl std::fmt::Display) {
-        if self.errors.len() < 5 {
-            self.errors.push(e.to_string());
-        }
-    }
-
-    fn json(&self) -> serde_json::Value {
-        let mut buf = Vec::new();
-        let _ = V2Serializer::new().serialize(&self.latency_us, &mut buf);
-        json!({
-            "ev": "stats",
-            "open": self.open,
-            "failed": self.failed,
-            "dropped": self.dropped,
-            "delivered": self.delivered,
-            "bytes": self.bytes,
-            "pongs": self.pongs,
-            "hist": base64::engine::general_purpose::STANDARD.encode(buf),
-            "errors": self.errors,
-        })
-    }
 }
 
 struct Worker {
@@ -304,23 +177,14 @@ struct Worker {
 }
 
 pub(crate) fn run(args: WorkerArgs) -> Result<(), Box<dyn std::error::Error>> {
+    if args.engine == Engine::Tokio {
+        return crate::tokio_worker::run(args);
+    }
     let poll = Poll::new()?;
     let commands = spawn_stdin(Waker::new(poll.registry(), COMMANDS)?);
     let conns = args.conns as usize;
     let mut worker = Worker {
-        stats: Stats {
-            per_seq: vec![0; args.messages as usize + 1],
-            warm: 0,
-            delivered: 0,
-            bytes: 0,
-            latency_us: Histogram::new_with_bounds(1, 600_000_000, 3)?,
-            open: 0,
-            failed: 0,
-            dropped: 0,
-            pong_round: 0,
-            pongs: 0,
-            errors: Vec::new(),
-        },
+        stats: Stats::new(args.messages)?,
         args,
         poll,
         clients: (0..conns).map(|_| State::Gone).collect(),
@@ -474,16 +338,7 @@ impl Worker {
         if let Err(e) = sock.tcp.write_all(request.as_bytes()) {
             return self.fail(i, e);
         }
-        let stream = EventStream {
-            sock,
-            head: false,
-            chunked: false,
-            left: 0,
-            crlf: false,
-            raw: Vec::new(),
-            text: Vec::new(),
-            warmed: false,
-        };
+        let stream = EventStream { sock, head: false, body: Body::default(), warmed: false };
         self.clients[i] = self.read_stream(Box::new(stream));
     }
 
@@ -497,7 +352,7 @@ impl Worker {
                     self.lost(stream.head);
                     return State::Gone;
                 }
-                Ok(n) => stream.raw.extend_from_slice(&buf[..n]),
+                Ok(n) => stream.body.raw.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => {
                     self.stats.error(e);
@@ -507,29 +362,23 @@ impl Worker {
             }
         }
         if !stream.head {
-            let Some(end) = stream.raw.windows(4).position(|w| w == b"\r\n\r\n") else { return State::Stream(stream) };
-            let head = String::from_utf8_lossy(&stream.raw[..end]).to_ascii_lowercase();
-            if !head.starts_with("http/1.1 200") {
-                self.stats.error(format!("stream refused: {}", head.lines().next().unwrap_or("")));
-                self.connecting -= 1;
-                self.stats.failed += 1;
-                self.connect_settled();
-                return State::Gone;
+            match stream.body.take_head() {
+                Ok(false) => return State::Stream(stream),
+                Ok(true) => {}
+                Err(refused) => {
+                    self.stats.error(refused);
+                    self.connecting -= 1;
+                    self.stats.failed += 1;
+                    self.connect_settled();
+                    return State::Gone;
+                }
             }
-            stream.chunked = head.contains("transfer-encoding: chunked");
-            stream.raw.drain(..end + 4);
             stream.head = true;
             self.connecting -= 1;
             self.joined();
         }
-        let open = stream.dechunk();
-        // An event ends at a blank line: "\n\n", or "\r\n\r\n" (sse-starlette writes CRLF).
-        while let Some((end, len)) = event_end(&stream.text) {
-            let mut warmed = stream.warmed;
-            self.stats.on_payload(&stream.text[..end], &mut warmed, self.args.messages);
-            stream.warmed = warmed;
-            stream.text.drain(..end + len);
-        }
+        let (stats, warmed, messages) = (&mut self.stats, &mut stream.warmed, self.args.messages);
+        let open = stream.body.events(|event| stats.on_payload(event, warmed, messages));
         if !open {
             self.stats.error("the stream ended");
             self.lost(true);
@@ -653,18 +502,5 @@ fn send(ws: &mut WebSocket<Sock>, message: Message) -> tungstenite::Result<()> {
     match ws.send(message) {
         Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
         other => other,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::event_end;
-
-    #[test]
-    fn events_end_at_a_blank_line_of_either_kind() {
-        assert_eq!(event_end(b"data: a\n\ndata: b"), Some((7, 2)));
-        assert_eq!(event_end(b"data: a\r\n\r\ndata: b"), Some((8, 3)));
-        assert_eq!(event_end(b"data: a\r\ndata: b\r\n\r\n"), Some((17, 3)));
-        assert_eq!(event_end(b"data: a\r\n"), None);
     }
 }

@@ -42,9 +42,11 @@ async fn every_mode_runs_against_livehtml() {
     let (_live, app) = peer_livehtml::app();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    for mode in ["closed", "burst"] {
-        let r = lhbench(url.clone(), &["--mode", mode, "--clients", "20", "--messages", "10"]).await;
-        assert_eq!(r["deliveries"], 200, "{mode}: every client got every message: {r}");
+    for (mode, engine) in [("closed", "mio"), ("burst", "mio"), ("closed", "tokio"), ("burst", "tokio")] {
+        let r =
+            lhbench(url.clone(), &["--mode", mode, "--engine", engine, "--clients", "20", "--messages", "10"]).await;
+        assert_eq!(r["engine"], engine);
+        assert_eq!(r["deliveries"], 200, "{mode} ({engine}): every client got every message: {r}");
         assert_eq!(r["failed"], 0);
         assert!(r["deliveries_per_sec"].as_f64().unwrap() > 0.0);
         let lat = &r["latency_us"];
@@ -54,8 +56,11 @@ async fn every_mode_runs_against_livehtml() {
     let r = lhbench(url.clone(), &["--mode", "idle", "--clients", "50"]).await;
     assert_eq!(r["held"], 50);
     assert!(r["rss_kb_per_conn"].is_number() && r["kernel_kb_per_conn"].is_number());
-    let r = lhbench(url, &["--mode", "capacity", "--clients", "50", "--rounds", "1"]).await;
-    assert_eq!(r["held"], 50, "all connections answered the ping: {r}");
+    for engine in ["mio", "tokio"] {
+        let r =
+            lhbench(url.clone(), &["--mode", "capacity", "--engine", engine, "--clients", "50", "--rounds", "1"]).await;
+        assert_eq!(r["held"], 50, "all connections answered the ping ({engine}): {r}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

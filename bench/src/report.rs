@@ -47,6 +47,9 @@ pub(crate) struct Report {
     /// The client engine (reports from before there were two are the mio engine's).
     #[serde(default)]
     pub(crate) engine: Engine,
+    /// Worker processes the clients were spread over.
+    #[serde(default)]
+    pub(crate) workers: Option<u32>,
 }
 
 impl Report {
@@ -72,6 +75,7 @@ impl Report {
             nodes: None,
             broker_cpu_seconds: None,
             engine: Engine::Mio,
+            workers: None,
         }
     }
 
@@ -128,20 +132,31 @@ fn cell(v: Option<f64>, digits: usize) -> String {
 /// Markdown tables, one per mode and client count, medians over runs, with ratios against
 /// the best peer (livehtml and the bare baseline excluded from "best peer").
 pub(crate) fn table(files: &[PathBuf]) -> Result<String, Box<dyn std::error::Error>> {
-    let mut groups: BTreeMap<(String, u32, Engine), BTreeMap<String, Vec<Report>>> = BTreeMap::new();
+    // One table per mode, clients, messages of a burst, engine and workers: runs that differ in
+    // any of these are not medians of one another.
+    type Key = (String, u32, Option<u64>, Engine, Option<u32>);
+    let mut groups: BTreeMap<Key, BTreeMap<String, Vec<Report>>> = BTreeMap::new();
     for f in files {
         let r: Report = serde_json::from_slice(&std::fs::read(f)?)?;
         let mode = format!("{:?}", r.mode).to_lowercase();
         // SSE runs get tables of their own.
         let mode = if r.dialect == crate::dialect::Dialect::Sse { format!("sse {mode}") } else { mode };
-        groups.entry((mode, r.clients, r.engine)).or_default().entry(r.peer.clone()).or_default().push(r);
+        let burst = (r.mode == Mode::Burst).then_some(r.messages).flatten();
+        groups
+            .entry((mode, r.clients, burst, r.engine, r.workers))
+            .or_default()
+            .entry(r.peer.clone())
+            .or_default()
+            .push(r);
     }
     let ours = |p: &str| p == "livehtml" || p.starts_with("bare");
     let mut out = String::new();
-    for ((mode, clients, engine), peers) in groups {
+    for ((mode, clients, burst, engine, workers), peers) in groups {
         let m = |rs: &[Report], f: fn(&Report) -> Option<f64>| median(rs.iter().filter_map(f).collect());
+        let burst = burst.map_or(String::new(), |n| format!(" × {n} messages"));
         let engine = format!("{engine:?}").to_lowercase();
-        out += &format!("\n### {mode}, {clients} clients, {engine} engine\n\n");
+        let workers = workers.map_or(String::new(), |n| format!(" in {n} worker{}", if n == 1 { "" } else { "s" }));
+        out += &format!("\n### {mode}, {clients} clients{burst}, {engine} engine{workers}\n\n");
         match mode.trim_start_matches("sse ") {
             "closed" | "burst" => {
                 let best = peers
@@ -198,4 +213,48 @@ pub(crate) fn table(files: &[PathBuf]) -> Result<String, Box<dyn std::error::Err
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn burst(peer: &str, messages: u64, engine: Engine, workers: u32, rate: f64) -> Report {
+        let mut r = Report::new(peer, Mode::Burst, Dialect::Json, 1000);
+        r.messages = Some(messages);
+        r.engine = engine;
+        r.workers = Some(workers);
+        r.deliveries_per_sec = Some(rate);
+        r
+    }
+
+    #[test]
+    fn runs_of_other_lengths_engines_or_workers_get_tables_of_their_own() {
+        let dir = std::env::temp_dir().join(format!("lhbench-table-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let reports = [
+            burst("bun", 1000, Engine::Mio, 2, 3.0e6),
+            burst("bun", 1000, Engine::Mio, 2, 5.0e6),
+            burst("bun", 200, Engine::Mio, 2, 1.0e6),
+            burst("bun", 1000, Engine::Tokio, 2, 2.0e6),
+            burst("bun", 1000, Engine::Tokio, 1, 1.5e6),
+        ];
+        let files: Vec<PathBuf> = reports
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let f = dir.join(format!("{i}.json"));
+                std::fs::write(&f, serde_json::to_vec(r).unwrap()).unwrap();
+                f
+            })
+            .collect();
+        let out = table(&files).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(out.matches("### ").count(), 4, "{out}");
+        assert!(out.contains("### burst, 1000 clients × 1000 messages, mio engine in 2 workers"), "{out}");
+        assert!(out.contains("### burst, 1000 clients × 200 messages, mio engine in 2 workers"), "{out}");
+        assert!(out.contains("### burst, 1000 clients × 1000 messages, tokio engine in 1 worker"), "{out}");
+        // The median of the two mio runs of 1,000 messages.
+        assert!(out.contains("| bun | 2 | 4000000 |"), "{out}");
+    }
 }

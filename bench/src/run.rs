@@ -480,6 +480,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<Report, Error> {
         }
     }
     report.nodes = (args.nodes > 1).then_some(args.nodes);
+    report.workers = Some(count);
     for peer in &mut peers {
         if let Some(mut child) = peer.child.take() {
             let _ = child.start_kill();

@@ -35,12 +35,18 @@ async fn lhbench(url: String, args: &[&str]) -> Value {
     serde_json::from_slice(&output.stdout).expect("a JSON report on stdout")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_mode_runs_against_livehtml() {
+/// The bench peer served in process on a free port: its base URL (and the `Live` to keep).
+async fn peer() -> (String, Box<dyn std::any::Any>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("ws://{}", listener.local_addr().unwrap());
-    let (_live, app) = peer_livehtml::app();
+    let (live, app) = peer_livehtml::app();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, Box::new(live))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_mode_runs_against_livehtml() {
+    let (url, _live) = peer().await;
 
     for (mode, engine) in [("closed", "mio"), ("burst", "mio"), ("closed", "tokio"), ("burst", "tokio")] {
         let r =
@@ -65,10 +71,7 @@ async fn every_mode_runs_against_livehtml() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_live_view_mode_runs_against_livehtml() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}", listener.local_addr().unwrap());
-    let (_live, app) = peer_livehtml::app();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (url, _live) = peer().await;
 
     let pid = std::process::id().to_string();
     let output = tokio::task::spawn_blocking(move || {

@@ -2,8 +2,9 @@
 //! it over a WebSocket, send `--warmup` events that are not counted, and then send events in a
 //! closed loop (each page sends its next event once the answer to the last one arrived).
 //! Reports events per second, the event round trip (p50, p99, p99.9), the server's memory per
-//! connected view and its CPU per event, and the bytes the server sends per event. `--by-second` prints the round trips by the second of the loop they
-//! started in: where in a run its tail sits.
+//! connected view and its CPU per event, and the bytes the server sends per event.
+//! `--by-second` prints the round trips by the second of the loop they started in: where in a
+//! run its tail sits.
 //!
 //! Peers (`--kind`): `livehtml` (a page whose first render names its socket in `lh-connect`;
 //! events are livehtml.js's, numbered with `LH-Ref`; an event is answered when its `<!--lh-reply N-->`
@@ -11,7 +12,8 @@
 //! them, `{"method":"user_event",...}`; an event is answered by the next edits message).
 //!
 //! One tokio task per page on one thread, with tokio-tungstenite's default settings (what an
-//! ordinary client looks like) unless `--read-buffer` sets a lighter one. Loopback only; bounded by `--seconds`.
+//! ordinary client looks like) unless `--read-buffer` sets a lighter one. Loopback only; bounded
+//! by `--seconds`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -13,6 +13,9 @@ use crate::worker::Engine;
 pub(crate) struct Latency {
     pub(crate) p50: u64,
     pub(crate) p99: u64,
+    /// Absent in reports from before it was recorded.
+    #[serde(default)]
+    pub(crate) p999: Option<u64>,
     pub(crate) max: u64,
 }
 
@@ -86,7 +89,11 @@ impl Report {
             s += &format!(" deliveries/s={d:.0}");
         }
         if let Some(l) = self.latency_us {
-            s += &format!(" p50={}us p99={}us max={}us", l.p50, l.p99, l.max);
+            s += &format!(" p50={}us p99={}us", l.p50, l.p99);
+            if let Some(p999) = l.p999 {
+                s += &format!(" p99.9={p999}us");
+            }
+            s += &format!(" max={}us", l.max);
         }
         if let Some(c) = self.server_cpu_us_per_delivery {
             s += &format!(" server-cpu/delivery={c:.2}us");
@@ -164,8 +171,8 @@ pub(crate) fn table(files: &[PathBuf]) -> Result<String, Box<dyn std::error::Err
                     .filter(|(p, _)| !ours(p))
                     .filter_map(|(p, rs)| m(rs, |r| r.deliveries_per_sec).map(|d| (p.clone(), d)))
                     .max_by(|a, b| a.1.total_cmp(&b.1));
-                out += "| peer | runs | deliveries/s | vs best peer | p50 ms | p99 ms | max ms | server CPU µs/delivery | bytes/msg |\n";
-                out += "|---|---|---|---|---|---|---|---|---|\n";
+                out += "| peer | runs | deliveries/s | vs best peer | p50 ms | p99 ms | p99.9 ms | max ms | server CPU µs/delivery | bytes/msg |\n";
+                out += "|---|---|---|---|---|---|---|---|---|---|\n";
                 for (p, rs) in &peers {
                     let d = m(rs, |r| r.deliveries_per_sec);
                     let ratio = match (&best, d) {
@@ -176,11 +183,20 @@ pub(crate) fn table(files: &[PathBuf]) -> Result<String, Box<dyn std::error::Err
                         median(rs.iter().filter_map(|r| r.latency_us.map(|l| f(&l) as f64 / 1000.0)).collect())
                     };
                     out += &format!(
-                        "| {p} | {} | {} | {ratio} | {} | {} | {} | {} | {} |\n",
+                        "| {p} | {} | {} | {ratio} | {} | {} | {} | {} | {} | {} |\n",
                         rs.len(),
                         cell(d, 0),
                         cell(lat(|l| l.p50), 2),
                         cell(lat(|l| l.p99), 2),
+                        cell(
+                            median(
+                                rs.iter()
+                                    .filter_map(|r| r.latency_us.and_then(|l| l.p999))
+                                    .map(|v| v as f64 / 1000.0)
+                                    .collect()
+                            ),
+                            2
+                        ),
                         cell(lat(|l| l.max), 2),
                         cell(m(rs, |r| r.server_cpu_us_per_delivery), 2),
                         cell(m(rs, |r| r.bytes_per_message), 0),
@@ -225,6 +241,7 @@ mod tests {
         r.engine = engine;
         r.workers = Some(workers);
         r.deliveries_per_sec = Some(rate);
+        r.latency_us = Some(Latency { p50: 1000, p99: 2000, p999: Some(rate as u64 / 1000), max: 9000 });
         r
     }
 
@@ -256,5 +273,7 @@ mod tests {
         assert!(out.contains("### burst, 1000 clients × 1000 messages, tokio engine in 1 worker"), "{out}");
         // The median of the two mio runs of 1,000 messages.
         assert!(out.contains("| bun | 2 | 4000000 |"), "{out}");
+        // p99.9 is a median of its own (3 and 5 ms here).
+        assert!(out.contains("| 1.00 | 2.00 | 4.00 | 9.00 |"), "{out}");
     }
 }

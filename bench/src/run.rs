@@ -470,6 +470,7 @@ pub(crate) async fn run(args: RunArgs) -> Result<Report, Error> {
         report.latency_us = Some(Latency {
             p50: latency.value_at_quantile(0.5),
             p99: latency.value_at_quantile(0.99),
+            p999: Some(latency.value_at_quantile(0.999)),
             max: latency.max(),
         });
         let cpu_secs = cpu_after.saturating_sub(cpu_before) as f64 / ticks;

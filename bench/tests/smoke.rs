@@ -57,6 +57,7 @@ async fn every_mode_runs_against_livehtml() {
         assert!(r["deliveries_per_sec"].as_f64().unwrap() > 0.0);
         let lat = &r["latency_us"];
         assert!(lat["p50"].as_u64().unwrap() <= lat["p99"].as_u64().unwrap());
+        assert!(lat["p99"].as_u64().unwrap() <= lat["p999"].as_u64().unwrap(), "{r}");
         assert!(r["bytes_per_message"].as_f64().unwrap() > 50.0, "an HTML fragment per delivery: {r}");
     }
     let r = lhbench(url.clone(), &["--mode", "idle", "--clients", "50"]).await;

@@ -44,6 +44,37 @@ impl Dialect {
     }
 }
 
+/// What a Socket.IO (Engine.IO 4) client does with a text message it receives.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum EngineIo {
+    /// Answer with this.
+    Send(&'static str),
+    /// The namespace connect is done: the client has joined.
+    Joined,
+    /// A message of the chat.
+    Payload,
+    Ignore,
+}
+
+/// A Socket.IO client's step for `text`: before it has joined, the Engine.IO open packet is
+/// answered with the connect to the default namespace, whose acknowledgement joins it; after,
+/// the Engine.IO heartbeat is answered (or the server drops the client) and the rest is chat.
+pub(crate) fn engine_io(text: &str, joined: bool) -> EngineIo {
+    if !joined {
+        if text.starts_with("40") {
+            EngineIo::Joined
+        } else if text.starts_with('0') {
+            EngineIo::Send("40")
+        } else {
+            EngineIo::Ignore
+        }
+    } else if text == "2" {
+        EngineIo::Send("3")
+    } else {
+        EngineIo::Payload
+    }
+}
+
 pub(crate) fn now_nanos() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
@@ -86,5 +117,14 @@ mod tests {
         assert_eq!(marker(html), Some((7, 123)));
         assert_eq!(marker(b"no marker"), None);
         assert_eq!(marker(b"~12~"), None);
+    }
+
+    #[test]
+    fn a_socketio_client_joins_then_answers_heartbeats() {
+        assert_eq!(engine_io(r#"0{"sid":"x","pingInterval":25000}"#, false), EngineIo::Send("40"));
+        assert_eq!(engine_io(r#"40{"sid":"y"}"#, false), EngineIo::Joined);
+        assert_eq!(engine_io("2", false), EngineIo::Ignore);
+        assert_eq!(engine_io("2", true), EngineIo::Send("3"));
+        assert_eq!(engine_io(r#"42["chat",{}]"#, true), EngineIo::Payload);
     }
 }

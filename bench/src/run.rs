@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-use crate::dialect::Dialect;
+use crate::dialect::{self, Dialect, EngineIo};
 use crate::proc;
 use crate::report::{Latency, Report};
 use crate::worker::Engine;
@@ -260,10 +260,10 @@ async fn connect_sender(args: &RunArgs, peer: &Peer) -> Result<Sender, Error> {
     if args.dialect == Dialect::Socketio {
         while let Some(m) = ws.next().await {
             if let Message::Text(t) = m? {
-                if t.starts_with('0') {
-                    ws.send(Message::text("40")).await?;
-                } else if t.starts_with("40") {
-                    break;
+                match dialect::engine_io(&t, false) {
+                    EngineIo::Send(reply) => ws.send(Message::text(reply)).await?,
+                    EngineIo::Joined => break,
+                    _ => {}
                 }
             }
         }
@@ -273,8 +273,10 @@ async fn connect_sender(args: &RunArgs, peer: &Peer) -> Result<Sender, Error> {
     let pong = tx.clone();
     tokio::spawn(async move {
         while let Some(Ok(m)) = stream.next().await {
-            if matches!(&m, Message::Text(t) if t.as_str() == "2") {
-                let _ = pong.send(vec!["3".into()]);
+            if let Message::Text(t) = &m
+                && let EngineIo::Send(reply) = dialect::engine_io(t, true)
+            {
+                let _ = pong.send(vec![reply.into()]);
             }
         }
     });

@@ -20,7 +20,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::dialect::Dialect;
+use crate::dialect::{Dialect, EngineIo, engine_io};
 use crate::sse_body::Body;
 use crate::tally::{Stats, emit};
 use crate::worker::{CONNECTING_AT_ONCE, WorkerArgs};
@@ -144,19 +144,17 @@ async fn client(shared: Rc<Shared>, connecting: Rc<Semaphore>, rounds: watch::Re
                     None => return end(&shared, joined, "the server closed the connection"),
                 };
                 let reply = match message {
-                    Message::Text(t) if socketio && !joined => {
-                        // Engine.IO open packet, then the Socket.IO connect to the default namespace.
-                        if t.starts_with("40") {
+                    Message::Text(t) if socketio => match engine_io(&t, joined) {
+                        EngineIo::Send(reply) => Some(Message::text(reply)),
+                        EngineIo::Joined => {
                             joined = true;
                             shared.joined();
                             drop(permit.take());
                             None
-                        } else {
-                            t.starts_with('0').then(|| Message::text("40"))
                         }
-                    }
-                    // Engine.IO heartbeat: answer or the server drops us.
-                    Message::Text(t) if socketio && t.as_str() == "2" => Some(Message::text("3")),
+                        EngineIo::Payload => { shared.payload(t.as_bytes(), &mut warmed); None }
+                        EngineIo::Ignore => None,
+                    },
                     Message::Text(t) => { shared.payload(t.as_bytes(), &mut warmed); None }
                     Message::Binary(b) => { shared.payload(&b, &mut warmed); None }
                     Message::Pong(p) => { shared.stats.borrow_mut().on_pong(&p); None }

@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::handshake::{HandshakeError, MidHandshake};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message, WebSocket};
 
-use crate::dialect::Dialect;
+use crate::dialect::{Dialect, EngineIo, engine_io};
 use crate::sse_body::Body;
 use crate::tally::{Stats, emit};
 
@@ -456,22 +456,15 @@ impl Worker {
                 Err(e) => return Err(e),
             };
             match message {
-                Message::Text(t) if self.args.dialect == Dialect::Socketio => {
-                    if !*joined {
-                        // Engine.IO open packet, then the Socket.IO connect to the default namespace.
-                        if t.starts_with('0') {
-                            send(ws, Message::text("40"))?;
-                        } else if t.starts_with("40") {
-                            *joined = true;
-                            self.joined();
-                        }
-                    } else if t.as_str() == "2" {
-                        // Engine.IO heartbeat: answer or the server drops us.
-                        send(ws, Message::text("3"))?;
-                    } else {
-                        self.stats.on_payload(t.as_bytes(), warmed, self.args.messages);
+                Message::Text(t) if self.args.dialect == Dialect::Socketio => match engine_io(&t, *joined) {
+                    EngineIo::Send(reply) => send(ws, Message::text(reply))?,
+                    EngineIo::Joined => {
+                        *joined = true;
+                        self.joined();
                     }
-                }
+                    EngineIo::Payload => self.stats.on_payload(t.as_bytes(), warmed, self.args.messages),
+                    EngineIo::Ignore => {}
+                },
                 Message::Text(t) => self.stats.on_payload(t.as_bytes(), warmed, self.args.messages),
                 Message::Binary(b) => self.stats.on_payload(&b, warmed, self.args.messages),
                 Message::Pong(p) => self.stats.on_pong(&p),

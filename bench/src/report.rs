@@ -179,25 +179,23 @@ pub(crate) fn table(files: &[PathBuf]) -> Result<String, Box<dyn std::error::Err
                         (Some((bp, bd)), Some(d)) => format!("{:.2}× {bp}", d / bd),
                         _ => "–".into(),
                     };
-                    let lat = |f: fn(&Latency) -> u64| {
-                        median(rs.iter().filter_map(|r| r.latency_us.map(|l| f(&l) as f64 / 1000.0)).collect())
+                    // Milliseconds; a quantile older reports lack is left out.
+                    let lat = |f: fn(&Latency) -> Option<u64>| {
+                        median(
+                            rs.iter()
+                                .filter_map(|r| r.latency_us.as_ref().and_then(f))
+                                .map(|v| v as f64 / 1000.0)
+                                .collect(),
+                        )
                     };
                     out += &format!(
                         "| {p} | {} | {} | {ratio} | {} | {} | {} | {} | {} | {} |\n",
                         rs.len(),
                         cell(d, 0),
-                        cell(lat(|l| l.p50), 2),
-                        cell(lat(|l| l.p99), 2),
-                        cell(
-                            median(
-                                rs.iter()
-                                    .filter_map(|r| r.latency_us.and_then(|l| l.p999))
-                                    .map(|v| v as f64 / 1000.0)
-                                    .collect()
-                            ),
-                            2
-                        ),
-                        cell(lat(|l| l.max), 2),
+                        cell(lat(|l| Some(l.p50)), 2),
+                        cell(lat(|l| Some(l.p99)), 2),
+                        cell(lat(|l| l.p999), 2),
+                        cell(lat(|l| Some(l.max)), 2),
                         cell(m(rs, |r| r.server_cpu_us_per_delivery), 2),
                         cell(m(rs, |r| r.bytes_per_message), 0),
                     );

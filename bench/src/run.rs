@@ -202,9 +202,9 @@ async fn spawn_workers(args: &RunArgs, peers: &[Peer], count: u32) -> Result<Wor
         let mut child = Command::new(&exe)
             .arg("worker")
             .args(["--url", &url, "--addr", &peer.addr.to_string()])
-            .args(["--dialect", args.dialect.as_arg(), "--conns", &conns.to_string()])
+            .args(["--dialect", &arg(args.dialect), "--conns", &conns.to_string()])
             .args(["--messages", &args.messages.to_string(), "--source-ip", &source.to_string()])
-            .args(["--engine", args.engine.as_arg()])
+            .args(["--engine", &arg(args.engine)])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -224,24 +224,9 @@ async fn spawn_workers(args: &RunArgs, peers: &[Peer], count: u32) -> Result<Wor
     Ok(Workers { stdin, events, _children: children })
 }
 
-impl Engine {
-    fn as_arg(self) -> &'static str {
-        match self {
-            Engine::Mio => "mio",
-            Engine::Tokio => "tokio",
-        }
-    }
-}
-
-impl Dialect {
-    fn as_arg(self) -> &'static str {
-        match self {
-            Dialect::Htmx => "htmx",
-            Dialect::Json => "json",
-            Dialect::Socketio => "socketio",
-            Dialect::Sse => "sse",
-        }
-    }
+/// How a flag's value is spelled on the command line (the worker takes them as the run did).
+fn arg(value: impl clap::ValueEnum) -> String {
+    value.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default()
 }
 
 /// The sender: one more client, outside the measured ones. It reads and drops what it receives

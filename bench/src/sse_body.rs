@@ -1,6 +1,11 @@
 //! An SSE client's side of the wire: the response body de-chunked (HTTP/1.1 chunked framing,
 //! or none) into text, cut into events at blank lines. Both client engines read streams with it.
 
+/// The request that opens a stream at `/sse` (a few dozen bytes: a fresh socket takes them whole).
+pub(crate) fn request(addr: std::net::SocketAddr) -> String {
+    format!("GET /sse HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n")
+}
+
 /// A stream's body after its head: received bytes, and the text they carry.
 #[derive(Debug, Default)]
 pub(crate) struct Body {

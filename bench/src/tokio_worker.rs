@@ -21,7 +21,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::dialect::{Dialect, EngineIo, engine_io};
-use crate::sse_body::Body;
+use crate::sse_body::{self, Body};
 use crate::tally::{Stats, emit};
 use crate::worker::{CONNECTING_AT_ONCE, WorkerArgs};
 
@@ -182,8 +182,7 @@ fn end(shared: &Shared, joined: bool, e: impl std::fmt::Display) {
 
 /// An SSE client: `GET /sse`, then events until the stream ends.
 async fn sse(shared: &Shared, mut stream: TcpStream, permit: tokio::sync::SemaphorePermit<'_>) {
-    let request = format!("GET /sse HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n", shared.args.addr);
-    if let Err(e) = stream.write_all(request.as_bytes()).await {
+    if let Err(e) = stream.write_all(sse_body::request(shared.args.addr).as_bytes()).await {
         return shared.failed(e);
     }
     let mut body = Body::default();

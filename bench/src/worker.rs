@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message, WebSocket};
 
 use crate::dialect::{Dialect, EngineIo, engine_io};
-use crate::sse_body::Body;
+use crate::sse_body::{self, Body};
 use crate::tally::{Stats, emit};
 
 /// Connections set up at once; more would overflow the server's listen backlog.
@@ -334,8 +334,7 @@ impl Worker {
 
     /// Sends the stream's `GET` (a few dozen bytes: a fresh socket takes them whole).
     fn open_stream(&mut self, i: usize, mut sock: Sock) {
-        let request = format!("GET /sse HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n", self.args.addr);
-        if let Err(e) = sock.tcp.write_all(request.as_bytes()) {
+        if let Err(e) = sock.tcp.write_all(sse_body::request(self.args.addr).as_bytes()) {
             return self.fail(i, e);
         }
         let stream = EventStream { sock, head: false, body: Body::default(), warmed: false };

@@ -138,7 +138,14 @@ pub(crate) async fn run(args: ViewsArgs) -> Result<(), Error> {
     let tasks: Vec<_> = pages
         .into_iter()
         .map(|page| {
-            let loop_ = Loop { kind: args.kind, event: args.event.clone(), first: args.warmup, wait, started };
+            let loop_ = Loop {
+                kind: args.kind,
+                event: args.event.clone(),
+                first: args.warmup,
+                wait,
+                started,
+                by_second: args.by_second,
+            };
             tokio::spawn(drive(page, loop_, stop.clone(), bytes.clone()))
         })
         .collect();
@@ -292,15 +299,17 @@ struct Loop {
     first: u64,
     wait: Duration,
     started: Instant,
+    /// Keep each round trip with its second (only `--by-second` prints them).
+    by_second: bool,
 }
 
-/// The round trips of one page: all of them, and each as (second of the loop it was sent in,
-/// microseconds).
+/// The round trips of one page: all of them, and (with `--by-second`) each as (second of the
+/// loop it was sent in, microseconds).
 type Trips = (Histogram<u64>, Vec<(u32, u32)>);
 
 /// The closed loop of one page until `stop`; its round trips.
 async fn drive(mut ws: Socket, loop_: Loop, stop: Arc<AtomicBool>, bytes: Arc<AtomicU64>) -> Result<Trips, TaskError> {
-    let Loop { kind, event, first, wait, started } = loop_;
+    let Loop { kind, event, first, wait, started, by_second } = loop_;
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let mut trips = Vec::new();
     let mut n = first;
@@ -311,7 +320,9 @@ async fn drive(mut ws: Socket, loop_: Loop, stop: Arc<AtomicBool>, bytes: Arc<At
         bytes.fetch_add(received, Ordering::Relaxed);
         let micros = sent.elapsed().as_micros().max(1) as u64;
         histogram.record(micros)?;
-        trips.push((sent.duration_since(started).as_secs() as u32, micros.min(u64::from(u32::MAX)) as u32));
+        if by_second {
+            trips.push((sent.duration_since(started).as_secs() as u32, micros.min(u64::from(u32::MAX)) as u32));
+        }
     }
     let _ = ws.close(None).await;
     Ok((histogram, trips))

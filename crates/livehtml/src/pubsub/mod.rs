@@ -72,7 +72,7 @@ pub use backend::{Backend, BackendError, Delivery, Inbox, Incoming, Outgoing, Sn
 pub use history::{History, Recovery};
 pub use presence::{DEFAULT_GRACE, Member, PresenceDiff};
 pub use roster::DEFAULT_NODE_TIMEOUT;
-pub(crate) use subscriber::{Offer, Subscriber, SubscriberRef};
+pub(crate) use subscriber::{Batch, Offer, Subscriber, SubscriberRef};
 pub use tap::{Tap, Tapped};
 
 use crate::protocol::{Frame, Position, Since};
@@ -158,6 +158,8 @@ struct Topic {
     /// Held for a whole publish (see the module docs).
     log: Mutex<Log>,
     subscribers: RwLock<Vec<(u64, SubscriberRef)>>,
+    /// How fan-outs are run: the batch of the first subscriber that had one.
+    batch: std::sync::OnceLock<Batch>,
     /// When the last publish ended, in microseconds since [`epoch`]: a publish that follows it
     /// within [`BURST_GAP`] is part of a burst.
     last_end: AtomicU64,
@@ -385,6 +387,7 @@ impl PubSub {
                 false => Log::new(self.history_for(name)),
             }),
             subscribers: RwLock::default(),
+            batch: std::sync::OnceLock::new(),
             last_end: AtomicU64::new(0),
         });
         topics.insert(name.to_owned(), topic.clone());
@@ -426,6 +429,9 @@ impl PubSub {
         if !matches!(recovery, Recovery::Replayed(n) if n > 0) {
             to.offer(Frame::mark(log.position()));
         }
+        if let Some(batch) = to.batch() {
+            let _ = topic.batch.set(batch);
+        }
         topic.subscribers.write().unwrap_or_else(|e| e.into_inner()).push((id, to));
         drop(log);
         crate::observe::subscriptions(1.0);
@@ -462,12 +468,23 @@ impl Topic {
     /// Offers `frame` (which has its position) to every subscriber; the caller holds the log.
     fn offer_all(&self, frame: &Frame) -> usize {
         let subscribers = self.subscribers.read().unwrap_or_else(|e| e.into_inner());
-        let burst = micros().saturating_sub(self.last_end.load(Ordering::Relaxed)) < BURST_GAP;
-        let offer = |to: &SubscriberRef| {
-            if burst { to.offer_in_burst(frame.clone()) } else { to.offer(frame.clone()) }
-        };
-        let taken = subscribers.iter().filter(|(_, to)| offer(to) == Offer::Queued).count();
-        self.last_end.store(micros(), Ordering::Relaxed);
+        // (A topic's first publish follows none.)
+        let last_end = self.last_end.load(Ordering::Relaxed);
+        let burst = last_end != 0 && micros().saturating_sub(last_end) < BURST_GAP;
+        let mut taken = 0;
+        if burst {
+            // Each connection's task writes what the burst brought it, many frames a write.
+            taken = subscribers.iter().filter(|(_, to)| to.offer_in_burst(frame.clone()) == Offer::Queued).count();
+        } else {
+            let mut offer_all = || {
+                taken = subscribers.iter().filter(|(_, to)| to.offer(frame.clone()) == Offer::Queued).count();
+            };
+            match self.batch.get() {
+                Some(batch) => batch(&mut offer_all),
+                None => offer_all(),
+            }
+        }
+        self.last_end.store(micros().max(1), Ordering::Relaxed);
         crate::observe::published(subscribers.len(), frame.len());
         taken
     }

@@ -32,7 +32,19 @@ pub(crate) trait Subscriber: Send + Sync + std::fmt::Debug {
     fn room(&self) -> usize {
         usize::MAX
     }
+    /// How a fan-out that reaches this subscriber is wrapped, if its transport writes a
+    /// fan-out's offers together when it ends rather than one by one (see [`Batch`]).
+    fn batch(&self) -> Option<Batch> {
+        None
+    }
 }
+
+/// Runs a fan-out (the closure offers one frame to every subscriber of a topic) so that the
+/// offers it makes are written together when it returns, which lets a transport spread the
+/// writes of a wide fan-out over more than one core. A topic runs its fan-outs through the
+/// batch of the first subscriber it got that has one (a transport's batch covers all of its
+/// connections in the fan-out); inside a connection's corked pass, the pass batches already.
+pub(crate) type Batch = fn(&mut dyn FnMut());
 
 /// A shared handle on a connection's [`Subscriber`]: what topics hold.
 pub(crate) type SubscriberRef = Arc<dyn Subscriber>;

@@ -114,6 +114,14 @@ fn write_out(held: &mut [Held]) {
     }
 }
 
+/// Runs a fan-out corked: its offers are written when it returns ([`crate::pubsub::Batch`]),
+/// from two threads when it is wide. A publish from outside a connection's task (an HTTP
+/// handler, a background task, a broker's delivery) gets what a corked pass gets.
+pub(super) fn batch(fan_out: &mut dyn FnMut()) {
+    let _cork = Guard::new();
+    fan_out();
+}
+
 /// Corks the thread until dropped; the outermost guard writes everything out, even when
 /// the poll panicked.
 pub(super) struct Guard(());

@@ -21,6 +21,10 @@ use crate::protocol::{Cursors, Frame};
 /// Events gathered into one write: three slices each, within IOV_MAX (1024).
 const EVENTS: usize = 128;
 
+/// Events up to this long go out copied into one buffer on the stack, one `send`, when
+/// written alone.
+const CONTIGUOUS: usize = 1024;
+
 /// The end of the chunked body (RFC 9112 section 7.1).
 pub(crate) const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
@@ -242,8 +246,19 @@ impl Out {
         if total == 0 {
             return (Poll::Ready(Ok(0)), 0);
         }
-        let buffers = bytes.map(IoSlice::new);
-        let written = Pin::new(wire).poll_write_vectored(cx, &buffers);
+        let written = if total <= CONTIGUOUS {
+            // One contiguous `send` costs the kernel less than a three-slice `writev` (no
+            // iovec array to import): most of a closed-loop delivery is that syscall.
+            let mut buffer = [0u8; CONTIGUOUS];
+            let mut at = 0;
+            for part in bytes {
+                buffer[at..at + part.len()].copy_from_slice(part);
+                at += part.len();
+            }
+            Pin::new(wire).poll_write(cx, &buffer[..total])
+        } else {
+            Pin::new(wire).poll_write_vectored(cx, &bytes.map(IoSlice::new))
+        };
         if matches!(written, Poll::Ready(Ok(n)) if n == total) && matches!(part, Part::Event(_)) {
             **cursors = after;
         }

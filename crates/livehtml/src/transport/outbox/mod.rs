@@ -10,7 +10,8 @@
 //! drains. While a connection task is being polled (a pass over what its client sent), its
 //! publishes are *corked*: frames are queued, and at the end of the pass each subscriber gets one
 //! vectored write of everything queued for it, so a burst of messages costs a syscall per
-//! subscriber per pass rather than per message.
+//! subscriber per pass rather than per message. A publish from anywhere else is corked for its
+//! own fan-out ([`Subscriber::batch`]), so that a wide one is written from two threads too.
 //!
 //! # Why hand-written
 //!
@@ -336,6 +337,11 @@ impl Subscriber for Shared {
 
     fn is_closed(&self) -> bool {
         self.out().closed
+    }
+
+    /// Fan-outs are corked: see [`cork::batch`].
+    fn batch(&self) -> Option<crate::pubsub::Batch> {
+        Some(cork::batch)
     }
 
     /// Closes with 1012, which every client reconnects after.

@@ -96,6 +96,43 @@ async fn a_wide_pass_is_written_from_two_threads_in_order() {
     }
 }
 
+/// Whether a pass was corked when it was offered a frame.
+#[derive(Debug, Default)]
+struct Probe(Mutex<Vec<bool>>);
+
+impl Subscriber for Probe {
+    fn offer(&self, frame: Frame) -> Offer {
+        if !frame.is_mark() {
+            self.0.lock().unwrap().push(cork::active());
+        }
+        Offer::Queued
+    }
+    fn offer_info(&self, _: Info) -> Offer {
+        Offer::Queued
+    }
+    fn is_closed(&self) -> bool {
+        false
+    }
+    fn resync(&self) {}
+}
+
+/// A publish from outside any connection's pass (an HTTP handler, a background task) is run
+/// through the connections' batch: corked, so a wide fan-out is written from two threads.
+#[test]
+fn a_publish_from_outside_a_pass_is_corked() {
+    let pubsub = crate::pubsub::PubSub::default();
+    let (outbox, inbox) = outbox(8);
+    let probe = Arc::new(Probe::default());
+    let _a = pubsub.subscribe("t", outbox, None, usize::MAX);
+    let _b = pubsub.subscribe("t", probe.clone(), None, usize::MAX);
+    assert!(!cork::active());
+    assert_eq!(pubsub.publish("t", Frame::text("a")), 2);
+    assert!(!cork::active(), "the cork ends with the fan-out");
+    assert_eq!(*probe.0.lock().unwrap(), [true]);
+    assert!(matches!(inbox.pop(), Some(f) if f.as_text() == Some("a")));
+    assert!(!inbox.shared.out().corked());
+}
+
 /// The livelock of issue 9: frames offered after the socket failed were queued, and the task
 /// was told `Frames` with no socket to write them to, over and over.
 #[tokio::test]

@@ -53,7 +53,8 @@ use crate::observe::{self, Rejected};
 /// at most [`Listener::connection_rate`] new connections a second. (hyper's own header timeout
 /// is off unless a timer is configured, which `axum::serve` does not: serve with
 /// [`crate::serve`] and every later head of a keep-alive connection is timed too, and a head
-/// over the limit is answered 431.)
+/// over the limit is answered 431.) Its connections send without delay (`TCP_NODELAY`): with a
+/// plain `TcpListener`, set it yourself (`axum::serve::ListenerExt::tap_io`).
 #[derive(Debug)]
 pub struct Listener {
     inner: TcpListener,
@@ -226,6 +227,12 @@ impl axum::serve::Listener for Listener {
                 tracing::debug!(%addr, "closed a connection: too many are waiting for their first request");
                 observe::rejected(Rejected::Pending);
                 continue;
+            }
+            // Live frames are small and must go out when written: without this, Nagle's
+            // algorithm holds a frame written while an earlier one is unacknowledged until the
+            // client's (delayed) ACK. Every real-time server turns it off (Go by default).
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(%addr, error = %e, "could not set TCP_NODELAY");
             }
             let head = Head::Waiting(Box::new(Waiting {
                 deadline: Box::pin(tokio::time::sleep(self.head_timeout)),
@@ -502,5 +509,21 @@ impl http_body::Body for Released {
             return Poll::Ready(Some(Err(HandedOver)));
         }
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Small frames go out when written: with Nagle's algorithm a frame written while an earlier
+    /// one is unacknowledged waits for that ACK, which a client may delay by 40 ms or more.
+    #[tokio::test]
+    async fn accepted_connections_send_without_delay() {
+        let mut listener = Listener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (_client, (connection, _)) =
+            tokio::join!(TcpStream::connect(addr), axum::serve::Listener::accept(&mut listener));
+        assert!(connection.stream.as_ref().unwrap().nodelay().unwrap());
     }
 }

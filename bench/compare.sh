@@ -7,6 +7,8 @@
 #
 # ENGINES: lhbench's client engines, each run against every peer (default both: `mio`, every
 # client of a worker on one poll; `tokio`, a task per client on tokio-tungstenite's defaults).
+# WORKERS: the clients' worker processes (default: lhbench's, 2 here); WORKERS=1 with
+# ENGINES=tokio is the outside probe's configuration (every client on one tokio thread).
 #
 # Installs what the peers need: Debian's Go and gorilla/websocket and libuv1 (apt-get), the
 # JavaScript peers from bench/peers/package-lock.json (npm), the Python peers into
@@ -22,6 +24,7 @@ MODES=${MODES:-"closed-1000 closed-5000 burst-1000 idle-10000 capacity-19900"}
 SSE_PEERS=${SSE_PEERS-"livehtml bun node go fastapi"}
 SSE_MODES=${SSE_MODES:-"closed-1000 burst-1000 idle-10000"}
 ENGINES=${ENGINES:-"mio tokio"}
+WORKERS=${WORKERS:-}
 OUT=${OUT:-bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 
@@ -83,7 +86,7 @@ for run in $(seq 1 "$RUNS"); do
         echo "== run $run: $peer $mode ($engine)" >&2
         # shellcheck disable=SC2086
         target/release/lhbench run --mode "$kind" --engine "$engine" --name "$peer" --dialect "$dialect" \
-          --clients "$clients" "${extra[@]}" --timeout 120 --out "$OUT/$peer-$mode-$engine-$run.json" -- $cmd >/dev/null \
+          --clients "$clients" "${extra[@]}" ${WORKERS:+--workers "$WORKERS"} --timeout 120 --out "$OUT/$peer-$mode-$engine-$run.json" -- $cmd >/dev/null \
           || echo "!! $peer $mode ($engine) run $run failed" >&2
       done
     done
@@ -105,7 +108,7 @@ for run in $(seq 1 "$RUNS"); do
         echo "== run $run: $peer sse $mode ($engine)" >&2
         # shellcheck disable=SC2086
         target/release/lhbench run --mode "$kind" --engine "$engine" --name "$peer" --dialect sse \
-          --clients "$clients" "${extra[@]}" --timeout 120 --out "$OUT/$peer-sse-$mode-$engine-$run.json" -- $cmd >/dev/null \
+          --clients "$clients" "${extra[@]}" ${WORKERS:+--workers "$WORKERS"} --timeout 120 --out "$OUT/$peer-sse-$mode-$engine-$run.json" -- $cmd >/dev/null \
           || echo "!! $peer sse $mode ($engine) run $run failed" >&2
       done
     done

@@ -16,8 +16,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let listener = livehtml::Listener::bind(("127.0.0.1", port)).await?.connection_rate(0, 0);
-    let app = app.into_make_service_with_connect_info::<livehtml::Peer>();
-    axum::serve(listener, app).with_graceful_shutdown(live.graceful_shutdown(livehtml::shutdown_signal())).await?;
+    livehtml::serve(listener, app).with_graceful_shutdown(live.graceful_shutdown(livehtml::shutdown_signal())).await?;
     live.drain(std::time::Duration::from_secs(5)).await;
     Ok(())
 }

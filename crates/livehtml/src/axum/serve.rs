@@ -88,7 +88,9 @@ impl Serve {
             });
             let mut stop = stop_rx.clone();
             let done = done_rx.clone();
-            tokio::spawn(async move {
+            // Corked, as a live connection's task is: what the requests of one poll publish
+            // (pipelined POSTs, say) goes to each subscriber in one write.
+            tokio::spawn(crate::transport::outbox::Corked::new(async move {
                 let mut builder = hyper::server::conn::http1::Builder::new();
                 builder.timer(TokioTimer::new()).header_read_timeout(head_timeout).max_header_size(max_head);
                 let service = TowerToHyperService::new(service);
@@ -111,7 +113,7 @@ impl Serve {
                     }
                 }
                 drop(done);
-            });
+            }));
         }
         drop(listener);
         let _ = stop_tx.send(true);

@@ -31,8 +31,9 @@ use super::listener::{Listener, Peer};
 /// What `axum::serve` does, plus: every request head has a deadline ([`Listener::head_timeout`],
 /// 10 s by default, also how long a keep-alive connection may sit between two requests), a
 /// head over [`Listener::max_head_bytes`] is answered `431`, and each request carries its
-/// [`Peer`] as `ConnectInfo<Peer>` (no `into_make_service_with_connect_info` needed). HTTP/1.1;
-/// put a proxy in front for HTTP/2 and TLS.
+/// [`Peer`] as `ConnectInfo<Peer>` (no `into_make_service_with_connect_info` needed), and what a
+/// connection's requests publish in one poll (pipelined `POST`s) reaches each subscriber in one
+/// write. HTTP/1.1; put a proxy in front for HTTP/2 and TLS.
 ///
 /// ```no_run
 /// # async fn run(app: axum::Router, live: livehtml::Live) -> std::io::Result<()> {

@@ -132,3 +132,27 @@ impl IntoFuture for Serve {
         Box::pin(self.run())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A request's handler runs inside its connection's cork, so what pipelined requests
+    /// publish in one poll goes to each subscriber in one write.
+    #[tokio::test]
+    async fn requests_are_handled_in_a_corked_pass() {
+        let app = Router::new()
+            .route("/", axum::routing::get(|| async { crate::transport::outbox::corked_now().to_string() }));
+        let listener = Listener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { serve(listener, app).await.unwrap() });
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+        let mut answer = String::new();
+        tcp.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("\r\n\r\ntrue"), "{answer}");
+    }
+}

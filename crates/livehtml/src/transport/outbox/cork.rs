@@ -65,8 +65,9 @@ pub(super) fn current() -> Option<u32> {
     })
 }
 
+/// Whether a pass is running on this thread (for tests of who corks).
 #[cfg(test)]
-pub(super) fn active() -> bool {
+pub(crate) fn active() -> bool {
     current().is_some()
 }
 

@@ -52,6 +52,8 @@ mod wire;
 mod write;
 
 pub(crate) use cork::Corked;
+#[cfg(test)]
+pub(crate) use cork::active as corked_now;
 pub(crate) use events::{Framing, LAST_CHUNK, chunk};
 pub(crate) use pull::{PostError, Poster, Reader, Taken, attach_pull, attach_push};
 pub(crate) use registry::Registry;

@@ -53,13 +53,18 @@ struct Client {
 
 impl Client {
     async fn connect(addr: SocketAddr, path: &str, offer: Option<&str>) -> Self {
+        Self::connect_sending(addr, path, offer, &[]).await
+    }
+
+    /// Connects, sending `ahead` in the same write as the upgrade request (before the 101).
+    async fn connect_sending(addr: SocketAddr, path: &str, offer: Option<&str>, ahead: &[u8]) -> Self {
         let mut tcp = TcpStream::connect(addr).await.unwrap();
         let extension = offer.map(|o| format!("Sec-WebSocket-Extensions: {o}\r\n")).unwrap_or_default();
         let head = format!(
             "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extension}\r\n"
         );
-        tcp.write_all(head.as_bytes()).await.unwrap();
+        tcp.write_all(&[head.as_bytes(), ahead].concat()).await.unwrap();
         let mut buf = Vec::new();
         let mut chunk = [0u8; 4096];
         let end = loop {
@@ -226,4 +231,20 @@ async fn an_endpoint_with_compression_off_declines_and_refuses_compressed_frames
     // An offer livehtml cannot take (an 8-bit server window) is declined, not failed.
     let declined = Client::connect(addr, "/live", Some("permessage-deflate; server_max_window_bits=8")).await;
     assert_eq!(declined.extensions, None);
+}
+
+/// A client may send its first frames right behind the upgrade request, before the 101: hyper
+/// has read them by then, and the socket taken out of hyper must get them first, compressed or
+/// not.
+#[tokio::test]
+async fn frames_sent_with_the_upgrade_request_are_read_first() {
+    let addr = serve().await;
+    let plain = common::masked_frame(0x81, br#"{"say":"early plain"}"#);
+    let mut client = Client::connect_sending(addr, "/plain", None, &plain).await;
+    assert!(client.until("early plain").await.0.contains("said"));
+
+    let compressed = common::masked_frame(0xc1, &deflate(br#"{"say":"early compressed"}"#));
+    let mut client = Client::connect_sending(addr, "/live", Some(AGREED), &compressed).await;
+    assert!(client.extensions.is_some());
+    assert!(client.until("early compressed").await.0.contains("said"));
 }

@@ -393,6 +393,14 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// The socket, out of this wrapper (after a WebSocket upgrade: no head or hand-off is left
+    /// to watch). `None` once an event stream took it.
+    pub(crate) fn into_stream(mut self) -> Option<TcpStream> {
+        self.stream.take()
+    }
+}
+
 impl Drop for Connection {
     fn drop(&mut self) {
         self.head.finish();

@@ -293,7 +293,7 @@ impl Live {
         let (response, wire) = handshake.accept();
         // Once upgraded, the task's state is the connection's future and nothing else.
         let task = wire.then(move |wire| {
-            let Some(wire) = wire else { return Either::Left(std::future::ready(())) };
+            let Some((wire, ahead)) = wire else { return Either::Left(std::future::ready(())) };
             let session = factory(&connect);
             let (since, lh) = rejoin(&connect);
             // The header values are slices of hyper's request buffer (16 KB): holding them
@@ -308,6 +308,7 @@ impl Live {
                 None => Framing::WebSocket,
             };
             let (outbox, inbox, io) = outbox::attach(limits.outbound_queue, Some(wire), framing);
+            io.read_ahead(&ahead);
             let ctx = Context::new(id, outbox, live.inner.pubsub.clone(), limits.parse()).rejoining(since, lh);
             let socket = tungstenite::WebSocket::from_raw_socket(io, Role::Server, Some(config));
             heartbeat.add(&inbox);

@@ -9,10 +9,12 @@
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version, header};
-use hyper::upgrade::OnUpgrade;
+use bytes::Bytes;
+use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use tungstenite::handshake::derive_accept_key;
 
+use super::listener::Connection;
 use crate::protocol::deflate;
 use crate::transport::outbox::Wire;
 
@@ -96,9 +98,10 @@ impl Handshake {
         Ok(Self { accept, on_upgrade, deflate })
     }
 
-    /// The 101 response, and the future of the upgraded socket (it resolves after the response
-    /// has been sent; `None` if the client went away first).
-    pub(crate) fn accept(self) -> (Response<Body>, impl Future<Output = Option<Wire>> + Send + 'static) {
+    /// The 101 response, and the future of the upgraded socket with the bytes read past the
+    /// request (it resolves after the response has been sent; `None` if the client went away
+    /// first).
+    pub(crate) fn accept(self) -> (Response<Body>, impl Future<Output = Option<(Wire, Bytes)>> + Send + 'static) {
         let mut response = Response::new(Body::empty());
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let h = response.headers_mut();
@@ -111,9 +114,21 @@ impl Handshake {
         }
         let socket = async move {
             let upgraded = self.on_upgrade.await.ok()?;
-            Some(Wire::Upgraded(TokioIo::new(upgraded)))
+            wire(upgraded)
         };
         (response, socket)
+    }
+}
+
+/// The upgraded socket and the bytes hyper read past the request. A [`crate::Listener`]'s
+/// connection served by [`crate::serve`] comes out of hyper's box as the bare `TcpStream` (the
+/// box, the listener's hand-off state and hyper's replay of those bytes are freed: about 150
+/// bytes an idle connection); any other is used through hyper's `Upgraded`, which replays
+/// them itself. `None`: no socket (a connection's stream is taken only by an event stream).
+fn wire(upgraded: Upgraded) -> Option<(Wire, Bytes)> {
+    match upgraded.downcast::<TokioIo<Connection>>() {
+        Ok(parts) => Some((Wire::Tcp(parts.io.into_inner().into_stream()?), parts.read_buf)),
+        Err(upgraded) => Some((Wire::Upgraded(TokioIo::new(upgraded)), Bytes::new())),
     }
 }
 

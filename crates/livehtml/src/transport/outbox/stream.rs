@@ -11,6 +11,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 
 use super::{Framing, Out, Shared};
 use crate::protocol::Frame;
+use crate::protocol::deflate::Inflater;
 
 /// The stream tungstenite reads from and writes its control frames to. Its writes join the
 /// same queue as everything else, so frames never interleave on the wire.
@@ -32,6 +33,18 @@ impl Drop for Io {
 }
 
 impl Io {
+    /// Bytes read from the socket before it came here (what hyper read past the upgrade
+    /// request): tungstenite reads them first.
+    pub(crate) fn read_ahead(&self, raw: &[u8]) {
+        if raw.is_empty() {
+            return;
+        }
+        self.with(|out, _| match out.framing {
+            Framing::Deflate { max, .. } => inflate(&mut out.inflater, &mut out.unread, raw, max as usize),
+            _ => out.unread = Some(Bytes::copy_from_slice(raw)),
+        });
+    }
+
     /// Runs `f` on the queue with a context whose waker wakes the connection's task (through the
     /// inbox's waker, which the task registers on every poll).
     fn with<T>(&self, f: impl FnOnce(&mut Out, &mut Context<'_>) -> T) -> T {
@@ -44,6 +57,20 @@ fn would_block<T>(poll: Poll<io::Result<T>>) -> io::Result<T> {
     match poll {
         Poll::Ready(result) => result,
         Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+    }
+}
+
+/// permessage-deflate: `raw`, read from the socket, rewritten for tungstenite into `unread`
+/// (what is no whole frame yet waits in the inflater). Called with nothing unread.
+fn inflate(inflater: &mut Option<Box<Inflater>>, unread: &mut Option<Bytes>, raw: &[u8], max: usize) {
+    let whole = inflater.get_or_insert_with(Box::default);
+    let mut rewritten = Vec::new();
+    whole.push(raw, &mut rewritten, max);
+    if whole.is_empty() {
+        *inflater = None;
+    }
+    if !rewritten.is_empty() {
+        *unread = Some(Bytes::from(rewritten));
     }
 }
 
@@ -96,15 +123,7 @@ impl io::Read for Io {
                     // permessage-deflate: tungstenite reads the frames as rewritten, and what a
                     // read brought may be no whole frame yet: then the socket is read again
                     // (until it would block, which registers the task for more).
-                    let inflater = out.inflater.get_or_insert_with(Box::default);
-                    let mut rewritten = Vec::new();
-                    inflater.push(read, &mut rewritten, max);
-                    if inflater.is_empty() {
-                        out.inflater = None;
-                    }
-                    if !rewritten.is_empty() {
-                        out.unread = Some(Bytes::from(rewritten));
-                    }
+                    inflate(&mut out.inflater, &mut out.unread, read, max);
                     Ok(None)
                 })?;
                 if let Some(n) = read {

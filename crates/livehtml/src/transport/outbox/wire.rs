@@ -1,5 +1,6 @@
-//! The socket under a connection: a WebSocket's upgraded stream, or a TCP stream that an SSE
-//! response took from hyper after its head (see `crate::Listener`).
+//! The socket under a connection: a WebSocket's upgraded stream as hyper hands it over, or the
+//! bare TCP stream when it can be taken out of hyper (an SSE response's after its head, a
+//! WebSocket's after the upgrade: see `crate::Listener`).
 
 use std::io;
 use std::pin::Pin;
@@ -15,7 +16,8 @@ use tokio::net::TcpStream;
 pub(crate) enum Wire {
     /// What hyper hands over after a `101 Switching Protocols`.
     Upgraded(TokioIo<Upgraded>),
-    /// A socket taken from hyper after an SSE response's head.
+    /// A socket taken from hyper: after an SSE response's head, or after a WebSocket upgrade
+    /// on a `Listener`'s connection served by `livehtml::serve`.
     Tcp(TcpStream),
 }
 

@@ -382,6 +382,12 @@ impl Handoff {
 }
 
 impl Connection {
+    /// The socket, out of this wrapper (after a WebSocket upgrade: no head or hand-off is left
+    /// to watch). `None` once an event stream took it.
+    pub(crate) fn into_stream(mut self) -> Option<TcpStream> {
+        self.stream.take()
+    }
+
     fn stream(&mut self) -> io::Result<&mut TcpStream> {
         self.stream.as_mut().ok_or_else(|| io::ErrorKind::NotConnected.into())
     }
@@ -390,14 +396,6 @@ impl Connection {
         if matches!(written, Poll::Ready(Ok(n)) if *n > 0) && self.handoff.armed.load(Ordering::Acquire) {
             self.wrote = true;
         }
-    }
-}
-
-impl Connection {
-    /// The socket, out of this wrapper (after a WebSocket upgrade: no head or hand-off is left
-    /// to watch). `None` once an event stream took it.
-    pub(crate) fn into_stream(mut self) -> Option<TcpStream> {
-        self.stream.take()
     }
 }
 

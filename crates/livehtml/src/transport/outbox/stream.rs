@@ -63,10 +63,10 @@ fn would_block<T>(poll: Poll<io::Result<T>>) -> io::Result<T> {
 /// permessage-deflate: `raw`, read from the socket, rewritten for tungstenite into `unread`
 /// (what is no whole frame yet waits in the inflater). Called with nothing unread.
 fn inflate(inflater: &mut Option<Box<Inflater>>, unread: &mut Option<Bytes>, raw: &[u8], max: usize) {
-    let whole = inflater.get_or_insert_with(Box::default);
+    let state = inflater.get_or_insert_with(Box::default);
     let mut rewritten = Vec::new();
-    whole.push(raw, &mut rewritten, max);
-    if whole.is_empty() {
+    state.push(raw, &mut rewritten, max);
+    if state.is_empty() {
         *inflater = None;
     }
     if !rewritten.is_empty() {

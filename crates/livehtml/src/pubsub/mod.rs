@@ -472,17 +472,17 @@ impl Topic {
         let last_end = self.last_end.load(Ordering::Relaxed);
         let burst = last_end != 0 && micros().saturating_sub(last_end) < BURST_GAP;
         let mut taken = 0;
-        if burst {
-            // Each connection's task writes what the burst brought it, many frames a write.
-            taken = subscribers.iter().filter(|(_, to)| to.offer_in_burst(frame.clone()) == Offer::Queued).count();
-        } else {
-            let mut offer_all = || {
-                taken = subscribers.iter().filter(|(_, to)| to.offer(frame.clone()) == Offer::Queued).count();
+        let mut offer_all = || {
+            let offer = |to: &SubscriberRef| {
+                if burst { to.offer_in_burst(frame.clone()) } else { to.offer(frame.clone()) }
             };
-            match self.batch.get() {
-                Some(batch) => batch(&mut offer_all),
-                None => offer_all(),
-            }
+            taken = subscribers.iter().filter(|(_, to)| offer(to) == Offer::Queued).count();
+        };
+        // A burst is not batched: each connection's task writes what it brought, many frames a
+        // write.
+        match self.batch.get().filter(|_| !burst) {
+            Some(batch) => batch(&mut offer_all),
+            None => offer_all(),
         }
         self.last_end.store(micros().max(1), Ordering::Relaxed);
         crate::observe::published(subscribers.len(), frame.len());

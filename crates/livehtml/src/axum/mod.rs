@@ -522,7 +522,11 @@ mod tests {
         let ctx = crate::Context::new(0, subscriber, crate::PubSub::default(), Default::default());
         let task = crate::session::run(Idle, ctx, connection);
         // 760 bytes before the session loop left the transport; 696 with the link polled and
-        // the endpoint's limits shared; 704 with the page's message allowance (8 bytes).
-        assert!(std::mem::size_of_val(&task) <= 704, "{} bytes", std::mem::size_of_val(&task));
+        // the endpoint's limits shared; 704 with the page's message allowance (8 bytes); 520
+        // with the loop's close request left in the context, nothing of the join or of the
+        // last message kept across its wait, and the parse limits in `u32`s. Inside tokio's
+        // task cell (about 100 bytes more, allocated in steps of 128) that is 640 bytes, where
+        // 704 made 896: past 536 the step is 768.
+        assert!(std::mem::size_of_val(&task) <= 520, "{} bytes", std::mem::size_of_val(&task));
     }
 }

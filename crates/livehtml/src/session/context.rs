@@ -45,7 +45,7 @@ pub struct Context {
     /// This page's own connection.
     outbox: SubscriberRef,
     pubsub: PubSub,
-    parse: ParseLimits,
+    parse: Parse,
     pending: String,
     frames: Vec<Frame>,
     subscriptions: Vec<Subscription>,
@@ -68,6 +68,36 @@ struct Rare {
     refused: Option<String>,
 }
 
+/// [`ParseLimits`] in half the space (every idle connection's task holds one): a limit past
+/// `u32::MAX` is taken as `u32::MAX`, more than a message can be (tungstenite's frame and
+/// message limits are far below it).
+#[derive(Debug, Clone, Copy)]
+struct Parse {
+    max_bytes: u32,
+    max_depth: u32,
+    max_fields: u32,
+}
+
+impl Parse {
+    fn new(limits: ParseLimits) -> Self {
+        let narrow = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Self {
+            max_bytes: narrow(limits.max_bytes),
+            max_depth: narrow(limits.max_depth),
+            max_fields: narrow(limits.max_fields),
+        }
+    }
+
+    fn limits(self) -> ParseLimits {
+        let widen = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
+        ParseLimits {
+            max_bytes: widen(self.max_bytes),
+            max_depth: widen(self.max_depth),
+            max_fields: widen(self.max_fields),
+        }
+    }
+}
+
 /// A reconnecting page's claim and what became of it.
 #[derive(Debug)]
 struct Rejoin {
@@ -85,7 +115,7 @@ impl Context {
             id,
             outbox,
             pubsub,
-            parse,
+            parse: Parse::new(parse),
             pending: String::new(),
             frames: Vec::new(),
             subscriptions: Vec::new(),
@@ -396,7 +426,7 @@ impl Context {
     }
 
     pub(crate) fn parse_limits(&self) -> ParseLimits {
-        self.parse
+        self.parse.limits()
     }
 
     fn seal_pending(&mut self) {
@@ -423,6 +453,18 @@ impl Context {
 
     pub(crate) fn take_close(&mut self) -> Option<(u16, Cow<'static, str>)> {
         self.rare.as_deref_mut()?.close.take()
+    }
+
+    /// Whether the connection is to be closed ([`Context::close`], or the session loop's own
+    /// request).
+    pub(crate) fn close_requested(&self) -> bool {
+        self.rare.as_deref().is_some_and(|rare| rare.close.is_some())
+    }
+
+    /// Closes the connection with `code`, replacing what the session asked (the loop's own
+    /// reasons: a failed handler, the rate limit).
+    pub(crate) fn request_close(&mut self, code: u16, reason: Cow<'static, str>) {
+        self.rare().close = Some((code, reason));
     }
 
     pub(crate) fn end(&mut self) {

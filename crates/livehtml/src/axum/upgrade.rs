@@ -128,7 +128,7 @@ impl Handshake {
 fn wire(upgraded: Upgraded) -> Option<(Wire, Bytes)> {
     match upgraded.downcast::<TokioIo<Connection>>() {
         Ok(parts) => Some((Wire::Tcp(parts.io.into_inner().into_stream()?), parts.read_buf)),
-        Err(upgraded) => Some((Wire::Upgraded(TokioIo::new(upgraded)), Bytes::new())),
+        Err(upgraded) => Some((Wire::Upgraded(Box::new(TokioIo::new(upgraded))), Bytes::new())),
     }
 }
 

@@ -36,7 +36,6 @@ use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 
-use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -115,9 +114,13 @@ struct Out {
     progress: u32,
     /// The task has been told of a write that could not finish, and watches its deadline.
     watched: bool,
-    /// Bytes read from the socket that tungstenite has not taken yet; `None` while there are
-    /// none, so an idle connection holds no read buffer (see `Io`'s `read`).
-    unread: Option<Bytes>,
+    /// Bytes read from the socket that tungstenite has not taken yet, from `unread_at` on;
+    /// `None` while there are none, so an idle connection holds no read buffer (see `Io`'s
+    /// `read`). A boxed slice and a `u32` rather than `Bytes`: 16 bytes less in every
+    /// connection's queue, which then fits a smaller allocation.
+    unread: Option<Box<[u8]>>,
+    /// Where tungstenite is in `unread` (0 while it is `None`).
+    unread_at: u32,
     /// permessage-deflate: the client's frames being rewritten for tungstenite (a compressed
     /// message collected, a frame not yet whole); `None` while there is nothing.
     inflater: Option<Box<crate::protocol::deflate::Inflater>>,
@@ -195,6 +198,7 @@ fn new_shared(capacity: usize, wire: Option<Wire>, pull: Option<Box<pull::Pull>>
             progress: 0,
             watched: false,
             unread: None,
+            unread_at: 0,
             inflater: None,
             pull,
             framing,
@@ -468,6 +472,7 @@ impl Inbox {
             self.shared.waker.register(cx.waker());
             let mut out = self.shared.out();
             out.unread = None;
+            out.unread_at = 0;
             let Some(wire) = out.wire.as_mut() else { return Poll::Ready(()) };
             READ_BUFFER.with(|ahead| {
                 let mut ahead = ahead.borrow_mut();

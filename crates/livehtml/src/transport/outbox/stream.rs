@@ -41,7 +41,7 @@ impl Io {
         }
         self.with(|out, _| match out.framing {
             Framing::Deflate { max, .. } => inflate(&mut out.inflater, &mut out.unread, raw, max as usize),
-            _ => out.unread = Some(Bytes::copy_from_slice(raw)),
+            _ => out.unread = Some(raw.into()),
         });
     }
 
@@ -62,7 +62,7 @@ fn would_block<T>(poll: Poll<io::Result<T>>) -> io::Result<T> {
 
 /// permessage-deflate: `raw`, read from the socket, rewritten for tungstenite into `unread`
 /// (what is no whole frame yet waits in the inflater). Called with nothing unread.
-fn inflate(inflater: &mut Option<Box<Inflater>>, unread: &mut Option<Bytes>, raw: &[u8], max: usize) {
+fn inflate(inflater: &mut Option<Box<Inflater>>, unread: &mut Option<Box<[u8]>>, raw: &[u8], max: usize) {
     let state = inflater.get_or_insert_with(Box::default);
     let mut rewritten = Vec::new();
     state.push(raw, &mut rewritten, max);
@@ -70,7 +70,7 @@ fn inflate(inflater: &mut Option<Box<Inflater>>, unread: &mut Option<Bytes>, raw
         *inflater = None;
     }
     if !rewritten.is_empty() {
-        *unread = Some(Bytes::from(rewritten));
+        *unread = Some(rewritten.into_boxed_slice());
     }
 }
 
@@ -93,12 +93,22 @@ impl io::Read for Io {
                 let _ = out.poll_write_out(cx);
             }
             loop {
-                if let Some(unread) = out.unread.as_mut() {
-                    let n = unread.len().min(buf.len());
-                    buf[..n].copy_from_slice(&unread[..n]);
-                    bytes::Buf::advance(unread, n);
-                    if unread.is_empty() {
-                        out.unread = None;
+                if let Some(unread) = out.unread.as_deref() {
+                    let at = out.unread_at as usize;
+                    let n = (unread.len() - at).min(buf.len());
+                    buf[..n].copy_from_slice(&unread[at..at + n]);
+                    match u32::try_from(at + n) {
+                        _ if at + n == unread.len() => {
+                            out.unread = None;
+                            out.unread_at = 0;
+                        }
+                        Ok(next) => out.unread_at = next,
+                        // Past 4 GiB (a read's worth of inflated messages can be): the rest
+                        // starts again at 0.
+                        Err(_) => {
+                            out.unread = Some(unread[at + n..].into());
+                            out.unread_at = 0;
+                        }
                     }
                     return Ok(n);
                 }
@@ -116,7 +126,7 @@ impl io::Read for Io {
                         let n = read.len().min(buf.len());
                         buf[..n].copy_from_slice(&read[..n]);
                         if read.len() > n {
-                            out.unread = Some(Bytes::copy_from_slice(&read[n..]));
+                            out.unread = Some(read[n..].into());
                         }
                         return Ok(Some(n));
                     };

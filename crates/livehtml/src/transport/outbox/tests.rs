@@ -199,7 +199,7 @@ async fn sse_events_resume_after_partial_writes_with_their_ids_in_order() {
                 tokio::task::yield_now().await;
             }
         }
-        inbox.push_last(Frame::raw(Bytes::from_static(LAST_CHUNK)));
+        inbox.push_last(Frame::raw(bytes::Bytes::from_static(LAST_CHUNK)));
         inbox.shutdown_write().await;
         inbox
     });

@@ -14,8 +14,10 @@ use tokio::net::TcpStream;
 /// A connection's socket.
 #[derive(Debug)]
 pub(crate) enum Wire {
-    /// What hyper hands over after a `101 Switching Protocols`.
-    Upgraded(TokioIo<Upgraded>),
+    /// What hyper hands over after a `101 Switching Protocols`. Boxed (48 bytes against the
+    /// pointer's 8): every connection's queue holds a `Wire`, and one served by
+    /// `livehtml::serve` over a `Listener` has the bare socket instead.
+    Upgraded(Box<TokioIo<Upgraded>>),
     /// A socket taken from hyper: after an SSE response's head, or after a WebSocket upgrade
     /// on a `Listener`'s connection served by `livehtml::serve`.
     Tcp(TcpStream),
@@ -24,7 +26,7 @@ pub(crate) enum Wire {
 impl AsyncRead for Wire {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Wire::Upgraded(io) => Pin::new(io).poll_read(cx, buf),
+            Wire::Upgraded(io) => Pin::new(&mut **io).poll_read(cx, buf),
             Wire::Tcp(io) => Pin::new(io).poll_read(cx, buf),
         }
     }
@@ -33,7 +35,7 @@ impl AsyncRead for Wire {
 impl AsyncWrite for Wire {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Wire::Upgraded(io) => Pin::new(io).poll_write(cx, buf),
+            Wire::Upgraded(io) => Pin::new(&mut **io).poll_write(cx, buf),
             Wire::Tcp(io) => Pin::new(io).poll_write(cx, buf),
         }
     }
@@ -44,7 +46,7 @@ impl AsyncWrite for Wire {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            Wire::Upgraded(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+            Wire::Upgraded(io) => Pin::new(&mut **io).poll_write_vectored(cx, bufs),
             Wire::Tcp(io) => Pin::new(io).poll_write_vectored(cx, bufs),
         }
     }
@@ -58,14 +60,14 @@ impl AsyncWrite for Wire {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Wire::Upgraded(io) => Pin::new(io).poll_flush(cx),
+            Wire::Upgraded(io) => Pin::new(&mut **io).poll_flush(cx),
             Wire::Tcp(io) => Pin::new(io).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Wire::Upgraded(io) => Pin::new(io).poll_shutdown(cx),
+            Wire::Upgraded(io) => Pin::new(&mut **io).poll_shutdown(cx),
             Wire::Tcp(io) => Pin::new(io).poll_shutdown(cx),
         }
     }

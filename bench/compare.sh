@@ -51,6 +51,9 @@ peer_cmd() {
     bare-rust) echo "htmx $root/target/release/peer-rust-bare" ;;
     uws) echo "json node $peers/uws/server.mjs" ;;
     bun) echo "json $peers/node_modules/.bin/bun $peers/bun/server.mjs" ;;
+    # Bun and uWebSockets.js sending livehtml's fragment byte for byte (the payload held equal).
+    bun-html) echo "htmx $peers/node_modules/.bin/bun $peers/bun-html/server.mjs" ;;
+    uws-html) echo "htmx node $peers/uws-html/server.mjs" ;;
     node-ws) echo "json node $peers/node-ws/server.mjs" ;;
     socketio) echo "socketio node $peers/socketio/server.mjs" ;;
     go) echo "json $root/target/release/peer-go" ;;

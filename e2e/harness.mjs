@@ -50,6 +50,26 @@ export function startServer(bin, args = []) {
   });
 }
 
+/**
+ * `promise`, or a failure naming `what` after `ms`. Playwright's link to the browser does not
+ * keep node's event loop alive: a test awaiting only the page (an `evaluate` waiting on the
+ * page's own sockets) ends with "the event loop has already resolved" when the page is slow.
+ * The timer keeps the loop alive while the page works, and says what did not happen.
+ * @template T @param {Promise<T>} promise @param {number} ms @param {string} what @returns {Promise<T>}
+ */
+export async function within(promise, ms, what) {
+  /** @type {ReturnType<typeof setTimeout> | undefined} */
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 
 /**

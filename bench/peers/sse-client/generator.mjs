@@ -4,6 +4,10 @@
 //
 //   node bench/peers/sse-client/generator.mjs --mode burst --clients 1000 --messages 200 -- <server command>
 //   node bench/peers/sse-client/generator.mjs --mode idle --clients 5000 -- <server command>
+//   node bench/peers/sse-client/generator.mjs --mode idle --ws --clients 5000 -- <server command>
+//
+// --ws: the idle connections are WebSockets to /ws instead (the `ws` npm client), for the
+// WebSocket peers' memory per connection under a client that is not lhbench.
 //
 // The server is started with PORT set (every peer in bench/peers reads it) and must serve
 // GET /sse (a stream) and POST /post ({"name", "message"}: one event to every stream).
@@ -14,6 +18,7 @@ import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import net from "node:net";
 import { EventSource } from "eventsource";
+import WebSocket from "ws";
 
 const args = process.argv.slice(2);
 const split = args.indexOf("--");
@@ -22,6 +27,7 @@ const opts = Object.fromEntries(
 );
 const command = args.slice(split + 1);
 const mode = opts.mode ?? "burst";
+const overWebSocket = args.slice(0, split).includes("--ws");
 const clients = Number(opts.clients ?? 1000);
 const messages = Number(opts.messages ?? 200);
 
@@ -79,11 +85,12 @@ async function burst() {
 async function idle() {
   await sleep(1000);
   const before = rssKb(server.pid);
-  const streams = await openStreams(() => {});
+  const streams = overWebSocket ? await openSockets() : await openStreams(() => {});
   await sleep(3000);
   const after = rssKb(server.pid);
   for (const s of streams) s.close();
-  return { rss_kb_per_stream: Number(((after - before) / clients).toFixed(2)) };
+  const perConnection = Number(((after - before) / clients).toFixed(2));
+  return overWebSocket ? { rss_kb_per_socket: perConnection } : { rss_kb_per_stream: perConnection };
 }
 
 /// Opens every stream and resolves once each has opened and received its first event (or,
@@ -105,6 +112,25 @@ async function openStreams(setup) {
   // A stream is subscribed on the server a moment after its head went out.
   await sleep(500);
   return streams;
+}
+
+/// Opens every WebSocket (100 at a time) and resolves once each has opened.
+async function openSockets() {
+  const sockets = [];
+  const opened = [];
+  for (let i = 0; i < clients; i++) {
+    const socket = new WebSocket(`${base.replace("http", "ws")}/ws`);
+    opened.push(new Promise((resolve, reject) => {
+      socket.once("open", resolve);
+      socket.once("error", (e) => reject(new Error(`socket ${i}: ${e.message}`)));
+    }));
+    sockets.push(socket);
+    if (i % 100 === 99) await Promise.all(opened.slice(i - 99));
+  }
+  await Promise.all(opened);
+  // A socket joins its room a moment after the upgrade's answer.
+  await sleep(500);
+  return sockets;
 }
 
 function cpuTicks(pid) {

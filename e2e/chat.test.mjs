@@ -1,7 +1,7 @@
 // The demo chat in two pages of real Chromium, with livehtml.js.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { binary, launch, newPage, startServer, tempDir, within } from "./harness.mjs";
+import { binary, launch, newPage, startServer, tempDir } from "./harness.mjs";
 
 const EVIL = `<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2"><b>bold?</b>`;
 
@@ -84,19 +84,17 @@ test("the chat keeps at most its limit of messages in the page, however many arr
   });
 
   // 300 messages from three more sockets of the same origin (each within its own rate limit).
-  const sent = reader.evaluate(async () => {
+  await reader.evaluate(async () => {
     const url = location.origin.replace("http", "ws") + "/ws/chat";
     await Promise.all([0, 1, 2].map((s) => new Promise((resolve, reject) => {
       const ws = new WebSocket(url);
-      ws.onerror = () => reject(new Error(`socket ${s} failed`));
-      ws.onclose = (e) => reject(new Error(`socket ${s} closed with ${e.code} before it opened`));
+      ws.onerror = reject;
       ws.onopen = () => {
         for (let i = 0; i < 100; i++) ws.send(JSON.stringify({ name: "bot", message: `m${s * 100 + i}`, HEADERS: {} }));
         resolve(undefined);
       };
     })));
   });
-  await within(sent, 30_000, "three sockets opened and sent 100 messages each");
   // Every message reached the reader...
   await reader.waitForFunction(() => /** @type {any} */ (window).got === 300, null, { timeout: 30_000 });
   // ...and the page holds the newest `limit` of them, oldest gone first.

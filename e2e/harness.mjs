@@ -26,13 +26,20 @@ export function startServer(bin, args = []) {
   return new Promise((resolve, reject) => {
     const proc = spawn(bin, args, { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, RUST_LOG: "warn" } });
     let out = "";
+    let started = false;
     const timer = setTimeout(() => reject(new Error(`${bin} did not start: ${out}`)), 30_000);
     proc.on("error", reject);
     proc.on("exit", (code) => reject(new Error(`${bin} exited early with ${code}: ${out}`)));
     proc.stdout.on("data", (chunk) => {
+      // Once started, stdout is still read (a full pipe would block the server) but not
+      // matched again: a second match replaced the exit listener that `stop` awaits, and a
+      // server that printed anything after its first line never seemed to stop (node ended the
+      // test with "Promise resolution is still pending but the event loop has already resolved").
+      if (started) return;
       out += chunk;
       const m = out.match(/listening on (http:\/\/([\d.:]+))/);
       if (m) {
+        started = true;
         clearTimeout(timer);
         proc.removeAllListeners("exit");
         const exited = new Promise((r) => proc.once("exit", (code) => r(code)));
@@ -48,26 +55,6 @@ export function startServer(bin, args = []) {
       }
     });
   });
-}
-
-/**
- * `promise`, or a failure naming `what` after `ms`. Playwright's link to the browser does not
- * keep node's event loop alive: a test awaiting only the page (an `evaluate` waiting on the
- * page's own sockets) ends with "the event loop has already resolved" when the page is slow.
- * The timer keeps the loop alive while the page works, and says what did not happen.
- * @template T @param {Promise<T>} promise @param {number} ms @param {string} what @returns {Promise<T>}
- */
-export async function within(promise, ms, what) {
-  /** @type {ReturnType<typeof setTimeout> | undefined} */
-  let timer;
-  const late = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, late]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";

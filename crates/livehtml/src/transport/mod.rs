@@ -13,7 +13,8 @@
 //!   publishes is corked and written once per subscriber when the poll ends.
 //! * tungstenite parses frames and answers control frames, driven directly over the
 //!   connection's queue (`outbox::Io`), with a small parser buffer: sockets are read through one
-//!   64 KiB buffer per thread.
+//!   64 KiB buffer per thread. Its state exists only while a message is part-way read
+//!   (`socket`): an idle connection holds none.
 //! * One timer per heartbeat period pings every connection, and shutdown goes through the same
 //!   registry: an idle connection holds no timer and no cancellation future.
 //! * Every wait on a peer is bounded. A write that makes no progress for
@@ -30,6 +31,7 @@
 mod deadline;
 mod limits;
 pub(crate) mod outbox;
+pub(crate) mod socket;
 pub(crate) mod sse;
 pub(crate) mod ws;
 

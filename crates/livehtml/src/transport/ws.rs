@@ -25,18 +25,16 @@ use futures_util::FutureExt;
 use tungstenite::Message;
 use tungstenite::protocol::CloseFrame;
 
+use super::Limits;
 use super::deadline::Deadline;
-use super::outbox::{Inbox, Io, Ready, Stall};
+use super::outbox::{Inbox, Ready, Stall};
+use super::socket::Socket;
 use crate::link::{Link, Next};
 use crate::observe::Transport;
 use crate::protocol::{Frame, Inbound, close};
 
-/// tungstenite's own state machine over our [`Io`], with no async adapter between them: `Io`
-/// answers `WouldBlock` and wakes the task through its inbox's waker.
-pub(crate) type WebSocket = tungstenite::WebSocket<Io>;
-
 pub(crate) struct Connection {
-    pub(crate) socket: WebSocket,
+    pub(crate) socket: Socket,
     /// Counts this connection in [`crate::Live::drain`] until it is dropped.
     pub(crate) _token: tokio_util::task::task_tracker::TaskTrackerToken,
     pub(crate) inbox: Inbox,
@@ -109,7 +107,7 @@ impl Link for Connection {
             if self.draining {
                 // What the client sent before it went is still handled; replies go nowhere.
                 // Never pending: without a socket, reads end with what was buffered.
-                return match poll_read(&mut self.socket, &self.inbox, cx)
+                return match poll_read(&mut self.socket, &self.inbox, &self.limits, cx)
                     .map(|m| received(m, self.limits.max_message_bytes))
                 {
                     Poll::Ready(Received::Data(message)) => Poll::Ready(Some(Next::Message(message))),
@@ -154,7 +152,9 @@ impl Link for Connection {
                 }
                 continue;
             }
-            let Poll::Ready(message) = poll_read(&mut self.socket, &self.inbox, cx) else { return Poll::Pending };
+            let Poll::Ready(message) = poll_read(&mut self.socket, &self.inbox, &self.limits, cx) else {
+                return Poll::Pending;
+            };
             self.heard_since_ping = true;
             match received(message, self.limits.max_message_bytes) {
                 Received::Data(message) => return Poll::Ready(Some(Next::Message(message))),
@@ -195,7 +195,7 @@ impl Link for Connection {
                     inbox.discard_unsent();
                 }
                 let timeout = if after == After::Abort { Duration::ZERO } else { close_timeout };
-                close_gracefully(socket, &inbox, code, reason, after, timeout).await;
+                close_gracefully(socket, &inbox, &limits, code, reason, after, timeout).await;
                 return Some(code);
             }
             drop(inbox);
@@ -256,19 +256,21 @@ fn received(message: Option<tungstenite::Result<Message>>, max_message_bytes: us
 
 /// The next message, `None` once the connection is closed.
 fn read<'a>(
-    socket: &'a mut WebSocket,
+    socket: &'a mut Socket,
     inbox: &'a Inbox,
+    limits: &'a Limits,
 ) -> impl Future<Output = Option<tungstenite::Result<Message>>> + 'a {
-    std::future::poll_fn(move |cx| poll_read(socket, inbox, cx))
+    std::future::poll_fn(move |cx| poll_read(socket, inbox, limits, cx))
 }
 
 fn poll_read(
-    socket: &mut WebSocket,
+    socket: &mut Socket,
     inbox: &Inbox,
+    limits: &Limits,
     cx: &mut std::task::Context<'_>,
 ) -> Poll<Option<tungstenite::Result<Message>>> {
     inbox.register(cx.waker());
-    match socket.read() {
+    match socket.read(limits) {
         Err(e) if would_block(&e) => Poll::Pending,
         Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => Poll::Ready(None),
         result => Poll::Ready(Some(result)),
@@ -276,7 +278,7 @@ fn poll_read(
 }
 
 /// Resolves once everything tungstenite and the queue hold has been written.
-fn flushed<'a>(socket: &'a mut WebSocket, inbox: &'a Inbox) -> impl Future<Output = tungstenite::Result<()>> + 'a {
+fn flushed<'a>(socket: &'a mut Socket, inbox: &'a Inbox) -> impl Future<Output = tungstenite::Result<()>> + 'a {
     std::future::poll_fn(move |cx| {
         inbox.register(cx.waker());
         match socket.flush() {
@@ -293,8 +295,9 @@ fn would_block(e: &tungstenite::Error) -> bool {
 
 /// Sends the close frame and, within `timeout`, does what `after` says; then drops TCP.
 async fn close_gracefully(
-    mut socket: WebSocket,
+    mut socket: Socket,
     inbox: &Inbox,
+    limits: &Limits,
     code: u16,
     reason: Cow<'static, str>,
     after: After,
@@ -304,7 +307,7 @@ async fn close_gracefully(
     let frame = CloseFrame { code: code.into(), reason: reason.into() };
     // A zero timeout still polls once: the close frame is offered to the socket.
     let _ = tokio::time::timeout(timeout, async {
-        match socket.close(Some(frame)) {
+        match socket.close(limits, frame) {
             // Queued; it goes out as the client reads.
             Ok(()) => {}
             Err(e) if would_block(&e) => {}
@@ -320,7 +323,7 @@ async fn close_gracefully(
         }
         // Reading drives the queue out too (see `Io`); tungstenite ends the read with
         // `ConnectionClosed` once the client's close frame has come back.
-        while let Some(Ok(message)) = read(&mut socket, inbox).await {
+        while let Some(Ok(message)) = read(&mut socket, inbox, limits).await {
             if matches!(message, Message::Close(_)) {
                 break;
             }

@@ -52,8 +52,8 @@ peer_cmd() {
     uws) echo "json node $peers/uws/server.mjs" ;;
     bun) echo "json $peers/node_modules/.bin/bun $peers/bun/server.mjs" ;;
     # Bun and uWebSockets.js sending livehtml's fragment byte for byte (the payload held equal).
-    bun-html) echo "htmx $peers/node_modules/.bin/bun $peers/bun-html/server.mjs" ;;
-    uws-html) echo "htmx node $peers/uws-html/server.mjs" ;;
+    bun-html) echo "htmx env PAYLOAD=html $peers/node_modules/.bin/bun $peers/bun/server.mjs" ;;
+    uws-html) echo "htmx env PAYLOAD=html node $peers/uws/server.mjs" ;;
     node-ws) echo "json node $peers/node-ws/server.mjs" ;;
     socketio) echo "socketio node $peers/socketio/server.mjs" ;;
     go) echo "json $root/target/release/peer-go" ;;

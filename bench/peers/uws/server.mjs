@@ -1,8 +1,12 @@
 // Benchmark peer: the seed's chat on uWebSockets.js, with its built-in pub/sub.
 // Run with: PORT=8080 node uws/server.mjs
+// PAYLOAD=html: send what livehtml's peer sends, byte for byte (the chat line as an escaped htmx
+// out-of-band fragment) instead of JSON, so a comparison can hold the payload equal.
 import uWS from "@trufflesuite/uws-js-unofficial";
+import { line } from "../html-line.mjs";
 
 const time = () => new Date().toTimeString().slice(0, 8);
+const html = process.env.PAYLOAD === "html";
 const decoder = new TextDecoder();
 const app = uWS.App();
 app.ws("/ws", {
@@ -12,6 +16,7 @@ app.ws("/ws", {
   open: (ws) => ws.subscribe("chat"),
   message: (ws, data) => {
     const msg = JSON.parse(decoder.decode(data));
+    if (html) return app.publish("chat", line(msg), false);
     msg.time = time();
     app.publish("chat", JSON.stringify(msg), false);
   },

@@ -75,6 +75,8 @@ fn drive<'a, S: Session, L: Link>(
             let handling: Handling<'_> = match std::future::poll_fn(|cx| link.poll_next(cx)).await {
                 None => return,
                 Some(Next::Message(message)) => {
+                    // Measured by value: a borrow here would keep the message's slot in every
+                    // idle connection's task.
                     let message = observe_in(message);
                     // Binary messages are not counted: a live view takes them only as pieces of
                     // files its page declared in (counted) events, within their sizes, and a

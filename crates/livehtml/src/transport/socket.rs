@@ -33,15 +33,12 @@ struct Protocol {
 }
 
 impl Protocol {
-    fn new(limits: &Limits, read: &[u8]) -> Box<Self> {
+    fn new(limits: &Limits) -> Box<Self> {
         let config = WebSocketConfig::default()
             .max_message_size(Some(limits.max_message_bytes))
             .max_frame_size(Some(limits.max_message_bytes))
             .read_buffer_size(limits.read_buffer);
-        let mut boundary = Boundary::default();
-        boundary.advance(read);
-        let context = WebSocketContext::from_partially_read(read.to_vec(), Role::Server, Some(config));
-        Box::new(Self { context, boundary })
+        Box::new(Self { context: WebSocketContext::new(Role::Server, Some(config)), boundary: Boundary::default() })
     }
 }
 
@@ -52,17 +49,19 @@ impl Socket {
 
     /// The next message, as tungstenite's `read` gives it (`WouldBlock` while there is none).
     pub(crate) fn read(&mut self, limits: &Limits) -> tungstenite::Result<Message> {
+        let mut first = [0; PROBE];
+        let mut probed = 0;
         let protocol = match self.protocol.as_mut() {
             Some(protocol) => protocol,
             None => {
-                // A read that finds nothing (a wake-up for the queue, a ping due) makes no state.
-                let mut first = [0; PROBE];
-                let n = self.io.read(&mut first)?;
-                self.protocol.insert(Protocol::new(limits, &first[..n]))
+                // A read that finds nothing (a wake-up for the queue, a ping due) makes no state;
+                // what it found is tungstenite's first read.
+                probed = self.io.read(&mut first)?;
+                self.protocol.insert(Protocol::new(limits))
             }
         };
         let Protocol { context, boundary } = &mut **protocol;
-        let read = context.read(&mut Counted { io: &mut self.io, boundary });
+        let read = context.read(&mut Counted { first: &first[..probed], io: &mut self.io, boundary });
         let waiting = matches!(&read, Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock);
         // `can_write`: still open (neither side has sent a close frame).
         if waiting && boundary.between_messages() && context.can_write() {
@@ -81,20 +80,29 @@ impl Socket {
 
     /// Sends a close frame (tungstenite then waits for the client's).
     pub(crate) fn close(&mut self, limits: &Limits, frame: CloseFrame) -> tungstenite::Result<()> {
-        let protocol = self.protocol.get_or_insert_with(|| Protocol::new(limits, &[]));
+        let protocol = self.protocol.get_or_insert_with(|| Protocol::new(limits));
         protocol.context.close(&mut self.io, Some(frame))
     }
 }
 
-/// The connection's `Io`, noting where the bytes tungstenite reads are in the client's frames.
+/// The connection's `Io` (after what the probe read, if anything), noting where the bytes
+/// tungstenite reads are in the client's frames.
 struct Counted<'a> {
+    first: &'a [u8],
     io: &'a mut Io,
     boundary: &'a mut Boundary,
 }
 
 impl Read for Counted<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.io.read(buf)?;
+        let n = if self.first.is_empty() {
+            self.io.read(buf)?
+        } else {
+            let n = self.first.len().min(buf.len());
+            buf[..n].copy_from_slice(&self.first[..n]);
+            self.first = &self.first[n..];
+            n
+        };
         self.boundary.advance(&buf[..n]);
         Ok(n)
     }

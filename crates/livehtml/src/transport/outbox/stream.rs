@@ -97,18 +97,17 @@ impl io::Read for Io {
                     let at = out.unread_at as usize;
                     let n = (unread.len() - at).min(buf.len());
                     buf[..n].copy_from_slice(&unread[at..at + n]);
-                    match u32::try_from(at + n) {
-                        _ if at + n == unread.len() => {
-                            out.unread = None;
-                            out.unread_at = 0;
-                        }
-                        Ok(next) => out.unread_at = next,
+                    let next = at + n;
+                    if next == unread.len() {
+                        out.unread = None;
+                        out.unread_at = 0;
+                    } else if let Ok(next) = u32::try_from(next) {
+                        out.unread_at = next;
+                    } else {
                         // Past 4 GiB (a read's worth of inflated messages can be): the rest
                         // starts again at 0.
-                        Err(_) => {
-                            out.unread = Some(unread[at + n..].into());
-                            out.unread_at = 0;
-                        }
+                        out.unread = Some(unread[next..].into());
+                        out.unread_at = 0;
                     }
                     return Ok(n);
                 }

@@ -266,3 +266,101 @@ async fn a_broker_that_restarts_empty_resyncs_the_pages() {
     let _ = again.kill();
     let _ = again.wait();
 }
+
+/// A request of `method` with `headers` and `body` to `addr`: the status and the body (the
+/// connection closed after it).
+async fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut resp = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut resp)).await.expect("answered in time").unwrap();
+    let resp = String::from_utf8(resp).unwrap();
+    let status = resp.get(9..12).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("a status line: {resp}"));
+    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// An event stream opened on `addr`: its reader, and its signed id (the first event's data).
+async fn event_stream(addr: SocketAddr, path: &str) -> (tokio::net::TcpStream, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n");
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(WAIT, tcp.read(&mut buf)).await.expect("the stream starts").unwrap();
+        assert!(n > 0, "the stream ended: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        if let Some(id) = seen.split("event: lh-stream\ndata: ").nth(1).and_then(|s| s.split_once('\n')) {
+            return (tcp, id.0.to_owned());
+        }
+    }
+}
+
+/// Reads `stream` until what it sent contains `needle`.
+async fn until_streamed(stream: &mut tokio::net::TcpStream, needle: &str) {
+    use tokio::io::AsyncReadExt;
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !seen.contains(needle) {
+        let n = tokio::time::timeout(WAIT, stream.read(&mut buf)).await.expect("streamed in time").unwrap();
+        assert!(n > 0, "the stream ended before {needle:?}: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+}
+
+/// Issue 26: behind a round-robin balancer a page's SSE posts and long-polls land on any
+/// process. Each is carried to the process that holds the page's session, and answered as it
+/// would have been there: 204 once the event is taken, the session's own numbered batches (a
+/// lost answer re-sent, never a new one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pages_posts_and_polls_reach_its_session_from_any_process() {
+    for broker in brokers() {
+        eprintln!("on {broker}");
+        let data = tempfile::tempdir().unwrap();
+        let ns = namespace();
+        let (a, b) = (Node::start(broker, data.path(), &ns), Node::start(broker, data.path(), &ns));
+        let json = [("Content-Type", "application/json")];
+        let say = |text: &str| json!({"name": "t", "message": text, "HEADERS": {"HX-Request": "true"}}).to_string();
+
+        // SSE: the stream on A, the page's post through B.
+        let (mut stream, id) = event_stream(a.addr, "/ws/chat").await;
+        let headers = [json[0], ("LH-Stream", id.as_str())];
+        let (status, body) = http(b.addr, "POST", "/ws/chat", &headers, &say("posted to B")).await;
+        assert_eq!(status, 204, "a post for A's stream, through B: {body}");
+        until_streamed(&mut stream, "posted to B").await;
+
+        // Long-polling: the session opened on A, polled and posted through B.
+        let (status, opened) = http(a.addr, "GET", "/ws/chat?lh-poll=1&client=lh", &[], "").await;
+        assert_eq!(status, 200, "{opened}");
+        let poll: serde_json::Value = serde_json::from_str(&opened).unwrap();
+        let poll = poll["id"].as_str().unwrap().to_owned();
+        let headers = [json[0], ("LH-Stream", poll.as_str())];
+        let (status, body) = http(b.addr, "POST", "/ws/chat", &headers, &say("polled via B")).await;
+        assert_eq!(status, 204, "a post for A's poll session, through B: {body}");
+        let mut batch = serde_json::Value::Null;
+        let mut ack = 0;
+        while !batch.to_string().contains("polled via B") {
+            let (status, body) = http(b.addr, "GET", &format!("/ws/chat?lh-poll={poll}&lh-ack={ack}"), &[], "").await;
+            assert_eq!(status, 200, "a poll of A's session, through B: {body}");
+            batch = serde_json::from_str(&body).unwrap();
+            ack = batch["batch"].as_u64().unwrap();
+        }
+        // The answer lost: the same batch again, from A or through B, never a new one.
+        let again = format!("/ws/chat?lh-poll={poll}&lh-ack={}", ack - 1);
+        for node in [&a, &b] {
+            let (status, body) = http(node.addr, "GET", &again, &[], "").await;
+            assert_eq!(status, 200);
+            assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap(), batch, "re-sent");
+        }
+    }
+}

@@ -14,8 +14,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use livehtml::protocol::{Position, Since};
-use livehtml::pubsub::{History, PresenceDiff, Recovery, Tap, Tapped};
+use livehtml::pubsub::{History, PresenceDiff, Recovery, RelayError, Tap, Tapped};
 use livehtml::{Frame, PubSub};
 
 /// How long anything a case waits for may take.
@@ -330,6 +331,45 @@ pub async fn flush_before_stopping(nodes: Nodes) {
     }
 }
 
+/// A request addressed to a process ([`PubSub::node`]) reaches its handler and the answer comes
+/// back to the asker, each to its own among many at once; a process not in the cluster is
+/// unreachable, not waited on; one that stopped becomes unreachable. (In process the only
+/// process is the asker itself.)
+pub async fn requests_between_processes(nodes: Nodes) {
+    let (a, b) = (nodes.spawn().await, nodes.spawn().await);
+    let answer: livehtml::pubsub::Handler =
+        Arc::new(|body: Bytes| Box::pin(async move { Bytes::from([&b"re: "[..], &body].concat()) }));
+    assert!(b.serve_requests(answer));
+    let asks = (0..50).map(|i| {
+        let a = a.clone();
+        let to = b.node();
+        tokio::spawn(async move { a.request(to, Bytes::from(format!("q{i}")), WAIT).await })
+    });
+    for (i, asked) in asks.collect::<Vec<_>>().into_iter().enumerate() {
+        let answer = asked.await.unwrap().expect("answered");
+        assert_eq!(&answer[..], format!("re: q{i}").as_bytes());
+    }
+    let nobody = a.node().wrapping_add(b.node()).wrapping_add(1);
+    let started = Instant::now();
+    assert_eq!(a.request(nobody, Bytes::from_static(b"?"), WAIT).await, Err(RelayError::Unreachable));
+    assert!(started.elapsed() < Duration::from_secs(3), "not waited on: {:?}", started.elapsed());
+    if nodes.clustered {
+        b.halt();
+        // Asked while the cluster still counts it: no answer in time. Once the node timeout
+        // passed: unreachable.
+        let to = b.node();
+        let started = Instant::now();
+        loop {
+            let asked = a.request(to, Bytes::from_static(b"?"), Duration::from_millis(300)).await;
+            match asked {
+                Err(RelayError::Unreachable) => break,
+                Err(RelayError::Timeout) => assert!(started.elapsed() < WAIT, "a stopped process still counts"),
+                Ok(answer) => panic!("a stopped process answered {answer:?}"),
+            }
+        }
+    }
+}
+
 /// One test per case of the suite for a back end: `suite!(make, clustered)`, `make` a
 /// [`Make`]-returning expression, `clustered` whether its processes are separate.
 #[macro_export]
@@ -338,7 +378,7 @@ macro_rules! suite {
         $crate::suite!(@cases $make, $clustered;
             order_per_topic, positions_agree, history_bounds, replay_on_another_process,
             presence_across_processes, many_topics, large_payloads, unsubscribe, text_infos,
-            flush_before_stopping);
+            flush_before_stopping, requests_between_processes);
     };
     (@cases $make:expr, $clustered:expr; $($case:ident),*) => {
         $(

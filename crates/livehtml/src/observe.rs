@@ -18,6 +18,7 @@
 //! | `livehtml_topics` / `livehtml_subscriptions` | gauges | |
 //! | `livehtml_broker_connected` | gauge: 1 while the cluster's broker is reachable | |
 //! | `livehtml_broker_refused_total` | counter: publishes the broker queue refused | |
+//! | `livehtml_forwarded_total` | counter: SSE posts and long-polls carried to the process holding their session | |
 //!
 //! Per-delivery work is counted per publish (one increment by the number of subscribers), so
 //! the broadcast path costs no more with a recorder than without.
@@ -168,4 +169,9 @@ pub(crate) fn broker_connected(connected: bool) {
 
 pub(crate) fn broker_refused() {
     counter!("livehtml_broker_refused_total").increment(1);
+}
+
+/// A page's request carried to the process that holds its session.
+pub(crate) fn forwarded() {
+    counter!("livehtml_forwarded_total").increment(1);
 }

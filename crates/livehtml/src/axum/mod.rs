@@ -2,6 +2,7 @@
 //! Only this module knows axum's router types.
 
 mod client;
+mod forward;
 mod listener;
 mod origin;
 mod poll;
@@ -16,7 +17,7 @@ mod fuzz;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -175,7 +176,7 @@ impl Live {
     /// A live runtime with these settings.
     pub fn new(config: Config) -> Self {
         let signer = config.secret.as_deref().map_or_else(Signer::random, Signer::new);
-        Self {
+        let live = Self {
             inner: Arc::new(Inner {
                 config,
                 pubsub: PubSub::default(),
@@ -187,7 +188,19 @@ impl Live {
                 streams: Default::default(),
                 polls: Default::default(),
             }),
-        }
+        };
+        // Requests for this process's streams and long-poll sessions that reached another one.
+        let weak = Arc::downgrade(&live.inner);
+        live.inner.pubsub.serve_requests(Arc::new(move |body| {
+            let live = weak.upgrade().map(|inner| Live { inner });
+            Box::pin(async move {
+                match live {
+                    Some(live) => live.answer_forwarded(body).await,
+                    None => bytes::Bytes::new(),
+                }
+            })
+        }));
+        live
     }
 
     /// The process's pub/sub: publish to topics from anywhere in the app.
@@ -274,7 +287,7 @@ impl Live {
         if let Some(refused) = self.refusal(req.headers(), &limits, "a WebSocket") {
             return refused;
         }
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = self.next_id();
         let (parts, _body) = req.into_parts();
         let span = connection_span(id, "ws", parts.uri.path());
         // Boxed, and the limits read through their `Arc` below: the task is allocated for its

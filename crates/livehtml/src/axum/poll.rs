@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::Request;
 use axum::http::{StatusCode, header};
@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::Mutex as AsyncMutex;
 
 use super::Live;
+use super::forward::{Answer, Forwarded};
 use crate::observe::Transport;
 use crate::protocol::close;
 use crate::protocol::names::{event::CLOSE as CLOSE_EVENT, query};
@@ -90,7 +91,7 @@ impl Live {
         if let Some(refused) = self.refusal(req.headers(), &limits, "a long-poll session") {
             return refused;
         }
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = self.next_id();
         let (parts, _body) = req.into_parts();
         let span = super::connection_span(id, "poll", parts.uri.path());
         let connect = Connect { id, uri: parts.uri, headers: parts.headers };
@@ -136,19 +137,29 @@ impl Live {
             crate::observe::rejected(crate::observe::Rejected::ForgedStream);
             return (StatusCode::FORBIDDEN, "poll id does not verify").into_response();
         };
+        let answer = if self.holds(id) {
+            self.poll_here(id, ack, limits.poll_hold).await
+        } else {
+            self.forward(Forwarded::Poll { id, ack, hold: limits.poll_hold }).await
+        };
+        answer.into_response(true)
+    }
+
+    /// A poll of a long-poll session of this process: its next batch, waiting at most `hold`.
+    pub(super) async fn poll_here(&self, id: u64, ack: u64, hold: Duration) -> Answer {
         let Some(polled) = self.polls().get(&id).cloned() else {
-            return (StatusCode::GONE, "the session has ended: reconnect").into_response();
+            return Answer::new(StatusCode::GONE, "the session has ended: reconnect");
         };
         polled.polling.store(true, Ordering::Relaxed);
-        let answer = self.answer(&polled, id, limits, ack).await;
+        let answer = self.answer(&polled, id, hold, ack).await;
         polled.polling.store(false, Ordering::Relaxed);
         *polled.seen.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
-        json(StatusCode::OK, answer)
+        Answer::new(StatusCode::OK, answer)
     }
 
     /// The next batch (or the last one again), an empty one after the hold, or the end.
-    async fn answer(&self, polled: &Polled, id: u64, limits: Limits, ack: u64) -> String {
-        let deadline = tokio::time::Instant::now() + limits.poll_hold;
+    async fn answer(&self, polled: &Polled, id: u64, hold: Duration, ack: u64) -> String {
+        let deadline = tokio::time::Instant::now() + hold;
         let Ok(mut state) = tokio::time::timeout_at(deadline, polled.state.lock()).await else {
             return batch(ack, &[], None, false);
         };

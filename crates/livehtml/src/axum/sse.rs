@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
 use futures_util::future::Either;
 
+use super::forward::{Answer, Forwarded};
 use super::{Live, Peer, origin};
 use crate::observe::{self, Rejected, Transport};
 use crate::protocol::{Inbound, datastar, names, parse_event};
@@ -39,7 +40,7 @@ impl Live {
         if let Some(refused) = self.refusal(req.headers(), &limits, "an event stream") {
             return refused;
         }
-        let id = self.inner.next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = self.next_id();
         let (parts, _body) = req.into_parts();
         let span = super::connection_span(id, "sse", parts.uri.path());
         // Served through `Listener` over HTTP/1.1: the socket leaves hyper after the head.
@@ -143,10 +144,6 @@ impl Live {
             observe::rejected(Rejected::ForgedStream);
             return (StatusCode::FORBIDDEN, "stream id does not verify").into_response();
         };
-        let poster = self.streams().get(&id).cloned();
-        let Some(poster) = poster.filter(|p| !p.is_gone()) else {
-            return (StatusCode::GONE, "the stream has ended: reconnect").into_response();
-        };
         // A piece of a file a live view's page uploads (it cannot send binary messages here).
         let binary = headers
             .get(axum::http::header::CONTENT_TYPE)
@@ -163,10 +160,24 @@ impl Live {
             }
             Inbound::Text(text)
         };
+        let answer = if self.holds(id) {
+            self.deliver(id, inbound)
+        } else {
+            self.forward(Forwarded::Post { id, inbound }).await
+        };
+        answer.into_response(false)
+    }
+
+    /// Hands a page's event to its stream (or long-poll session) in this process.
+    pub(super) fn deliver(&self, id: u64, inbound: Inbound) -> Answer {
+        let poster = self.streams().get(&id).cloned();
+        let Some(poster) = poster.filter(|p| !p.is_gone()) else {
+            return Answer::new(StatusCode::GONE, "the stream has ended: reconnect");
+        };
         match poster.post(inbound) {
-            Ok(()) => StatusCode::NO_CONTENT.into_response(),
-            Err(PostError::Gone) => (StatusCode::GONE, "the stream has ended: reconnect").into_response(),
-            Err(PostError::Busy) => (StatusCode::TOO_MANY_REQUESTS, "the stream is behind").into_response(),
+            Ok(()) => Answer::new(StatusCode::NO_CONTENT, ""),
+            Err(PostError::Gone) => Answer::new(StatusCode::GONE, "the stream has ended: reconnect"),
+            Err(PostError::Busy) => Answer::new(StatusCode::TOO_MANY_REQUESTS, "the stream is behind"),
         }
     }
 

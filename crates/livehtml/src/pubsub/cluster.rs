@@ -115,7 +115,9 @@ impl PubSub {
     pub async fn connect(&self, backend: impl Backend) -> Result<(), BackendError> {
         let backend: Arc<dyn Backend> = Arc::new(backend);
         let (writer, queued) = mpsc::channel(WRITE_QUEUE);
-        let node = u64::from(super::history::new_epoch()) << 32 | u64::from(super::history::new_epoch());
+        // The process's tag first, so a request addressed to the tag finds its node in the roster;
+        // the low half differs for every connect.
+        let node = u64::from(self.node()) << 32 | u64::from(super::history::new_epoch());
         let stop = CancellationToken::new();
         let cluster = Cluster {
             stop: stop.clone(),
@@ -384,6 +386,8 @@ impl PubSub {
                 }
             }
             Some((b'p', rest)) => self.presence_signal(rest),
+            Some((&kind, rest)) if super::relay::is_request(kind) == Some(true) => self.relay_request(rest),
+            Some((&kind, rest)) if super::relay::is_request(kind) == Some(false) => self.relay_answer(rest),
             _ => tracing::debug!("a signal from the broker is not livehtml's: skipped"),
         }
     }

@@ -64,6 +64,7 @@ mod backend;
 pub mod cluster;
 mod history;
 mod presence;
+mod relay;
 mod roster;
 mod subscriber;
 mod tap;
@@ -71,6 +72,7 @@ mod tap;
 pub use backend::{Backend, BackendError, Delivery, Inbox, Incoming, Outgoing, Snapshot};
 pub use history::{History, Recovery};
 pub use presence::{DEFAULT_GRACE, Member, PresenceDiff};
+pub use relay::{Handler, RelayError};
 pub use roster::DEFAULT_NODE_TIMEOUT;
 pub(crate) use subscriber::{Batch, Offer, Subscriber, SubscriberRef};
 pub use tap::{Tap, Tapped};
@@ -149,6 +151,8 @@ struct Inner {
     presence_grace: AtomicU64,
     /// Set when the pub/sub joins a cluster.
     cluster: std::sync::OnceLock<cluster::Cluster>,
+    /// This process's tag, and the requests between processes.
+    relay: relay::Relay,
 }
 
 #[derive(Debug)]

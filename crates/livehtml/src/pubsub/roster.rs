@@ -59,6 +59,12 @@ impl Roster {
         }
     }
 
+    /// Whether a process tagged `tag` ([`PubSub::node`]: the high half of its node) has been
+    /// heard from within the node timeout.
+    pub(super) fn knows(&self, tag: u32) -> bool {
+        self.remote().keys().any(|node| (node >> 32) as u32 == tag)
+    }
+
     /// Whether another process counts `key` on `topic`.
     fn elsewhere(&self, topic: &str, key: &str) -> bool {
         self.remote().values().any(|r| r.topics.get(topic).is_some_and(|m| m.iter().any(|(_, m)| m.key == key)))

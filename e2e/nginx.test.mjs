@@ -5,35 +5,11 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import { test } from "node:test";
-import { binary, htmxPage, launch, newPage, root, startServer, tempDir } from "./harness.mjs";
+import { accepting, binary, freePort, htmxPage, launch, newPage, root, startServer, tempDir } from "./harness.mjs";
 
 const NGINX = process.env.NGINX || "/usr/sbin/nginx";
-
-/** A port nobody listens on now (the kernel's pick). */
-function freePort() {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** Resolves once something accepts on `port`. */
-async function accepting(port) {
-  for (let i = 0; i < 200; i++) {
-    const open = await new Promise((resolve) => {
-      const socket = net.connect(port, "127.0.0.1", () => { socket.end(); resolve(true); });
-      socket.on("error", () => resolve(false));
-    });
-    if (open) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`nothing listens on ${port}`);
-}
 
 /** Chromium (taking nginx's self-made certificate), or null when the test is skipped: nginx
  * or Chromium missing (a failure under LIVEHTML_REQUIRE_ALL=1). */

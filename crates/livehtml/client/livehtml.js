@@ -262,9 +262,25 @@
     return livehtml.fetch(conn.url, { method: "POST", headers, body: /** @type {BodyInit} */ (data) }).then((r) => {
       if (r.ok) return true;
       fire(conn.element, "lh:error", { error: new Error(`event refused: ${r.status}`) });
-      if (r.status === 410) gone(); // the session ended under us: start a new one
+      if (r.status === 410) gone(); // the session ended under us (its process too, maybe): start a new one
+      // Not taken: the session (or its process) is gone, or a gateway between could not reach
+      // it. An event goes again, on this connection or the one that follows; a file's piece
+      // belongs to its session and is not.
+      if (typeof data === "string" && (r.status === 410 || r.status >= 502)) {
+        window.setTimeout(() => resend(conn, data), r.status === 410 ? 0 : RESEND_DELAY);
+      }
       return false;
     }, (error) => (fire(conn.element, "lh:error", { error }), false));
+  }
+
+  /** How long an event a gateway could not deliver waits before it goes again. */
+  const RESEND_DELAY = 250;
+
+  /** Sends an event again: now if the page is connected, else first when it is.
+   * @param {Connection} conn @param {string} data */
+  function resend(conn, data) {
+    if (conn.socket && conn.socket.readyState === WebSocket.OPEN) conn.socket.send(data);
+    else conn.queue.push(data);
   }
 
   /** Server-Sent Events: fragments arrive as events, the page's messages go out by POST to the

@@ -81,6 +81,9 @@ impl Default for Relay {
 /// How long a request to a process the roster does not know waits for an answer.
 const UNKNOWN_WAIT: Duration = Duration::from_secs(1);
 
+/// How often a waiting request looks whether its process is still in the cluster.
+const ROSTER_CHECK: Duration = Duration::from_millis(250);
+
 /// A signal's first byte: a request, or an answer.
 const REQUEST: u8 = b'q';
 const ANSWER: u8 = b'a';
@@ -139,11 +142,21 @@ impl PubSub {
         if !cluster.send(Outgoing::Signal(Bytes::from(out))) {
             return Err(RelayError::Unreachable);
         }
-        match tokio::time::timeout(timeout, answer).await {
-            Ok(Ok(body)) => Ok(body),
-            Ok(Err(_)) => Err(RelayError::Unreachable),
-            Err(_) if known && cluster.roster.knows(node) => Err(RelayError::Timeout),
-            Err(_) => Err(RelayError::Unreachable),
+        // A long wait (a forwarded long-poll) ends as soon as the process leaves the cluster.
+        let left = async {
+            loop {
+                tokio::time::sleep(ROSTER_CHECK).await;
+                if known && !cluster.roster.knows(node) {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            answered = answer => answered.map_err(|_| RelayError::Unreachable),
+            () = left => Err(RelayError::Unreachable),
+            () = tokio::time::sleep(timeout) => {
+                Err(if known && cluster.roster.knows(node) { RelayError::Timeout } else { RelayError::Unreachable })
+            }
         }
     }
 

@@ -364,3 +364,20 @@ async fn a_pages_posts_and_polls_reach_its_session_from_any_process() {
         }
     }
 }
+
+/// Issue 26: presence keyed on a cookieless page's connection id counted two people on two
+/// processes as one (each process numbered its connections from 0). Ids are the cluster's now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cookieless_pages_on_two_processes_are_two_people() {
+    for broker in brokers() {
+        eprintln!("on {broker}");
+        let data = tempfile::tempdir().unwrap();
+        let ns = namespace();
+        let (a, b) = (Node::start(broker, data.path(), &ns), Node::start(broker, data.path(), &ns));
+        let open = |node: &Node| format!("ws://{}/ws/chat", node.addr);
+        let (mut one, _) = tokio_tungstenite::connect_async(open(&a)).await.unwrap();
+        let (mut two, _) = tokio_tungstenite::connect_async(open(&b)).await.unwrap();
+        until_text(&mut one, "2 online").await;
+        until_text(&mut two, "2 online").await;
+    }
+}

@@ -22,7 +22,11 @@ pub struct Connect {
 }
 
 impl Connect {
-    /// A number unique to this connection within the process.
+    /// A number unique to this connection across a cluster: its high 32 bits are its
+    /// process's tag ([`crate::PubSub::node`], random per process), its low 32 bits count the
+    /// process's connections. Two processes' connections never share one (but for a 1 in 2³²
+    /// chance that two processes draw the same tag), so it may key presence or anything else
+    /// the cluster shares.
     pub fn id(&self) -> u64 {
         self.id
     }

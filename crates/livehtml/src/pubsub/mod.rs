@@ -41,7 +41,9 @@
 //! [`PubSub::set_node_timeout`].
 //!
 //! What crosses processes: topic messages ([`PubSub::publish`], [`crate::Context::broadcast`]),
-//! text infos ([`PubSub::publish_text_info`]) and presence. [`PubSub::publish_info`]'s values
+//! text infos ([`PubSub::publish_text_info`]), presence, and requests addressed to one process
+//! ([`PubSub::request`]: an SSE page's posts and long-polls that reached a process which does not
+//! hold their session, carried to the one that does). [`PubSub::publish_info`]'s values
 //! are Rust values and stay in their process. A live view kept for its page during a dropped
 //! connection is kept by the process that served it: a page that comes back to another process
 //! is mounted anew there (and told), with no message lost.

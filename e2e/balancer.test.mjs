@@ -5,12 +5,10 @@
 // order. Then one process is killed with SIGKILL half-way through, and every page carries on
 // through the other two with nothing lost or shown twice.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { connect } from "node:net";
-import path from "node:path";
 import { test } from "node:test";
-import { accepting, binary, freePort, launch, newPage, root, startServer, tempDir } from "./harness.mjs";
+import { binary, launch, newPage, runNginx, startServer, tempDir } from "./harness.mjs";
 
 const NGINX = process.env.NGINX || "/usr/sbin/nginx";
 const BROKERS = [["redis", "redis://127.0.0.1:6379", 6379], ["nats", "nats://127.0.0.1:4222", 4222]];
@@ -28,28 +26,15 @@ function listening(port) {
 
 /** nginx with deploy/nginx-cluster.conf in front of `servers` ("host:port" each). */
 async function startBalancer(t, servers) {
-  const prefix = tempDir("livehtml-balancer-");
-  mkdirSync(path.join(prefix, "body"));
-  const port = await freePort();
-  const conf = readFileSync(path.join(root, "deploy", "nginx-cluster.conf"), "utf8")
-    .replaceAll("@PREFIX@", prefix).replaceAll("@PORT@", String(port))
-    .replaceAll("@SERVERS@", servers.map((s) => `        server ${s};`).join("\n"));
-  const file = path.join(prefix, "nginx.conf");
-  writeFileSync(file, conf);
-  const proc = spawn(NGINX, ["-p", prefix, "-c", file, "-g", "daemon off; master_process off;"], { stdio: "ignore" });
-  const exited = new Promise((resolve) => proc.once("exit", resolve));
-  t.after(async () => {
-    proc.kill("SIGTERM");
-    await exited;
-  });
-  await accepting(port);
+  const port = await runNginx(t, NGINX, "nginx-cluster.conf",
+    () => ({ "@SERVERS@": servers.map((s) => `        server ${s};`).join("\n") }));
   return `http://127.0.0.1:${port}`;
 }
 
 /** Chromium, three demo processes on `url` (one data directory, one namespace) and nginx in
  * front of them; `{}` when skipped (a failure under LIVEHTML_REQUIRE_ALL=1). */
 async function cluster(t, name, url, port) {
-  for (const [missing, what] of [[!(await listening(port)), `no broker at ${url}`], [!(await import("node:fs")).existsSync(NGINX), `nginx not found at ${NGINX}`]]) {
+  for (const [missing, what] of [[!(await listening(port)), `no broker at ${url}`], [!existsSync(NGINX), `nginx not found at ${NGINX}`]]) {
     if (!missing) continue;
     if (process.env.LIVEHTML_REQUIRE_ALL === "1") throw new Error(what);
     t.skip(what);

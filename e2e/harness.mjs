@@ -1,6 +1,6 @@
 // Shared set-up of the browser tests: start a server binary on port 0, launch Debian's Chromium.
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -189,4 +189,33 @@ export async function accepting(port) {
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`nothing listens on ${port}`);
+}
+
+/**
+ * nginx (one process, stopped after the test) running `deploy/<conf>` with its @PREFIX@ and
+ * @PORT@ filled in (a temporary prefix, a free port) and `values` ({"@NAME@": text}) for the
+ * rest. `prefix` is made first, for files the values name (a certificate). Resolves to the port
+ * once nginx accepts on it.
+ * @param {import("node:test").TestContext} t @param {string} nginx @param {string} conf
+ * @param {(prefix: string) => Record<string, string>} values
+ */
+export async function runNginx(t, nginx, conf, values) {
+  const prefix = tempDir("livehtml-nginx-");
+  mkdirSync(path.join(prefix, "body"));
+  const port = await freePort();
+  let text = readFileSync(path.join(root, "deploy", conf), "utf8").replaceAll("@PREFIX@", prefix)
+    .replaceAll("@PORT@", String(port));
+  for (const [name, value] of Object.entries(values(prefix))) text = text.replaceAll(name, value);
+  const file = path.join(prefix, "nginx.conf");
+  writeFileSync(file, text);
+  // One process (no workers a killed master would leave behind, holding the test's output
+  // open); its errors go to error.log in the prefix.
+  const proc = spawn(nginx, ["-p", prefix, "-c", file, "-g", "daemon off; master_process off;"], { stdio: "ignore" });
+  const exited = new Promise((resolve) => proc.once("exit", resolve));
+  t.after(async () => {
+    proc.kill("SIGTERM");
+    await exited;
+  });
+  await accepting(port);
+  return port;
 }

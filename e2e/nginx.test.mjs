@@ -3,11 +3,11 @@
 // a WebSocket, over SSE and over long-polling through it, and the plain-htmx dashboard's event
 // stream is not held back by a buffer.
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
-import { accepting, binary, freePort, htmxPage, launch, newPage, root, startServer, tempDir } from "./harness.mjs";
+import { binary, htmxPage, launch, newPage, runNginx, startServer, tempDir } from "./harness.mjs";
 
 const NGINX = process.env.NGINX || "/usr/sbin/nginx";
 
@@ -26,27 +26,13 @@ async function nginxAndBrowser(t) {
 
 /** nginx with deploy/nginx.conf in front of `upstream`, on TLS with a certificate made now. */
 async function startNginx(t, upstream) {
-  const prefix = tempDir("livehtml-nginx-");
-  mkdirSync(path.join(prefix, "body"));
-  const cert = path.join(prefix, "cert.pem");
-  const key = path.join(prefix, "key.pem");
-  execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], { stdio: "ignore" });
-  const port = await freePort();
-  const conf = readFileSync(path.join(root, "deploy", "nginx.conf"), "utf8")
-    .replaceAll("@PREFIX@", prefix).replaceAll("@PORT@", String(port)).replaceAll("@UPSTREAM@", upstream)
-    .replaceAll("@CERT@", cert).replaceAll("@KEY@", key);
-  const file = path.join(prefix, "nginx.conf");
-  writeFileSync(file, conf);
-  // One process (no workers a killed master would leave behind, holding the test's output
-  // open); its errors go to error.log in the prefix.
-  const proc = spawn(NGINX, ["-p", prefix, "-c", file, "-g", "daemon off; master_process off;"], { stdio: "ignore" });
-  const exited = new Promise((resolve) => proc.once("exit", resolve));
-  t.after(async () => {
-    proc.kill("SIGTERM");
-    await exited;
+  const port = await runNginx(t, NGINX, "nginx.conf", (prefix) => {
+    const cert = path.join(prefix, "cert.pem");
+    const key = path.join(prefix, "key.pem");
+    execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+      "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], { stdio: "ignore" });
+    return { "@UPSTREAM@": upstream, "@CERT@": cert, "@KEY@": key };
   });
-  await accepting(port);
   return `https://127.0.0.1:${port}`;
 }
 

@@ -10,7 +10,7 @@ import { launch, newPage, root } from "./harness.mjs";
 const crate = path.join(root, "crates", "livehtml");
 const fixture = JSON.parse(fs.readFileSync(path.join(crate, "fixtures", "wire.json"), "utf8"));
 // Served as one script: its two parts in order (crates/livehtml/src/axum/client.rs).
-const script = ["dom.js", "input.js", "commands.js", "upload.js", "livehtml.js"].map((f) => fs.readFileSync(path.join(crate, "client", f), "utf8")).join("");
+const script = ["dom.js", "input.js", "commands.js", "upload.js", "http.js", "livehtml.js"].map((f) => fs.readFileSync(path.join(crate, "client", f), "utf8")).join("");
 
 async function client(t) {
   const browser = await launch(t);

@@ -157,8 +157,11 @@
   function replied(ref, refused) {
     const flight = flights.get(ref);
     if (!flight) return;
-    if (refused !== null) flight.undo();
-    else if (flight.form?.hasAttribute("lh-reset")) page.resetFields(flight.form, flight.form.getAttribute("lh-reset") || "");
+    if (refused !== null) {
+      flight.undo();
+    } else if (flight.form?.hasAttribute("lh-reset")) {
+      page.resetFields(flight.form, flight.form.getAttribute("lh-reset") || "");
+    }
     end(ref, flight);
   }
 

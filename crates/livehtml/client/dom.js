@@ -50,7 +50,9 @@
     const template = document.createElement("template");
     template.innerHTML = html;
     for (const node of Array.from(template.content.children)) {
-      if (node instanceof HTMLTemplateElement && (node.hasAttribute(ATTR.UPLOAD_GO) || node.hasAttribute(ATTR.UPLOAD_STOP))) {
+      const uploadCommand = node instanceof HTMLTemplateElement
+        && (node.hasAttribute(ATTR.UPLOAD_GO) || node.hasAttribute(ATTR.UPLOAD_STOP));
+      if (uploadCommand) {
         // Files accepted, or to stop sending (upload.js).
         const lh = /** @type {any} */ (window).livehtml;
         if (node.hasAttribute(ATTR.UPLOAD_GO)) lh.uploadGo?.(node.getAttribute(ATTR.UPLOAD_GO));

@@ -1,8 +1,8 @@
 // livehtml.js: the browser client of livehtml. No build step, no dependencies: served as one
 // script, dom.js (applying the server's HTML to the page: swaps and morphing), input.js (what a
 // page sends: values, lh-debounce / lh-throttle, the delegated listeners), commands.js (client
-// commands and loading states), upload.js (files over the socket) and then this file
-// (connections and their transports, sending, navigation).
+// commands and loading states), upload.js (files over the socket), http.js (SSE + POST and
+// long-polling) and then this file (connections, the WebSocket, fallback, sending, navigation).
 //
 // Markup it understands:
 //   <div lh-connect="/ws/chat"> ... </div>   open a WebSocket to the server; fragments that
@@ -41,6 +41,16 @@
 // transport is in use ("ws", "sse" or "poll"); `lh-state` is "connecting", "open",
 // "reconnecting" or "closed", for CSS.
 // @ts-check
+
+// The types http.js shares (at the top level: a typedef inside the function is its own).
+/** What a connection sends through: a WebSocket, or SSE or long-polling with POSTs (`send` then
+ * resolves to whether the server took it).
+ * @typedef {{ readyState: number, send(data: string | Uint8Array): unknown, close(code?: number): void }} Channel */
+/** @typedef {{ socket: Channel | null, url: string, element: Element, attempt: number,
+ *              queue: string[], timer: number | undefined, closed: boolean,
+ *              transport: "ws" | "sse" | "poll",
+ *              opened: boolean, since: Map<string, string> }} Connection */
+
 (function () {
   "use strict";
 
@@ -48,20 +58,18 @@
   // Public API
   // ======================================================================
 
-  /** What a connection sends through: a WebSocket, or SSE or long-polling with POSTs (`send` then
-   * resolves to whether the server took it). @typedef {{ readyState: number, send(data: string | Uint8Array): unknown, close(code?: number): void }} Channel */
-  /** @typedef {{ socket: Channel | null, url: string, element: Element, attempt: number,
-   *              queue: string[], timer: number | undefined, closed: boolean,
-   *              transport: "ws" | "sse" | "poll",
-   *              opened: boolean, since: Map<string, string> }} Connection */
-
   // Names on the wire, as the server declares them (protocol::names; both are checked against
   // crates/livehtml/fixtures/wire.json). attr and comment: declared in dom.js, which uses them.
   const WIRE = {
     header: { STREAM: "LH-Stream", EVENT: "LH-Event", CLIENT: "LH-Client", REF: "LH-Ref" },
     event: { STREAM: "lh-stream", CLOSE: "lh-close", AT: "lh-at" },
-    control: { KEY: "lh", NAV: "nav", REDIRECT: "redirect", NAV_EVENT: "lh:nav", UPLOAD_EVENT: "lh:upload", UPLOAD_CANCEL_EVENT: "lh:upload-cancel", RESUMED: "resumed", RESYNCED: "resynced", RECOVERED: "recovered" },
-    query: { STREAM: "lh-stream", CLIENT: "client", RESUME: "resume", SINCE: "lh-since", POLL: "lh-poll", ACK: "lh-ack" },
+    control: {
+      KEY: "lh", NAV: "nav", REDIRECT: "redirect", NAV_EVENT: "lh:nav", UPLOAD_EVENT: "lh:upload",
+      UPLOAD_CANCEL_EVENT: "lh:upload-cancel", RESUMED: "resumed", RESYNCED: "resynced", RECOVERED: "recovered",
+    },
+    query: {
+      STREAM: "lh-stream", CLIENT: "client", RESUME: "resume", SINCE: "lh-since", POLL: "lh-poll", ACK: "lh-ack",
+    },
     attr: /** @type {any} */ (window).livehtml.ATTR,
     comment: /** @type {any} */ (window).livehtml.COMMENT,
   };
@@ -70,10 +78,12 @@
    * HTML), input.js (what a page sends, and when; its listeners call `send` and `navigate`) and
    * commands.js (client commands, and loading states from `begin` to the server's reply).
    * @type {{ swap(html: string): void, morphChildren(target: Element, source: Element): void,
-   *   values(element: Element, event?: Event | null, extra?: Record<string, string>): Record<string, string | string[]>,
+   *   values(element: Element, event?: Event | null, extra?: Record<string, string>):
+   *     Record<string, string | string[]>,
    *   resetFields(form: HTMLFormElement, names: string): void,
    *   begin(el: Element, form: HTMLFormElement | null, owner: Element): string, abandon(owner: Element): void,
-   *   leaving(): boolean }} */
+   *   leaving(): boolean,
+   *   http: { stream(conn: Connection, on: object): Channel, poll(conn: Connection, on: object): Channel } }} */
   const page = /** @type {any} */ (window).livehtml;
 
   const livehtml = {
@@ -152,13 +162,17 @@
     // On the element or an ancestor: a layout can choose the transport for every view.
     // Chosen on the element or an ancestor, or found by this tab: a WebSocket that could not
     // open fell back to SSE, and the tab keeps to it.
-    const chosen = element.closest("[lh-transport]")?.getAttribute("lh-transport") || sessionStorage.getItem(TRANSPORT_KEY);
+    const chosen = element.closest("[lh-transport]")?.getAttribute("lh-transport")
+      || sessionStorage.getItem(TRANSPORT_KEY);
     /** @type {"ws" | "sse" | "poll"} */
     const transport = chosen === "sse" || chosen === "poll" ? chosen : "ws";
     if (transport === "ws") url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     // Tells the server this client morphs (plain htmx pages get plain swaps).
     url.searchParams.set(WIRE.query.CLIENT, "lh");
-    conn = { socket: null, url: url.href, element, attempt: 0, queue: [], timer: undefined, closed: false, transport, opened: false, since: new Map() };
+    conn = {
+      socket: null, url: url.href, element, attempt: 0, queue: [], timer: undefined, closed: false, transport,
+      opened: false, since: new Map(),
+    };
     remember(conn, element.getAttribute("lh-since") || "");
     connections.set(element, conn);
     open(conn);
@@ -197,7 +211,7 @@
     setState(conn, conn.attempt === 0 ? "connecting" : "reconnecting");
     if (conn.transport !== "ws") {
       try {
-        conn.socket = conn.transport === "sse" ? openStream(conn) : openPoll(conn);
+        conn.socket = conn.transport === "sse" ? page.http.stream(conn, HOOKS) : page.http.poll(conn, HOOKS);
       } catch (error) {
         fire(conn.element, "lh:error", { error });
         scheduleReconnect(conn);
@@ -254,144 +268,10 @@
     return !conn.opened && conn.socket === channel && !conn.closed && conn.transport !== "poll";
   }
 
-  /** Sends a page's message (an event, a piece of a file) by POST with its stream's (or long-poll
-   * session's) signed id; resolves to whether the server took it.
-   * @param {Connection} conn @param {string} id @param {string | Uint8Array} data @param {() => void} gone */
-  function post(conn, id, data, gone) {
-    const headers = { "Content-Type": typeof data === "string" ? "application/json" : "application/octet-stream", [WIRE.header.STREAM]: id };
-    return livehtml.fetch(conn.url, { method: "POST", headers, body: /** @type {BodyInit} */ (data) }).then((r) => {
-      if (r.ok) return true;
-      fire(conn.element, "lh:error", { error: new Error(`event refused: ${r.status}`) });
-      if (r.status === 410) gone(); // the session ended under us (its process too, maybe): start a new one
-      // Not taken: the session (or its process) is gone, or a gateway between could not reach
-      // it. An event goes again, on this connection or the one that follows; a file's piece
-      // belongs to its session and is not.
-      if (typeof data === "string" && (r.status === 410 || r.status >= 502)) {
-        window.setTimeout(() => resend(conn, data), r.status === 410 ? 0 : RESEND_DELAY);
-      }
-      return false;
-    }, (error) => (fire(conn.element, "lh:error", { error }), false));
-  }
-
-  /** How long an event a gateway could not deliver waits before it goes again. */
-  const RESEND_DELAY = 250;
-
-  /** Sends an event again: now if the page is connected, else first when it is.
-   * @param {Connection} conn @param {string} data */
-  function resend(conn, data) {
-    if (conn.socket && conn.socket.readyState === WebSocket.OPEN) conn.socket.send(data);
-    else conn.queue.push(data);
-  }
-
-  /** Server-Sent Events: fragments arrive as events, the page's messages go out by POST to the
-   * same URL with the stream's signed id (its first event, lh-stream). A stream the server ends
-   * says why in a last lh-close event, with the WebSocket close code's meaning.
-   * @param {Connection} conn @returns {Channel} */
-  function openStream(conn) {
-    const source = livehtml.createEventSource(connectUrl(conn));
-    let id = "";
-    /** @param {number} code @param {string} reason */
-    const end = (code, reason) => {
-      window.clearTimeout(timeout);
-      source.close();
-      channel.readyState = WebSocket.CLOSED;
-      if (code === 1006 && mayFallBack(conn, channel)) return fallBack(conn);
-      closed(conn, channel, code, reason);
-    };
-    /** @type {Channel} */
-    const channel = {
-      readyState: WebSocket.CONNECTING,
-      send(data) {
-        return post(conn, id, data, () => conn.socket === channel && end(1006, "stream gone"));
-      },
-      close(code) {
-        end(code ?? 1000, "");
-      },
-    };
-    // A stream that never starts (a proxy that buffers or blocks it) gives way to long-polling.
-    const timeout = window.setTimeout(() => {
-      if (channel.readyState === WebSocket.CONNECTING) end(1006, "");
-    }, OPEN_TIMEOUT);
-    source.addEventListener(WIRE.event.STREAM, (event) => {
-      window.clearTimeout(timeout);
-      id = /** @type {MessageEvent} */ (event).data;
-      channel.readyState = WebSocket.OPEN;
-      opened(conn, channel);
-    });
-    source.addEventListener("message", (event) => {
-      remember(conn, /** @type {MessageEvent} */ (event).lastEventId);
-      received(conn, event.data);
-    });
-    // Where a subscription starts: an event with nothing but its id.
-    source.addEventListener(WIRE.event.AT, (event) => remember(conn, /** @type {MessageEvent} */ (event).lastEventId));
-    source.addEventListener(WIRE.event.CLOSE, (event) => {
-      /** @type {{code?: number, reason?: string}} */
-      let why = {};
-      try {
-        why = JSON.parse(/** @type {MessageEvent} */ (event).data);
-      } catch (_) { /* a malformed notice is a dropped stream */ }
-      end(why.code ?? 1006, why.reason ?? "");
-    });
-    // A dropped stream reconnects on the same schedule as a socket (EventSource's own retry
-    // would not back off).
-    source.addEventListener("error", () => end(1006, ""));
-    return channel;
-  }
-
-  /** Long-polling: a GET opens a session (its signed id), then each GET waits for what the
-   * session sends and answers it as a batch (`{batch, messages, close?, end?}`), acknowledged
-   * by the next poll (a batch lost on the way is sent again); the page's messages go by POST as
-   * over SSE.
-   * @param {Connection} conn @returns {Channel} */
-  function openPoll(conn) {
-    let id = "";
-    let ack = 0;
-    /** @param {number} code @param {string} reason */
-    const end = (code, reason) => {
-      if (channel.readyState === WebSocket.CLOSED) return;
-      channel.readyState = WebSocket.CLOSED;
-      closed(conn, channel, code, reason);
-    };
-    /** @type {Channel} */
-    const channel = {
-      readyState: WebSocket.CONNECTING,
-      send(data) {
-        return post(conn, id, data, () => end(1006, "session gone"));
-      },
-      close(code) {
-        end(code ?? 1000, "");
-      },
-    };
-    /** @param {URL} url */
-    const get = async (url) => {
-      const r = await livehtml.fetch(url.href, { cache: "no-store" });
-      if (!r.ok) throw new Error(`poll refused: ${r.status}`);
-      return r.json();
-    };
-    (async () => {
-      const first = new URL(connectUrl(conn));
-      first.searchParams.set(WIRE.query.POLL, "1");
-      id = (await get(first)).id;
-      channel.readyState = WebSocket.OPEN;
-      opened(conn, channel);
-      while (channel.readyState === WebSocket.OPEN) {
-        const url = new URL(conn.url);
-        url.searchParams.set(WIRE.query.POLL, id);
-        url.searchParams.set(WIRE.query.ACK, String(ack));
-        /** @type {{batch: number, messages: string[], close?: {code: number, reason: string}, end?: boolean}} */
-        const answer = await get(url);
-        if (channel.readyState !== WebSocket.OPEN) return;
-        ack = answer.batch;
-        for (const message of answer.messages) received(conn, message);
-        if (answer.close) return end(answer.close.code, answer.close.reason);
-        if (answer.end) return end(1006, "");
-      }
-    })().catch((error) => {
-      fire(conn.element, "lh:error", { error });
-      end(1006, "");
-    });
-    return channel;
-  }
+  /** What the HTTP transports (http.js) call back here. */
+  const HOOKS = {
+    connectUrl, opened, closed, received, remember, mayFallBack, fallBack, fire, openTimeout: OPEN_TIMEOUT,
+  };
 
   /** @param {Connection} conn @param {Channel} socket */
   function opened(conn, socket) {
@@ -401,7 +281,9 @@
     conn.element.setAttribute("lh-transport", conn.transport);
     setState(conn, "open");
     fire(conn.element, "lh:open", {});
-    while (conn.queue.length && socket.readyState === WebSocket.OPEN) socket.send(/** @type {string} */ (conn.queue.shift()));
+    while (conn.queue.length && socket.readyState === WebSocket.OPEN) {
+      socket.send(/** @type {string} */ (conn.queue.shift()));
+    }
   }
 
   /** The prefix of a topic's message on a WebSocket: its position. */
@@ -545,7 +427,8 @@
     return target.origin === location.origin || livehtml.config.externalRedirects ? target.href : null;
   }
 
-  /** @param {Connection} conn @param {{[key: string]: string | undefined, url?: string, title?: string, token?: string, html?: string}} msg */
+  /** @param {Connection} conn
+   * @param {{[key: string]: string | undefined, url?: string, title?: string, token?: string, html?: string}} msg */
   function control(conn, msg) {
     const kind = msg[WIRE.control.KEY];
     if (kind === WIRE.control.REDIRECT && msg.url) {

@@ -11,7 +11,8 @@
   "use strict";
 
   /** livehtml.js, by the time a file is chosen.
-   * @returns {{ send(element: Element, event?: Event | null, eventName?: string | null, extra?: Record<string, string>): void,
+   * @returns {{
+   *   send(element: Element, event?: Event | null, eventName?: string | null, extra?: Record<string, string>): void,
    *   connect(element: Element): { socket: any, transport: string }, wire: any }} */
   const lh = () => /** @type {any} */ (window).livehtml;
 

@@ -109,7 +109,12 @@ proptest! {
 
     /// The token verifier: only what the key signed verifies; a changed byte never does.
     #[test]
-    fn tokens_verify_only_as_signed(junk in any::<String>(), url in "/[a-z/?=&]{0,20}", at in any::<usize>(), to in any::<char>()) {
+    fn tokens_verify_only_as_signed(
+        junk in any::<String>(),
+        url in "/[a-z/?=&]{0,20}",
+        at in any::<usize>(),
+        to in any::<char>(),
+    ) {
         let signer = Signer::new(b"fuzzing key");
         prop_assert!(signer.verify(&junk, 1_000, 3_600).is_err());
         let claims = Claims { url: url.clone(), render: 7, issued: 1_000, page: 3 };
@@ -137,7 +142,12 @@ proptest! {
 
     /// An SSE post: Datastar signals, forms and stream ids from any body and headers.
     #[test]
-    fn sse_posts_take_any_body_and_headers(body in any::<Vec<u8>>(), json in jsonish(), id in any::<String>(), query in any::<String>()) {
+    fn sse_posts_take_any_body_and_headers(
+        body in any::<Vec<u8>>(),
+        json in jsonish(),
+        id in any::<String>(),
+        query in any::<String>(),
+    ) {
         let map = headers(&[("lh-stream", id.clone()), ("hx-trigger", id), ("datastar-request", "true".into())]);
         let _ = sse::datastar_event(&body, &map);
         let _ = sse::datastar_event(json.as_bytes(), &map);

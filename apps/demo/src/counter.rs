@@ -26,6 +26,13 @@ pub struct CounterView {
     saved: u64,
 }
 
+/// What a counter page keeps across processes.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Saved {
+    mine: i64,
+    saved: u64,
+}
+
 fn clock(offset: time::UtcOffset) -> String {
     let now = time::OffsetDateTime::now_utc().to_offset(offset);
     now.format(time::macros::format_description!("[hour]:[minute]:[second]")).unwrap_or_default()
@@ -111,6 +118,26 @@ impl LiveView for CounterView {
             _ => return Err(ViewError::unknown_event(&event)),
         }
         Ok(())
+    }
+
+    /// What the user counted outlives this process: a page that comes back to another one (or
+    /// whose process died) resumes it. The clock and the shared count come back by themselves.
+    fn save(&self) -> Option<Vec<u8>> {
+        serde_json::to_vec(&Saved { mine: self.mine, saved: self.saved }).ok()
+    }
+
+    fn restore(state: &AppState, _: &Mount, saved: &[u8]) -> Option<Self> {
+        let Saved { mine, saved } = serde_json::from_slice(saved).ok()?;
+        // The shared count is read again by `on_join`.
+        Some(Self {
+            mine,
+            shared: state.shared.clone(),
+            shared_seen: 0,
+            offset: state.offset,
+            now: clock(state.offset),
+            ticks: 0,
+            saved,
+        })
     }
 
     async fn on_info(&mut self, _: &mut Context, info: Info) -> Result<(), ViewError> {

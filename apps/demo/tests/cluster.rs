@@ -381,3 +381,33 @@ async fn cookieless_pages_on_two_processes_are_two_people() {
         until_text(&mut two, "2 online").await;
     }
 }
+
+/// Issue 26: a live view kept for its page lived in its process only; a page whose process died
+/// came back to another one mounted anew, its counter at 0. The counter view opts in
+/// (`LiveView::save`): at 7 on A, A killed, the page's next connection on B resumes it at 7.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_counter_at_seven_is_still_at_seven_after_its_process_died() {
+    for broker in brokers() {
+        eprintln!("on {broker}");
+        let data = tempfile::tempdir().unwrap();
+        let ns = namespace();
+        let (mut a, b) = (Node::start(broker, data.path(), &ns), Node::start(broker, data.path(), &ns));
+        let page = http_get(a.addr, "/counter").await;
+        let connect = page.split("lh-connect=\"").nth(1).and_then(|s| s.split('"').next()).expect("a live root");
+        let connect = format!("{}&client=lh", connect.replace("&amp;", "&"));
+        let mut socket = a.connect(&connect, "kim").await;
+        for _ in 0..7 {
+            socket.send(common::livehtml_js("inc", json!({}))).await.unwrap();
+        }
+        until_text(&mut socket, "id=\"mine\">7<").await;
+        a.kill();
+        // livehtml.js reconnects saying it is coming back; the balancer sends it to B.
+        let mut back = b.connect(&format!("{connect}&resume=1"), "kim").await;
+        let whole = until_text(&mut back, "id=\"mine\"").await;
+        assert!(whole.contains("id=\"mine\">7<"), "resumed at 7: {whole}");
+        until_text(&mut back, "\"resumed\"").await;
+        // And it goes on from there.
+        back.send(common::livehtml_js("inc", json!({}))).await.unwrap();
+        until_text(&mut back, ">8<").await;
+    }
+}

@@ -370,6 +370,30 @@ pub async fn requests_between_processes(nodes: Nodes) {
     }
 }
 
+/// A value one process keeps is taken by another, once: a second take finds nothing, a newer
+/// keep replaces an older one, a removal removes, and a value whose time ran out is gone.
+pub async fn kept_values(nodes: Nodes) {
+    let (a, b) = (nodes.spawn().await, nodes.spawn().await);
+    let key = |name: &str| format!("{name}-{:x}", a.node());
+    a.keep(&key("one"), Some(Bytes::from_static(b"first")), WAIT);
+    a.keep(&key("one"), Some(Bytes::from_static(b"second")), WAIT);
+    a.keep(&key("gone"), Some(Bytes::from_static(b"x")), WAIT);
+    a.keep(&key("gone"), None, WAIT);
+    a.keep(&key("brief"), Some(Bytes::from_static(b"y")), Duration::from_millis(200));
+    // 64 KiB: the size a live view's state may have.
+    let large = Bytes::from(vec![b'v'; 64 * 1024]);
+    a.keep(&key("large"), Some(large.clone()), WAIT);
+    assert!(a.flush(WAIT).await, "the broker took the keeps");
+    assert_eq!(b.take(&key("one")).await.as_deref(), Some(&b"second"[..]), "the newer value");
+    assert_eq!(a.take(&key("one")).await, None, "taken once");
+    assert_eq!(b.take(&key("gone")).await, None, "removed");
+    assert_eq!(b.take(&key("large")).await, Some(large));
+    assert_eq!(b.take(&key("never")).await, None);
+    // The value's time to live is the point of it: waiting past it is what is tested.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(b.take(&key("brief")).await, None, "its time ran out");
+}
+
 /// One test per case of the suite for a back end: `suite!(make, clustered)`, `make` a
 /// [`Make`]-returning expression, `clustered` whether its processes are separate.
 #[macro_export]
@@ -378,7 +402,7 @@ macro_rules! suite {
         $crate::suite!(@cases $make, $clustered;
             order_per_topic, positions_agree, history_bounds, replay_on_another_process,
             presence_across_processes, many_topics, large_payloads, unsubscribe, text_infos,
-            flush_before_stopping, requests_between_processes);
+            flush_before_stopping, requests_between_processes, kept_values);
     };
     (@cases $make:expr, $clustered:expr; $($case:ident),*) => {
         $(

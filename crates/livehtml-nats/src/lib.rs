@@ -22,6 +22,11 @@
 //! plain NATS, `{namespace}.s`. A topic keeps its last [`Nats::history`] messages (default
 //! 1,000) for a day.
 //!
+//! Values kept for any process to take (a live view's state while its page is away) live in a
+//! stream of their own, `LH_{namespace}_kept` (the last message of each key's subject, an hour at
+//! most), each with its expiry in front of it; a take reads a key's last message and writes an
+//! empty one after it only if none came in between, so one process gets it.
+//!
 //! A message larger than the server's `max_payload` (1 MB by default) is dropped with an error
 //! in the log: raise `max_payload` in the server's configuration for larger ones.
 //!
@@ -48,6 +53,10 @@ const PREV: &str = "Lh-Prev";
 /// How long a topic's messages are kept.
 const KEPT_FOR: Duration = Duration::from_secs(24 * 3600);
 
+/// The longest a kept value lives (its stream's age limit): a value's own, shorter time to live
+/// travels with it, since NATS 2.9 has no time to live per message.
+const KEPT_MAX: Duration = Duration::from_secs(3600);
+
 /// A NATS back end ([`Backend`]) for livehtml's [`PubSub::connect`](livehtml::PubSub::connect).
 #[derive(Clone)]
 pub struct Nats {
@@ -64,6 +73,8 @@ struct Inner {
     /// Each topic's last sequence, as far as this process knows (what the next publish names
     /// as its predecessor).
     last: Mutex<HashMap<String, u64>>,
+    /// The stream of kept values, made on first use.
+    kept: OnceCell<stream::Stream>,
 }
 
 struct Connection {
@@ -96,6 +107,7 @@ impl Nats {
                 connection: OnceCell::new(),
                 epoch: AtomicU32::new(0),
                 last: Mutex::default(),
+                kept: OnceCell::new(),
             }),
         }
     }
@@ -173,6 +185,84 @@ impl Inner {
         Ok(stream)
     }
 
+    /// The stream of kept values (the last message of each key's subject), made if it is not
+    /// there. A plain stream, not a key-value bucket: async-nats's buckets need a newer server
+    /// than the 2.9 this is tested on, and this is all of one that a take needs.
+    async fn kept(&self) -> Result<&stream::Stream, BackendError> {
+        self.kept
+            .get_or_try_init(|| async {
+                let jetstream = &self.connection().await?.jetstream;
+                jetstream
+                    .get_or_create_stream(stream::Config {
+                        name: format!("LH_{}_kept", self.namespace),
+                        subjects: vec![format!("{}.k.>", self.namespace)],
+                        max_messages_per_subject: 1,
+                        max_age: KEPT_MAX,
+                        storage: stream::StorageType::File,
+                        allow_direct: true,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(BackendError::new)
+            })
+            .await
+    }
+
+    fn kept_subject(&self, key: &str) -> String {
+        format!("{}.k.{}", self.namespace, encode(key))
+    }
+
+    /// Keeps `value` under `key` until `ttl` from now (its expiry in front of it); `None`
+    /// writes an empty message, which says the key holds nothing.
+    async fn keep(&self, key: &str, value: Option<Bytes>, ttl: Duration) -> Result<(), BackendError> {
+        self.kept().await?;
+        let body = match value {
+            Some(value) => {
+                let until = now_millis().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+                let mut stored = Vec::with_capacity(8 + value.len());
+                stored.extend_from_slice(&until.to_be_bytes());
+                stored.extend_from_slice(&value);
+                Bytes::from(stored)
+            }
+            None => Bytes::new(),
+        };
+        let connection = self.connection().await?;
+        let ack = connection.jetstream.publish(self.kept_subject(key), body).await.map_err(BackendError::new)?;
+        ack.await.map(drop).map_err(BackendError::new)
+    }
+
+    /// Takes the value under `key`: its last message read, then an empty one written after it
+    /// only if no other was written meanwhile (JetStream checks the subject's last sequence),
+    /// so one process gets it; returned if its time has not run out.
+    async fn take(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
+        let stream = self.kept().await?;
+        let subject = self.kept_subject(key);
+        let connection = self.connection().await?;
+        // A write between the read and the removal: read the newer value and try again.
+        for _ in 0..3 {
+            let message = match stream.direct_get_last_for_subject(subject.as_str()).await {
+                Ok(message) => message,
+                Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(BackendError::new(e)),
+            };
+            let Some((until, _)) = message.payload.split_first_chunk::<8>() else { return Ok(None) };
+            let until = u64::from_be_bytes(*until);
+            let mut headers = HeaderMap::new();
+            headers.insert(NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, message.sequence.to_string().as_str());
+            let ack = connection
+                .jetstream
+                .publish_with_headers(subject.clone(), headers, Bytes::new())
+                .await
+                .map_err(BackendError::new)?;
+            match ack.await {
+                Ok(_) => return Ok((until > now_millis()).then(|| message.payload.slice(8..))),
+                Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => continue,
+                Err(e) => return Err(BackendError::new(e)),
+            }
+        }
+        Ok(None)
+    }
+
     async fn publish(&self, batch: Vec<Outgoing>) -> Result<(), BackendError> {
         let connection = self.connection().await?;
         for (sent, out) in batch.into_iter().enumerate() {
@@ -181,6 +271,7 @@ impl Inner {
                     connection.client.publish(self.signals(), bytes).await.map_err(BackendError::new)
                 }
                 Outgoing::Message { topic, body, .. } => self.publish_message(connection, &topic, body).await,
+                Outgoing::Keep { key, value, ttl } => self.keep(&key, value, ttl).await,
             };
             // Each message is acknowledged before the next goes: the ones before it are in.
             done.map_err(|e| BackendError::after(sent, e))?;
@@ -408,6 +499,11 @@ impl Backend for Nats {
         Box::pin(async move { self.inner.read(&topic).await })
     }
 
+    fn take(&self, key: &str) -> BoxFuture<'_, Result<Option<Bytes>, BackendError>> {
+        let key = key.to_owned();
+        Box::pin(async move { self.inner.take(&key).await })
+    }
+
     fn topics(&self) -> BoxFuture<'_, Result<Vec<String>, BackendError>> {
         Box::pin(self.inner.topics())
     }
@@ -458,6 +554,12 @@ fn decode(token: &str) -> Option<String> {
         }
     }
     String::from_utf8(bytes).ok()
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_millis() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

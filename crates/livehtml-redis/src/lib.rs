@@ -20,6 +20,10 @@
 //! after its last message); a Redis that lost it (restarted without persistence, evicted)
 //! starts the topic over with a new epoch, which pages see as a resync, never a silent gap.
 //!
+//! Values kept for any process to take (a live view's state while its page is away) are plain
+//! keys, `{namespace}:kept:{key}`, set with their time to live and taken with `GETDEL`
+//! (Redis 6.2 or later).
+//!
 //! A publish that fails (Redis unreachable) is sent again by livehtml when Redis is back; one
 //! that reached Redis just before the connection broke may then be delivered twice.
 //!
@@ -140,6 +144,17 @@ impl Inner {
         format!("{}:hist:{topic}", self.namespace)
     }
 
+    fn kept(&self, key: &str) -> String {
+        format!("{}:kept:{key}", self.namespace)
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
+        let mut con = self.manager.clone();
+        let value: Option<Vec<u8>> =
+            redis::cmd("GETDEL").arg(self.kept(key)).query_async(&mut con).await.map_err(BackendError::new)?;
+        Ok(value.map(Bytes::from))
+    }
+
     fn index(&self) -> String {
         format!("{}:topics", self.namespace)
     }
@@ -174,6 +189,13 @@ impl Inner {
                     message.push(b's');
                     message.extend_from_slice(bytes);
                     pipe.cmd("PUBLISH").arg(&self.channel).arg(message).ignore();
+                }
+                Outgoing::Keep { key, value: Some(value), ttl } => {
+                    let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+                    pipe.cmd("SET").arg(self.kept(key)).arg(value.as_ref()).arg("PX").arg(millis).ignore();
+                }
+                Outgoing::Keep { key, value: None, .. } => {
+                    pipe.cmd("DEL").arg(self.kept(key)).ignore();
                 }
             }
         }
@@ -300,6 +322,11 @@ impl Backend for Redis {
 
     fn topics(&self) -> BoxFuture<'_, Result<Vec<String>, BackendError>> {
         Box::pin(self.inner.topics())
+    }
+
+    fn take(&self, key: &str) -> BoxFuture<'_, Result<Option<Bytes>, BackendError>> {
+        let key = key.to_owned();
+        Box::pin(async move { self.inner.take(&key).await })
     }
 }
 

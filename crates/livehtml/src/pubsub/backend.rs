@@ -10,6 +10,7 @@
 //! history (so a process that starts, or lost its connection, can catch up).
 
 use std::fmt;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -57,6 +58,17 @@ pub enum Outgoing {
     /// A message between processes (presence), with no position and no history: delivered to
     /// every process that is connected now.
     Signal(Bytes),
+    /// A value kept under `key` for `ttl` for any process to [take](Backend::take) (a live
+    /// view's state while its page is away); `None` removes it. A later `Keep` of the same key
+    /// replaces it: keeps are written in the order they are queued.
+    Keep {
+        /// The key, unique in the namespace.
+        key: String,
+        /// The value, opaque to the back end; `None`: remove it.
+        value: Option<Bytes>,
+        /// How long it is kept after this write.
+        ttl: Duration,
+    },
 }
 
 /// What the back end hands a process, in the order the broker delivered it.
@@ -151,4 +163,9 @@ pub trait Backend: Send + Sync + 'static {
     /// The topics the broker keeps something of (a position, a history), for a process that
     /// starts to learn where they are.
     fn topics(&self) -> BoxFuture<'_, Result<Vec<String>, BackendError>>;
+
+    /// Takes the value kept under `key` ([`Outgoing::Keep`]): removed as it is read, so of two
+    /// processes that take it at once only one gets it; `None` when nothing is kept (or its
+    /// time ran out).
+    fn take(&self, key: &str) -> BoxFuture<'_, Result<Option<Bytes>, BackendError>>;
 }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::backend::{Backend, BackendError, Delivery, Inbox, Incoming, Outgoing, Snapshot};
@@ -42,6 +42,8 @@ pub(super) struct Cluster {
     /// Ends every task of the link ([`PubSub::halt`]).
     stop: CancellationToken,
     writer: mpsc::Sender<Outgoing>,
+    /// The broker, for what is asked of it directly ([`Backend::take`]).
+    pub(super) backend: Arc<dyn Backend>,
     /// This process, as its signals name it.
     pub(super) node: u64,
     pub(super) roster: Roster,
@@ -50,6 +52,8 @@ pub(super) struct Cluster {
     /// Items queued for the broker, and items the broker took, so far.
     queued: Arc<AtomicU64>,
     written: Arc<AtomicU64>,
+    /// Told whenever the broker took more.
+    progress: Arc<Notify>,
     connected: AtomicBool,
 }
 
@@ -122,18 +126,20 @@ impl PubSub {
         let cluster = Cluster {
             stop: stop.clone(),
             writer,
+            backend: backend.clone(),
             node,
             roster: Roster::default(),
             dropped: AtomicU64::new(0),
             queued: Arc::default(),
             written: Arc::default(),
+            progress: Arc::default(),
             connected: AtomicBool::new(false),
         };
-        let written = cluster.written.clone();
+        let (written, progress) = (cluster.written.clone(), cluster.progress.clone());
         if self.inner.cluster.set(cluster).is_err() {
             return Err(BackendError::new("this pub/sub is already connected to a back end"));
         }
-        tokio::spawn(stop.clone().run_until_cancelled_owned(write(backend.clone(), queued, written)));
+        tokio::spawn(stop.clone().run_until_cancelled_owned(write(backend.clone(), queued, written, progress)));
         let (inbox, incoming) = mpsc::channel(1024);
         tokio::spawn(stop.clone().run_until_cancelled_owned(backend.listen(Inbox(inbox))));
         let (ready, readied) = oneshot::channel();
@@ -168,13 +174,17 @@ impl PubSub {
         let Some(cluster) = self.inner.cluster.get() else { return true };
         let target = cluster.queued.load(Ordering::Relaxed);
         let deadline = tokio::time::Instant::now() + timeout;
-        while cluster.written.load(Ordering::Relaxed) < target {
-            if tokio::time::Instant::now() >= deadline {
+        loop {
+            // Registered before the check, so progress made in between is not missed.
+            let mut progressed = std::pin::pin!(cluster.progress.notified());
+            progressed.as_mut().enable();
+            if cluster.written.load(Ordering::Relaxed) >= target {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, progressed).await.is_err() {
                 return false;
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        true
     }
 
     /// Whether this process is connected to its cluster's broker (always `true` alone).
@@ -299,7 +309,12 @@ fn decode(delivery: &Delivery) -> Frame {
 
 /// Sends the queued publishes to the broker, in order, a batch at a time; a batch that fails is
 /// sent again, with backoff, until it goes through.
-async fn write(backend: Arc<dyn Backend>, mut queued: mpsc::Receiver<Outgoing>, written: Arc<AtomicU64>) {
+async fn write(
+    backend: Arc<dyn Backend>,
+    mut queued: mpsc::Receiver<Outgoing>,
+    written: Arc<AtomicU64>,
+    progress: Arc<Notify>,
+) {
     let mut batch = Vec::with_capacity(BATCH);
     while queued.recv_many(&mut batch, BATCH).await > 0 {
         let mut backoff = Duration::from_millis(50);
@@ -307,12 +322,14 @@ async fn write(backend: Arc<dyn Backend>, mut queued: mpsc::Receiver<Outgoing>, 
             match backend.publish(batch.clone()).await {
                 Ok(()) => {
                     written.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    progress.notify_waiters();
                     break;
                 }
                 Err(e) => {
                     // What the broker took is not sent twice.
                     let sent = e.sent().min(batch.len());
                     written.fetch_add(sent as u64, Ordering::Relaxed);
+                    progress.notify_waiters();
                     batch.drain(..sent);
                     tracing::warn!(error = %e, waiting = batch.len(), "publish to the broker failed; retrying");
                     tokio::time::sleep(backoff).await;

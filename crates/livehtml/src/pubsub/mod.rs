@@ -45,8 +45,10 @@
 //! ([`PubSub::request`]: an SSE page's posts and long-polls that reached a process which does not
 //! hold their session, carried to the one that does). [`PubSub::publish_info`]'s values
 //! are Rust values and stay in their process. A live view kept for its page during a dropped
-//! connection is kept by the process that served it: a page that comes back to another process
-//! is mounted anew there (and told), with no message lost.
+//! connection is kept by the process that served it, and, if its type opts in
+//! ([`crate::LiveView::save`]), in the broker ([`PubSub::keep`], [`PubSub::take`]): a page that
+//! comes back to another process, or whose process died, resumes it there; a view that does not
+//! opt in is mounted anew there (and told). No message is lost either way.
 //!
 //! When the broker is unreachable, publishes wait in a bounded queue
 //! ([`cluster::WRITE_QUEUE`] messages) and go out, in order, when it is back; beyond the bound a
@@ -65,6 +67,7 @@ use std::time::{Duration, Instant};
 mod backend;
 pub mod cluster;
 mod history;
+mod kept;
 mod presence;
 mod relay;
 mod roster;
@@ -155,6 +158,8 @@ struct Inner {
     cluster: std::sync::OnceLock<cluster::Cluster>,
     /// This process's tag, and the requests between processes.
     relay: relay::Relay,
+    /// What this process keeps for [`PubSub::take`] while it is alone.
+    kept: kept::Kept,
 }
 
 #[derive(Debug)]

@@ -45,6 +45,7 @@
 //! }
 //! ```
 
+mod durable;
 mod parked;
 mod receiving;
 pub(crate) mod runtime;
@@ -58,6 +59,7 @@ use std::future::Future;
 use axum::http::HeaderMap;
 use futures_util::future::BoxFuture;
 
+pub use durable::{KEPT_CONNECTED, MAX_SAVED};
 pub use stream::Stream;
 pub use testing::ViewTest;
 pub use upload::{CHUNK, Entry, Upload, UploadedFile};
@@ -128,6 +130,64 @@ pub trait LiveView: Send + Sized + 'static {
     fn on_leave(&mut self, ctx: &mut Context) -> impl Future<Output = ()> + Send {
         let _ = ctx;
         async {}
+    }
+
+    /// Opts the view in to outliving its process: its state as bytes (with serde, say
+    /// `serde_json::to_vec(&self.count).ok()`). In a [cluster](crate::pubsub#a-cluster) it is
+    /// written to the broker when the view joins, after each event or message that changes
+    /// it, and when its page drops; a page that comes back to another process, or whose
+    /// process died, is resumed there by [`LiveView::restore`] (`lh:recovered`), and its
+    /// topics replay what it missed as they do. Kept at most [`KEPT_CONNECTED`] after its last
+    /// write while the page is connected, and the views' grace period after it drops; at most
+    /// [`MAX_SAVED`] bytes. `None` (the default): the view is kept by its own process only, and
+    /// mounted anew elsewhere (`lh:resynced`).
+    ///
+    /// Keep it to what the user made (a count, a draft, a selection): what `on_join` or a
+    /// database gives back need not travel. Called after every event: it should be cheap.
+    fn save(&self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// The view again from what [`LiveView::save`] wrote, on whichever process the page came
+    /// back to; runs instead of `mount` (then `on_join`, as for any view that joins). `None`:
+    /// mounted anew.
+    ///
+    /// ```
+    /// use livehtml::view::{LiveView, Mount, ViewError};
+    /// use livehtml::{Context, Event, Html};
+    ///
+    /// struct Counter {
+    ///     count: i64,
+    /// }
+    ///
+    /// impl LiveView for Counter {
+    ///     type State = ();
+    ///
+    ///     async fn mount(_: &(), _: &Mount) -> Result<Self, ViewError> {
+    ///         Ok(Counter { count: 0 })
+    ///     }
+    ///
+    ///     fn render(&self) -> Html {
+    ///         Html::escape(&self.count.to_string())
+    ///     }
+    ///
+    ///     async fn on_event(&mut self, _: &mut Context, _: Event) -> Result<(), ViewError> {
+    ///         self.count += 1;
+    ///         Ok(())
+    ///     }
+    ///
+    ///     fn save(&self) -> Option<Vec<u8>> {
+    ///         serde_json::to_vec(&self.count).ok()
+    ///     }
+    ///
+    ///     fn restore(_: &(), _: &Mount, saved: &[u8]) -> Option<Self> {
+    ///         Some(Counter { count: serde_json::from_slice(saved).ok()? })
+    ///     }
+    /// }
+    /// ```
+    fn restore(state: &Self::State, mount: &Mount, saved: &[u8]) -> Option<Self> {
+        let _ = (state, mount, saved);
+        None
     }
 }
 
@@ -258,6 +318,7 @@ pub(crate) trait DynView: Send {
     fn on_leave<'a>(&'a mut self, ctx: &'a mut Context) -> BoxFuture<'a, ()>;
     fn upload(&mut self, name: &str) -> Option<&mut Upload>;
     fn on_upload<'a>(&'a mut self, ctx: &'a mut Context, file: UploadedFile) -> BoxFuture<'a, Result<(), ViewError>>;
+    fn save(&self) -> Option<Vec<u8>>;
 }
 
 impl<V: LiveView> DynView for V {
@@ -291,5 +352,9 @@ impl<V: LiveView> DynView for V {
 
     fn on_upload<'a>(&'a mut self, ctx: &'a mut Context, file: UploadedFile) -> BoxFuture<'a, Result<(), ViewError>> {
         Box::pin(LiveView::on_upload(self, ctx, file))
+    }
+
+    fn save(&self) -> Option<Vec<u8>> {
+        LiveView::save(self)
     }
 }

@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::DynView;
+use super::durable::Saved;
 use crate::render::Fingerprints;
 
 /// How long a reconnect waits for the connection it replaces to let go of its view: a page
@@ -22,6 +23,8 @@ pub(crate) struct Parked {
     pub(crate) view: Box<dyn DynView>,
     pub(crate) shown: Fingerprints,
     pub(crate) url: String,
+    /// Its last write to the cluster's broker (a view that opted in to outliving its process).
+    pub(crate) saved: Saved,
 }
 
 enum Slot {
@@ -46,6 +49,11 @@ impl Parking {
 
     pub(crate) fn set_grace(&mut self, grace: Duration) {
         self.grace = grace;
+    }
+
+    /// How long a dropped page's view is kept.
+    pub(crate) fn grace(&self) -> Duration {
+        self.grace
     }
 
     fn pages(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Slot>> {

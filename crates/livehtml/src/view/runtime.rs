@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::http::HeaderMap;
 use futures_util::future::BoxFuture;
 
+use super::durable::{self, KEPT_CONNECTED, Saved};
 use super::parked::{Parked, Parking};
 use super::receiving::{Receiving, is_upload_event};
 use super::stream::{self, Shown};
@@ -19,10 +20,15 @@ use crate::pubsub::{Info, PubSub};
 use crate::render::{Fingerprints, Patch, Rendered};
 use crate::session::{Context, Session, SessionError};
 
+/// How long an event of a view that outlives its process waits for the broker to take its state.
+const KEEP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The event name livehtml.js sends to navigate; its `url` value is the target.
 pub(crate) const NAV_EVENT: &str = control::NAV_EVENT;
 
 type Mounter<St> = Box<dyn Fn(St, Mount) -> BoxFuture<'static, Result<Box<dyn DynView>, ViewError>> + Send + Sync>;
+/// A view rebuilt from what it saved ([`LiveView::restore`]).
+type Restorer<St> = Box<dyn Fn(&St, &Mount, &[u8]) -> Option<Box<dyn DynView>> + Send + Sync>;
 
 /// What a layout gets to build a page around a view.
 #[derive(Debug, Clone)]
@@ -91,7 +97,7 @@ pub(crate) struct Routes<St> {
     /// Views whose connection dropped, kept for their page's reconnect.
     pub(crate) parking: Parking,
     router: matchit::Router<usize>,
-    mounters: Vec<Mounter<St>>,
+    mounters: Vec<(Mounter<St>, Restorer<St>)>,
 }
 
 impl<St: Clone + Send + Sync + 'static> Routes<St> {
@@ -115,9 +121,14 @@ impl<St: Clone + Send + Sync + 'static> Routes<St> {
     pub(crate) fn add<V: LiveView<State = St>>(&mut self, path: &str) {
         self.router.insert(path, self.mounters.len()).unwrap_or_else(|e| panic!("invalid live route {path:?}: {e}"));
         self.paths.push(path.to_owned());
-        self.mounters.push(Box::new(|state: St, mount: Mount| {
-            Box::pin(async move { V::mount(&state, &mount).await.map(|v| Box::new(v) as Box<dyn DynView>) })
-        }));
+        self.mounters.push((
+            Box::new(|state: St, mount: Mount| {
+                Box::pin(async move { V::mount(&state, &mount).await.map(|v| Box::new(v) as Box<dyn DynView>) })
+            }),
+            Box::new(|state: &St, mount: &Mount, saved: &[u8]| {
+                V::restore(state, mount, saved).map(|v| Box::new(v) as Box<dyn DynView>)
+            }),
+        ));
     }
 
     /// Mounts the view for `url` (a path with an optional query, or an absolute URL).
@@ -127,14 +138,29 @@ impl<St: Clone + Send + Sync + 'static> Routes<St> {
         headers: HeaderMap,
         connected: bool,
     ) -> Result<(Box<dyn DynView>, String), ViewError> {
+        let (route, mount) = self.route(url, headers, connected)?;
+        let local = mount.url.clone();
+        let view = (self.mounters[route].0)(self.state.clone(), mount).await?;
+        Ok((view, local))
+    }
+
+    /// The view for `url` rebuilt from what it `saved` (on this process or another), if its
+    /// type restores.
+    fn restore(&self, url: &str, headers: HeaderMap, saved: &[u8]) -> Option<(Box<dyn DynView>, String)> {
+        let (route, mount) = self.route(url, headers, true).ok()?;
+        let view = (self.mounters[route].1)(&self.state, &mount, saved)?;
+        Some((view, mount.url))
+    }
+
+    /// Which view `url` is (its route's index), and what it is mounted for.
+    fn route(&self, url: &str, headers: HeaderMap, connected: bool) -> Result<(usize, Mount), ViewError> {
         let local = local_part(url).ok_or(ViewError::NotFound)?;
         let (path, query) = local.split_once('?').unwrap_or((local, ""));
         let matched = self.router.at(path).map_err(|_| ViewError::NotFound)?;
         let params = matched.params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
         let query = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
         let mount = Mount { url: local.to_owned(), path: path.to_owned(), params, query, headers, connected };
-        let view = (self.mounters[*matched.value])(self.state.clone(), mount).await?;
-        Ok((view, local.to_owned()))
+        Ok((*matched.value, mount))
     }
 
     /// The complete page for `url`, rendered over HTTP, with a token for its socket.
@@ -209,6 +235,8 @@ pub(crate) struct ViewSession<St> {
     page: u64,
     /// The page says it is coming back (`resume=1`): a view it cannot resume is sent whole.
     resume: bool,
+    /// The view's last write to the cluster (a view that opted in to outliving its process).
+    saved: Saved,
     /// Bytes of the last update, and of the whole view it replaced: how much the diff saved.
     pub(crate) last_update: (usize, usize),
     /// The test client's copy of what the view's streams show (`None` on a real connection).
@@ -244,6 +272,7 @@ impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
             url: String::new(),
             page: 0,
             resume,
+            saved: Saved::default(),
             last_update: (0, 0),
             streams: None,
             receiving: Receiving::default(),
@@ -283,6 +312,7 @@ impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
         }
         let view = self.view.as_mut().ok_or(ViewError::NotFound)?;
         let result = view.on_event(ctx, event).await;
+        self.persist(false).await;
         self.refresh(ctx);
         result
     }
@@ -290,6 +320,7 @@ impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
     pub(crate) async fn info(&mut self, ctx: &mut Context, info: Info) -> Result<(), ViewError> {
         let Some(view) = self.view.as_mut() else { return Ok(()) };
         let result = view.on_info(ctx, info).await;
+        self.persist(false).await;
         self.refresh(ctx);
         result
     }
@@ -311,6 +342,18 @@ impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
         }
         self.last_update = (sent.len(), rendered.html().len());
         self.shown = rendered.fingerprints();
+    }
+
+    /// Writes the view's state to the cluster (if it opted in and it changed, or `always`)
+    /// before the page is shown it: what a page saw is what a process that takes it over
+    /// resumes, even if this one dies the moment after. Waits for the broker at most
+    /// [`KEEP_WAIT`] (not at all while it is unreachable: the write goes when it is back).
+    async fn persist(&mut self, always: bool) {
+        let Some(view) = &self.view else { return };
+        let pubsub = &self.routes.pubsub;
+        if self.saved.write(pubsub, self.page, view.as_ref(), KEPT_CONNECTED, always) && pubsub.is_connected() {
+            pubsub.flush(KEEP_WAIT).await;
+        }
     }
 
     fn whole(&self, html: &str) -> String {
@@ -346,8 +389,12 @@ impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
         let (token, page) = self.routes.token_for(&url, &html);
         // The page is a new one now: the old identity is let go (nothing kept under it).
         self.routes.parking.release(self.page, None);
+        if self.saved.version > 0 {
+            self.routes.pubsub.keep(&durable::key(self.page), None, KEPT_CONNECTED);
+        }
         self.routes.parking.activate(page);
         self.page = page;
+        self.saved = Saved::default();
         let msg = serde_json::json!({
             (control::KEY): control::NAV,
             "url": url,
@@ -359,6 +406,7 @@ impl<St: Clone + Send + Sync + 'static> ViewSession<St> {
         self.shown = Rendered::new(html).fingerprints();
         self.view = Some(view);
         self.url = url;
+        self.persist(true).await;
         Ok(())
     }
 
@@ -391,7 +439,17 @@ impl<St: Clone + Send + Sync + 'static> Session for ViewSession<St> {
             SessionError::close(close::STALE_VIEW, e.to_string())
         })?;
         self.page = claims.page;
-        if let Some(Parked { mut view, shown, url }) = self.routes.parking.claim(claims.page).await {
+        let parked = self.routes.parking.claim(claims.page).await;
+        // A page coming back, in a cluster: its view's state may be kept in the broker, written
+        // by the process it was on (which may have died since).
+        let kept = match self.resume && self.routes.pubsub.is_clustered() {
+            true => self.routes.pubsub.take(&durable::key(claims.page)).await,
+            false => None,
+        };
+        let kept = kept.as_deref().and_then(durable::decode);
+        // A copy parked here is stale if the page was resumed elsewhere since (a newer version).
+        let parked = parked.filter(|p| kept.is_none_or(|(version, _)| p.saved.version >= version));
+        if let Some(Parked { mut view, shown, url, saved }) = parked {
             // The same page within the grace period: the same view, state and all. It joins
             // this connection (topics, timers) and the page gets what changed meanwhile.
             if let Err(e) = view.on_join(ctx).await {
@@ -400,7 +458,29 @@ impl<St: Clone + Send + Sync + 'static> Session for ViewSession<St> {
             self.view = Some(view);
             self.shown = shown;
             self.url = url;
+            self.saved = saved;
             self.refresh(ctx);
+            self.persist(true).await;
+            ctx.push_frame(Frame::text(serde_json::json!({ (control::KEY): control::RESUMED }).to_string()));
+            return Ok(());
+        }
+        let restored = kept.and_then(|(version, saved)| {
+            let (view, url) = self.routes.restore(&claims.url, self.headers.clone(), saved)?;
+            Some((view, url, version))
+        });
+        if let Some((mut view, url, version)) = restored {
+            // Kept by another process (or this one before it restarted): the view as it was,
+            // sent whole once (what the page shows came from elsewhere), then only what changes.
+            if let Err(e) = view.on_join(ctx).await {
+                Self::flash(ctx, &e);
+            }
+            let rendered = Rendered::new(take_render(view.as_ref(), &mut self.streams));
+            ctx.push_encoded(&self.whole(rendered.html()));
+            self.shown = rendered.fingerprints();
+            self.view = Some(view);
+            self.url = url;
+            self.saved = Saved::from(version);
+            self.persist(true).await;
             ctx.push_frame(Frame::text(serde_json::json!({ (control::KEY): control::RESUMED }).to_string()));
             return Ok(());
         }
@@ -433,6 +513,7 @@ impl<St: Clone + Send + Sync + 'static> Session for ViewSession<St> {
         self.shown = rendered.fingerprints();
         self.view = Some(view);
         self.url = url;
+        self.persist(true).await;
         Ok(())
     }
 
@@ -452,13 +533,20 @@ impl<St: Clone + Send + Sync + 'static> Session for ViewSession<St> {
     }
 
     /// The view leaves this connection (`on_leave`) and is kept for its page's reconnect
-    /// during the grace period.
+    /// during the grace period: here, and (a view that opted in, in a cluster) in the broker.
     async fn on_leave(&mut self, ctx: &mut Context) {
         self.drop_files();
         let parked = match self.view.take() {
             Some(mut view) => {
                 view.on_leave(ctx).await;
-                Some(Parked { view, shown: std::mem::take(&mut self.shown), url: std::mem::take(&mut self.url) })
+                let grace = self.routes.parking.grace();
+                if grace.is_zero() && self.saved.version > 0 {
+                    self.routes.pubsub.keep(&durable::key(self.page), None, KEPT_CONNECTED);
+                } else if !grace.is_zero() {
+                    self.saved.write(&self.routes.pubsub, self.page, view.as_ref(), grace, true);
+                }
+                let (shown, url) = (std::mem::take(&mut self.shown), std::mem::take(&mut self.url));
+                Some(Parked { view, shown, url, saved: self.saved })
             }
             None => None,
         };

@@ -121,23 +121,15 @@ impl LiveView for CounterView {
     }
 
     /// What the user counted outlives this process: a page that comes back to another one (or
-    /// whose process died) resumes it. The clock and the shared count come back by themselves.
+    /// whose process died) resumes it. The clock and the shared count are mounted anew.
     fn save(&self) -> Option<Vec<u8>> {
         serde_json::to_vec(&Saved { mine: self.mine, saved: self.saved }).ok()
     }
 
-    fn restore(state: &AppState, _: &Mount, saved: &[u8]) -> Option<Self> {
-        let Saved { mine, saved } = serde_json::from_slice(saved).ok()?;
-        // The shared count is read again by `on_join`.
-        Some(Self {
-            mine,
-            shared: state.shared.clone(),
-            shared_seen: 0,
-            offset: state.offset,
-            now: clock(state.offset),
-            ticks: 0,
-            saved,
-        })
+    fn restore(&mut self, saved: &[u8]) -> bool {
+        let Ok(Saved { mine, saved }) = serde_json::from_slice(saved) else { return false };
+        (self.mine, self.saved) = (mine, saved);
+        true
     }
 
     async fn on_info(&mut self, _: &mut Context, info: Info) -> Result<(), ViewError> {

@@ -51,8 +51,9 @@ fn user_topic(name: &str) -> String {
     format!("board-user:{name}")
 }
 
-/// The card form as the page has it, and what is wrong with it.
-#[derive(Debug, Default)]
+/// The card form as the page has it, and what is wrong with it. What a page typed outlives its
+/// process (`LiveView::save`): the cards are the database's.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Draft {
     title: String,
     body: String,
@@ -233,6 +234,14 @@ impl LiveView for BoardView {
         self.state.board.set_image(id, &name, &user).await.map_err(ViewError::internal)?;
         self.announce(ctx, format!("{user} attached an image to “{title}”"));
         Ok(())
+    }
+
+    fn save(&self) -> Option<Vec<u8>> {
+        serde_json::to_vec(&self.draft).ok()
+    }
+
+    fn restore(&mut self, saved: &[u8]) -> bool {
+        serde_json::from_slice(saved).map(|draft| self.draft = draft).is_ok()
     }
 
     async fn on_info(&mut self, ctx: &mut Context, info: Info) -> Result<(), ViewError> {

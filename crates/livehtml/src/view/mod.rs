@@ -132,25 +132,28 @@ pub trait LiveView: Send + Sized + 'static {
         async {}
     }
 
-    /// Opts the view in to outliving its process: its state as bytes (with serde, say
-    /// `serde_json::to_vec(&self.count).ok()`). In a [cluster](crate::pubsub#a-cluster) it is
-    /// written to the broker when the view joins, after each event or message that changes
-    /// it, and when its page drops; a page that comes back to another process, or whose
-    /// process died, is resumed there by [`LiveView::restore`] (`lh:recovered`), and its
-    /// topics replay what it missed as they do. Kept at most [`KEPT_CONNECTED`] after its last
-    /// write while the page is connected, and the views' grace period after it drops; at most
-    /// [`MAX_SAVED`] bytes. `None` (the default): the view is kept by its own process only, and
-    /// mounted anew elsewhere (`lh:resynced`).
+    /// Opts the view in to outliving its process: what the user made of it (a count, a draft,
+    /// a selection) as bytes, with serde say (`serde_json::to_vec(&self.count).ok()`). In a
+    /// [cluster](crate::pubsub#a-cluster) it is written to the broker when the view joins,
+    /// after each event or message that changes it (the page is sent the change once the broker
+    /// took it), and when its page drops; a page that comes back to another process, or whose
+    /// process died, gets the view mounted there and [restored](LiveView::restore) from it
+    /// (`lh:recovered`), and its topics replay what it missed as they do. Kept at most
+    /// [`KEPT_CONNECTED`] after its last write while the page is connected, and the views'
+    /// grace period after it drops; at most [`MAX_SAVED`] bytes (a larger state is not kept,
+    /// and logged). `None` (the default): the view is kept by its own process only, and mounted
+    /// anew elsewhere (`lh:resynced`).
     ///
-    /// Keep it to what the user made (a count, a draft, a selection): what `on_join` or a
-    /// database gives back need not travel. Called after every event: it should be cheap.
+    /// What `mount` or a database gives back need not travel. Called after every event and
+    /// message: it should be cheap.
     fn save(&self) -> Option<Vec<u8>> {
         None
     }
 
-    /// The view again from what [`LiveView::save`] wrote, on whichever process the page came
-    /// back to; runs instead of `mount` (then `on_join`, as for any view that joins). `None`:
-    /// mounted anew.
+    /// Takes back what [`LiveView::save`] wrote, into a view just mounted for the same URL on
+    /// whichever process the page came back to (then `on_join` runs, as for any view that
+    /// joins). `false`: the bytes are not this view's (an older version of the app wrote them),
+    /// and it stays as mounted: the page is sent it whole and told (`lh:resynced`).
     ///
     /// ```
     /// use livehtml::view::{LiveView, Mount, ViewError};
@@ -180,14 +183,14 @@ pub trait LiveView: Send + Sized + 'static {
     ///         serde_json::to_vec(&self.count).ok()
     ///     }
     ///
-    ///     fn restore(_: &(), _: &Mount, saved: &[u8]) -> Option<Self> {
-    ///         Some(Counter { count: serde_json::from_slice(saved).ok()? })
+    ///     fn restore(&mut self, saved: &[u8]) -> bool {
+    ///         serde_json::from_slice(saved).map(|count| self.count = count).is_ok()
     ///     }
     /// }
     /// ```
-    fn restore(state: &Self::State, mount: &Mount, saved: &[u8]) -> Option<Self> {
-        let _ = (state, mount, saved);
-        None
+    fn restore(&mut self, saved: &[u8]) -> bool {
+        let _ = saved;
+        false
     }
 }
 
@@ -319,6 +322,7 @@ pub(crate) trait DynView: Send {
     fn upload(&mut self, name: &str) -> Option<&mut Upload>;
     fn on_upload<'a>(&'a mut self, ctx: &'a mut Context, file: UploadedFile) -> BoxFuture<'a, Result<(), ViewError>>;
     fn save(&self) -> Option<Vec<u8>>;
+    fn restore(&mut self, saved: &[u8]) -> bool;
 }
 
 impl<V: LiveView> DynView for V {
@@ -356,5 +360,9 @@ impl<V: LiveView> DynView for V {
 
     fn save(&self) -> Option<Vec<u8>> {
         LiveView::save(self)
+    }
+
+    fn restore(&mut self, saved: &[u8]) -> bool {
+        LiveView::restore(self, saved)
     }
 }

@@ -27,8 +27,6 @@ const KEEP_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 pub(crate) const NAV_EVENT: &str = control::NAV_EVENT;
 
 type Mounter<St> = Box<dyn Fn(St, Mount) -> BoxFuture<'static, Result<Box<dyn DynView>, ViewError>> + Send + Sync>;
-/// A view rebuilt from what it saved ([`LiveView::restore`]).
-type Restorer<St> = Box<dyn Fn(&St, &Mount, &[u8]) -> Option<Box<dyn DynView>> + Send + Sync>;
 
 /// What a layout gets to build a page around a view.
 #[derive(Debug, Clone)]
@@ -97,7 +95,7 @@ pub(crate) struct Routes<St> {
     /// Views whose connection dropped, kept for their page's reconnect.
     pub(crate) parking: Parking,
     router: matchit::Router<usize>,
-    mounters: Vec<(Mounter<St>, Restorer<St>)>,
+    mounters: Vec<Mounter<St>>,
 }
 
 impl<St: Clone + Send + Sync + 'static> Routes<St> {
@@ -121,14 +119,9 @@ impl<St: Clone + Send + Sync + 'static> Routes<St> {
     pub(crate) fn add<V: LiveView<State = St>>(&mut self, path: &str) {
         self.router.insert(path, self.mounters.len()).unwrap_or_else(|e| panic!("invalid live route {path:?}: {e}"));
         self.paths.push(path.to_owned());
-        self.mounters.push((
-            Box::new(|state: St, mount: Mount| {
-                Box::pin(async move { V::mount(&state, &mount).await.map(|v| Box::new(v) as Box<dyn DynView>) })
-            }),
-            Box::new(|state: &St, mount: &Mount, saved: &[u8]| {
-                V::restore(state, mount, saved).map(|v| Box::new(v) as Box<dyn DynView>)
-            }),
-        ));
+        self.mounters.push(Box::new(|state: St, mount: Mount| {
+            Box::pin(async move { V::mount(&state, &mount).await.map(|v| Box::new(v) as Box<dyn DynView>) })
+        }));
     }
 
     /// Mounts the view for `url` (a path with an optional query, or an absolute URL).
@@ -138,29 +131,14 @@ impl<St: Clone + Send + Sync + 'static> Routes<St> {
         headers: HeaderMap,
         connected: bool,
     ) -> Result<(Box<dyn DynView>, String), ViewError> {
-        let (route, mount) = self.route(url, headers, connected)?;
-        let local = mount.url.clone();
-        let view = (self.mounters[route].0)(self.state.clone(), mount).await?;
-        Ok((view, local))
-    }
-
-    /// The view for `url` rebuilt from what it `saved` (on this process or another), if its
-    /// type restores.
-    fn restore(&self, url: &str, headers: HeaderMap, saved: &[u8]) -> Option<(Box<dyn DynView>, String)> {
-        let (route, mount) = self.route(url, headers, true).ok()?;
-        let view = (self.mounters[route].1)(&self.state, &mount, saved)?;
-        Some((view, mount.url))
-    }
-
-    /// Which view `url` is (its route's index), and what it is mounted for.
-    fn route(&self, url: &str, headers: HeaderMap, connected: bool) -> Result<(usize, Mount), ViewError> {
         let local = local_part(url).ok_or(ViewError::NotFound)?;
         let (path, query) = local.split_once('?').unwrap_or((local, ""));
         let matched = self.router.at(path).map_err(|_| ViewError::NotFound)?;
         let params = matched.params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
         let query = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
         let mount = Mount { url: local.to_owned(), path: path.to_owned(), params, query, headers, connected };
-        Ok((*matched.value, mount))
+        let view = (self.mounters[*matched.value])(self.state.clone(), mount).await?;
+        Ok((view, local.to_owned()))
     }
 
     /// The complete page for `url`, rendered over HTTP, with a token for its socket.
@@ -464,26 +442,6 @@ impl<St: Clone + Send + Sync + 'static> Session for ViewSession<St> {
             ctx.push_frame(Frame::text(serde_json::json!({ (control::KEY): control::RESUMED }).to_string()));
             return Ok(());
         }
-        let restored = kept.and_then(|(version, saved)| {
-            let (view, url) = self.routes.restore(&claims.url, self.headers.clone(), saved)?;
-            Some((view, url, version))
-        });
-        if let Some((mut view, url, version)) = restored {
-            // Kept by another process (or this one before it restarted): the view as it was,
-            // sent whole once (what the page shows came from elsewhere), then only what changes.
-            if let Err(e) = view.on_join(ctx).await {
-                Self::flash(ctx, &e);
-            }
-            let rendered = Rendered::new(take_render(view.as_ref(), &mut self.streams));
-            ctx.push_encoded(&self.whole(rendered.html()));
-            self.shown = rendered.fingerprints();
-            self.view = Some(view);
-            self.url = url;
-            self.saved = Saved::from(version);
-            self.persist(true).await;
-            ctx.push_frame(Frame::text(serde_json::json!({ (control::KEY): control::RESUMED }).to_string()));
-            return Ok(());
-        }
         let (mut view, url) = match self.routes.mount(&claims.url, self.headers.clone(), true).await {
             Ok(found) => found,
             Err(e) => {
@@ -496,18 +454,23 @@ impl<St: Clone + Send + Sync + 'static> Session for ViewSession<St> {
                 return Err(SessionError::close(close::STALE_VIEW, e.user_message()));
             }
         };
+        // Kept by another process (or by this one before it restarted): the view as it was.
+        let restored = kept.filter(|(_, saved)| view.restore(saved)).map(|(version, _)| version);
         if let Err(e) = view.on_join(ctx).await {
             Self::flash(ctx, &e);
         }
         let rendered = Rendered::new(take_render(view.as_ref(), &mut self.streams));
-        // The page shows the HTTP render, or (coming back) whatever it was last sent. If the view
-        // renders differently now, or the page is back and its view could not be kept, it gets
-        // the whole view: never a silent gap.
+        // The page shows the HTTP render, or (coming back) whatever it was last sent, by this
+        // process or another. If the view renders differently now, or the page is back, it
+        // gets the whole view: never a silent gap.
         if self.resume || fingerprint(rendered.html()) != claims.render {
             let whole = self.whole(rendered.html());
             ctx.push_encoded(&whole);
         }
-        if self.resume {
+        if let Some(version) = restored {
+            self.saved = Saved::from(version);
+            ctx.push_frame(Frame::text(serde_json::json!({ (control::KEY): control::RESUMED }).to_string()));
+        } else if self.resume {
             ctx.push_frame(Frame::text(serde_json::json!({ (control::KEY): control::RESYNCED }).to_string()));
         }
         self.shown = rendered.fingerprints();

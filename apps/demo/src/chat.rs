@@ -114,13 +114,13 @@ impl Session for ChatSession {
         }
         // Online: people, not tabs; a page back within the grace period never left.
         ctx.track(TOPIC, &self.user, "");
-        ctx.push(online_fragment(ctx.pubsub().members(TOPIC).len()));
+        ctx.push(online_fragment(ctx.pubsub().member_count(TOPIC)));
         Ok(())
     }
 
     async fn on_info(&mut self, ctx: &mut Context, info: Info) -> Result<(), SessionError> {
         if info.get::<PresenceDiff>().is_some() {
-            ctx.push(online_fragment(ctx.pubsub().members(TOPIC).len()));
+            ctx.push(online_fragment(ctx.pubsub().member_count(TOPIC)));
         }
         Ok(())
     }

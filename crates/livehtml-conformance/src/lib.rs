@@ -225,6 +225,7 @@ pub async fn presence_across_processes(nodes: Nodes) {
     let diff = presence(&mut on_b).await;
     assert_eq!(diff.joins.iter().map(|m| m.meta.as_str()).collect::<Vec<_>>(), ["Ann"]);
     assert_eq!(b.members("lobby").len(), 1);
+    assert_eq!(b.member_count("lobby"), 1, "counted as listed");
 
     // One member on two processes.
     let bob_a = a.track("lobby", "u2", "Bob");
@@ -235,9 +236,11 @@ pub async fn presence_across_processes(nodes: Nodes) {
     let diff = presence(&mut on_b).await;
     assert_eq!(diff.leaves.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(), ["u1"], "Bob is still on b");
     until("a sees Bob through b", || a.members("lobby").iter().any(|m| m.key == "u2")).await;
+    until("a counts Bob once", || a.member_count("lobby") == 1).await;
     drop(bob_b);
     assert_eq!(presence(&mut on_b).await.leaves[0].key, "u2");
     until("both see nobody", || a.members("lobby").is_empty() && b.members("lobby").is_empty()).await;
+    until("both count nobody", || a.member_count("lobby") == 0 && b.member_count("lobby") == 0).await;
 
     if !nodes.clustered {
         return;

@@ -163,3 +163,42 @@ async fn a_page_that_does_not_keep_up_and_a_shutdown_are_closes_the_page_acts_on
     let (_, last) = waiting.await.unwrap();
     assert_eq!(last["close"]["code"].as_u64(), Some(1012), "{last} after {first}");
 }
+
+/// Reads one HTTP/1.1 response from a kept-alive connection: the status and the body.
+async fn response(tcp: &mut TcpStream) -> (u16, String) {
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        tokio::time::timeout(WAIT, tcp.read_exact(&mut byte)).await.expect("an answer in time").unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let length = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(|n| n.trim().parse().unwrap()))
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    tcp.read_exact(&mut body).await.unwrap();
+    (head[9..12].parse().unwrap(), String::from_utf8(body).unwrap())
+}
+
+/// Issue 26: one client opened 20,000 long-poll sessions over four kept-alive connections (no
+/// connection limit applies to requests). A session opened by a request counts as a new
+/// connection against the listener's per-address rate, as a WebSocket's connection does.
+#[tokio::test]
+async fn long_poll_sessions_count_against_the_per_address_connection_rate() {
+    let live = Live::default();
+    let app: axum::Router = axum::Router::new().route("/live", live.endpoint(|_| Room));
+    // Two new connections a second, bursts of five: the connection itself takes one.
+    let listener = livehtml::Listener::bind("127.0.0.1:0").await.unwrap().connection_rate(2, 5);
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { livehtml::serve(listener, app).await.unwrap() });
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let req = format!("GET /live?lh-poll=1&client=lh HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+        tcp.write_all(req.as_bytes()).await.unwrap();
+        statuses.push(response(&mut tcp).await.0);
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 429, 429], "the burst, then refused on the same connection");
+}

@@ -63,15 +63,17 @@ pub struct Listener {
     /// Added to `max_head` for the listener's own cut-off, when hyper answers first (431).
     slack: usize,
     pending: Arc<Pending>,
-    /// New connections per second allowed from one address; `None`: no limit.
-    rate: Option<Arrivals>,
+    /// New connections per second allowed from one address; `None`: no limit. Shared with
+    /// the connections' requests: a long-poll session opened on a kept-alive connection counts
+    /// as a new connection ([`Peer::admit_session`]).
+    rate: Option<Arc<Arrivals>>,
 }
 
 /// New connections by address: a keyed token bucket (governor's), swept of quiet addresses
 /// every [`SWEEP`] accepts so a scan of many addresses does not grow it for ever.
-struct Arrivals {
+pub(super) struct Arrivals {
     limiter: governor::DefaultKeyedRateLimiter<IpAddr>,
-    accepted: u32,
+    accepted: std::sync::atomic::AtomicU32,
 }
 
 const SWEEP: u32 = 4096;
@@ -83,16 +85,16 @@ impl std::fmt::Debug for Arrivals {
 }
 
 impl Arrivals {
-    fn new(per_second: u32, burst: u32) -> Option<Self> {
+    fn new(per_second: u32, burst: u32) -> Option<Arc<Self>> {
         let per_second = std::num::NonZeroU32::new(per_second)?;
         let burst = std::num::NonZeroU32::new(burst).unwrap_or(per_second);
         let quota = governor::Quota::per_second(per_second).allow_burst(burst);
-        Some(Self { limiter: governor::RateLimiter::keyed(quota), accepted: 0 })
+        Some(Arc::new(Self { limiter: governor::RateLimiter::keyed(quota), accepted: Default::default() }))
     }
 
-    fn admit(&mut self, ip: IpAddr) -> bool {
-        self.accepted = self.accepted.wrapping_add(1);
-        if self.accepted.is_multiple_of(SWEEP) {
+    fn admit(&self, ip: IpAddr) -> bool {
+        let accepted = self.accepted.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        if accepted.is_multiple_of(SWEEP) {
             self.limiter.retain_recent();
             self.limiter.shrink_to_fit();
         }
@@ -218,7 +220,7 @@ impl axum::serve::Listener for Listener {
     async fn accept(&mut self) -> (Connection, SocketAddr) {
         loop {
             let (stream, addr) = axum::serve::Listener::accept(&mut self.inner).await;
-            if self.rate.as_mut().is_some_and(|rate| !rate.admit(addr.ip())) {
+            if self.rate.as_ref().is_some_and(|rate| !rate.admit(addr.ip())) {
                 tracing::debug!(%addr, "closed a connection: its address opens too many");
                 observe::rejected(Rejected::ConnectionRate);
                 continue;
@@ -241,8 +243,9 @@ impl axum::serve::Listener for Listener {
                 pending: self.pending.clone(),
                 ip: addr.ip(),
             }));
-            let connection =
-                Connection { stream: Some(stream), handoff: Arc::new(Handoff::default()), wrote: false, head };
+            let handoff = Arc::new(Handoff::default());
+            let rate = self.rate.clone();
+            let connection = Connection { stream: Some(stream), handoff, wrote: false, head, rate };
             return (connection, addr);
         }
     }
@@ -261,6 +264,8 @@ pub struct Connection {
     /// Bytes were written since the handoff was armed: the next flush ends the response head.
     wrote: bool,
     head: Head,
+    /// The listener's new connections by address, for the requests that open sessions.
+    rate: Option<Arc<Arrivals>>,
 }
 
 /// The first request head: still awaited (boxed: most of a connection's life is after it), or
@@ -316,11 +321,19 @@ impl Head {
 pub struct Peer {
     addr: SocketAddr,
     handoff: Arc<Handoff>,
+    rate: Option<Arc<Arrivals>>,
 }
 
 impl Peer {
     pub(super) fn new(addr: SocketAddr, connection: &Connection) -> Self {
-        Self { addr, handoff: connection.handoff.clone() }
+        Self { addr, handoff: connection.handoff.clone(), rate: connection.rate.clone() }
+    }
+
+    /// Whether this address may open one more long-poll session: it counts as a new
+    /// connection against [`Listener::connection_rate`], as a WebSocket's connection does (a
+    /// session costs what a connection costs, however many one kept-alive connection opens).
+    pub(crate) fn admit_session(&self) -> bool {
+        self.rate.as_ref().is_none_or(|rate| rate.admit(self.addr.ip()))
     }
 
     /// The client's address.
@@ -345,7 +358,7 @@ impl Peer {
 
 impl Connected<IncomingStream<'_, Listener>> for Peer {
     fn connect_info(stream: IncomingStream<'_, Listener>) -> Self {
-        Self { addr: *stream.remote_addr(), handoff: stream.io().handoff.clone() }
+        Self { addr: *stream.remote_addr(), handoff: stream.io().handoff.clone(), rate: stream.io().rate.clone() }
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Mutex as AsyncMutex;
@@ -90,6 +90,12 @@ impl Live {
     {
         if let Some(refused) = self.refusal(req.headers(), &limits, "a long-poll session") {
             return refused;
+        }
+        let peer = req.extensions().get::<axum::extract::ConnectInfo<super::Peer>>();
+        if peer.is_some_and(|ConnectInfo(peer)| !peer.admit_session()) {
+            crate::observe::rejected(crate::observe::Rejected::ConnectionRate);
+            let headers = [(header::RETRY_AFTER, "1")];
+            return (StatusCode::TOO_MANY_REQUESTS, headers, "too many new sessions from this address").into_response();
         }
         let id = self.next_id();
         let (parts, _body) = req.into_parts();

@@ -64,6 +64,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
+mod announce;
 mod backend;
 pub mod cluster;
 mod history;
@@ -74,6 +75,7 @@ mod roster;
 mod subscriber;
 mod tap;
 
+pub use announce::COALESCE as PRESENCE_COALESCE;
 pub use backend::{Backend, BackendError, Delivery, Inbox, Incoming, Outgoing, Snapshot};
 pub use history::{History, Recovery};
 pub use presence::{DEFAULT_GRACE, Member, PresenceDiff};
@@ -160,6 +162,8 @@ struct Inner {
     relay: relay::Relay,
     /// What this process keeps for [`PubSub::take`] while it is alone.
     kept: kept::Kept,
+    /// Each topic's member count, and presence changes on their way to its sessions.
+    announcer: announce::Announcer,
 }
 
 #[derive(Debug)]

@@ -39,6 +39,8 @@ struct Entry {
     generation: u64,
     /// When it joined, in milliseconds since the Unix epoch: a cluster lists its members by it.
     joined: u64,
+    /// Its place in the topic's join order here.
+    order: u64,
 }
 
 /// Now, in milliseconds since the Unix epoch.
@@ -47,14 +49,22 @@ pub(super) fn now_millis() -> u64 {
     u64::try_from(now.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Every topic's members, in join order.
+/// One topic's members here, by key: a track, an untrack and a leave cost the same however
+/// many there are; the join order is built only when the list is asked for.
+#[derive(Debug, Default)]
+struct Topic {
+    entries: HashMap<String, Entry>,
+    next: u64,
+}
+
+/// Every topic's members.
 #[derive(Debug, Default)]
 pub(super) struct Members {
-    topics: Mutex<HashMap<String, Vec<Entry>>>,
+    topics: Mutex<HashMap<String, Topic>>,
 }
 
 impl Members {
-    fn topics(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Entry>>> {
+    fn topics(&self) -> std::sync::MutexGuard<'_, HashMap<String, Topic>> {
         self.topics.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -62,15 +72,17 @@ impl Members {
         self.timed(topic).into_iter().map(|(_, m)| m).collect()
     }
 
-    /// The members with when they joined.
+    /// The members with when they joined, in the order they joined.
     pub(super) fn timed(&self, topic: &str) -> Vec<(u64, Member)> {
-        self.topics()
-            .get(topic)
-            .map_or_else(Vec::new, |entries| entries.iter().map(|e| (e.joined, e.member.clone())).collect())
+        let topics = self.topics();
+        let Some(entries) = topics.get(topic).map(|t| &t.entries) else { return Vec::new() };
+        let mut listed: Vec<&Entry> = entries.values().collect();
+        listed.sort_unstable_by_key(|e| e.order);
+        listed.into_iter().map(|e| (e.joined, e.member.clone())).collect()
     }
 
     pub(super) fn has(&self, topic: &str, key: &str) -> bool {
-        self.topics().get(topic).is_some_and(|entries| entries.iter().any(|e| e.member.key == key))
+        self.topics().get(topic).is_some_and(|t| t.entries.contains_key(key))
     }
 
     /// Every topic's members, for a process that tells the cluster what it counts.
@@ -78,21 +90,24 @@ impl Members {
         let topics = self.topics();
         topics
             .iter()
-            .flat_map(|(t, entries)| entries.iter().map(move |e| (t.clone(), e.joined, e.member.clone())))
+            .flat_map(|(t, topic)| topic.entries.values().map(move |e| (t.clone(), e.joined, e.member.clone())))
             .collect()
     }
 
     /// One more connection of `key`: the member that joined, if it is new.
     pub(super) fn track(&self, topic: &str, key: &str, meta: &str) -> Option<Member> {
         let mut topics = self.topics();
-        let entries = topics.entry(topic.to_owned()).or_default();
-        if let Some(entry) = entries.iter_mut().find(|e| e.member.key == key) {
+        let topic = topics.entry(topic.to_owned()).or_default();
+        if let Some(entry) = topic.entries.get_mut(key) {
             entry.connections += 1;
             entry.generation += 1;
             return None;
         }
         let member = Member { key: key.to_owned(), meta: meta.to_owned() };
-        entries.push(Entry { member: member.clone(), connections: 1, generation: 0, joined: now_millis() });
+        topic.next += 1;
+        let entry =
+            Entry { member: member.clone(), connections: 1, generation: 0, joined: now_millis(), order: topic.next };
+        topic.entries.insert(key.to_owned(), entry);
         Some(member)
     }
 
@@ -100,7 +115,7 @@ impl Members {
     /// due after the grace period, if nothing tracks it again by then).
     pub(super) fn untrack(&self, topic: &str, key: &str) -> Option<u64> {
         let mut topics = self.topics();
-        let entry = topics.get_mut(topic)?.iter_mut().find(|e| e.member.key == key)?;
+        let entry = topics.get_mut(topic)?.entries.get_mut(key)?;
         entry.connections = entry.connections.saturating_sub(1);
         (entry.connections == 0).then_some(entry.generation)
     }
@@ -108,10 +123,12 @@ impl Members {
     /// The member leaves, if it is still without connections since `generation`.
     pub(super) fn leave(&self, topic: &str, key: &str, generation: u64) -> Option<Member> {
         let mut topics = self.topics();
-        let entries = topics.get_mut(topic)?;
-        let at =
-            entries.iter().position(|e| e.member.key == key && e.connections == 0 && e.generation == generation)?;
-        let left = entries.remove(at).member;
+        let entries = &mut topics.get_mut(topic)?.entries;
+        let entry = entries.get(key)?;
+        if entry.connections != 0 || entry.generation != generation {
+            return None;
+        }
+        let left = entries.remove(key)?.member;
         if entries.is_empty() {
             topics.remove(topic);
         }

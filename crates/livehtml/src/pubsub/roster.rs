@@ -136,7 +136,7 @@ impl PubSub {
                 return;
             }
         }
-        self.publish_info(topic, PresenceDiff { joins: vec![member], leaves: Vec::new() });
+        self.presence_changed(topic, PresenceDiff { joins: vec![member], leaves: Vec::new() });
     }
 
     /// `member` left `topic` here (its last page here ended, and the grace period passed).
@@ -151,7 +151,7 @@ impl PubSub {
                 return;
             }
         }
-        self.publish_info(topic, PresenceDiff { joins: Vec::new(), leaves: vec![member] });
+        self.presence_changed(topic, PresenceDiff { joins: Vec::new(), leaves: vec![member] });
     }
 
     /// Tells every process what this one counts (after a (re)connect), and asks for theirs.
@@ -285,7 +285,7 @@ impl PubSub {
                 .cloned()
                 .collect();
             if !joins.is_empty() || !leaves.is_empty() {
-                self.publish_info(topic, PresenceDiff { joins, leaves });
+                self.presence_changed(topic, PresenceDiff { joins, leaves });
             }
         }
     }

@@ -6,6 +6,7 @@
 //
 //   node bench/forward/polls.mjs [sessions] [demo flags...]
 //   node bench/forward/polls.mjs 20000 --connection-rate 0   # no per-address limit
+//   DEMO=/path/to/livehtml-demo node bench/forward/polls.mjs ...  # another build
 //
 // Loopback only; bounded by the number of sessions. Node's own http client is the client.
 import { spawn } from "node:child_process";
@@ -20,7 +21,7 @@ const sessions = Number(process.argv[2] || 20000);
 const flags = process.argv.slice(3);
 const data = mkdtempSync(path.join(tmpdir(), "lh-polls-"));
 const server = await new Promise((resolve, reject) => {
-  const proc = spawn(path.join(root, "target/release/livehtml-demo"), ["--addr", "127.0.0.1:0", "--data-dir", data, ...flags],
+  const proc = spawn(process.env.DEMO || path.join(root, "target/release/livehtml-demo"), ["--addr", "127.0.0.1:0", "--data-dir", data, ...flags],
     { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, RUST_LOG: "error" } });
   let out = "";
   proc.stdout.on("data", (chunk) => {

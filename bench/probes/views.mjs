@@ -3,7 +3,7 @@
 // count), alone and in a cluster on Redis or NATS, where the counter opts in to outliving its
 // process and each click waits for the broker to take its state before the page is told.
 //
-//   node --experimental-websocket bench/forward/views.mjs [events]
+//   node --experimental-websocket bench/probes/views.mjs [events]
 //
 // Loopback only; bounded by the number of events. Node's own WebSocket is the client.
 import { spawn } from "node:child_process";

@@ -4,7 +4,7 @@
 // Two demo processes (release build) on one broker; one stream on the first; POSTs one at a
 // time, interleaved local / forwarded, so both see the same machine.
 //
-//   node bench/forward/run.mjs [redis://127.0.0.1:6379 | nats://127.0.0.1:4222] [events]
+//   node bench/probes/run.mjs [redis://127.0.0.1:6379 | nats://127.0.0.1:4222] [events]
 //
 // Loopback only; bounded by the number of events. Node's own fetch is the client.
 import { spawn } from "node:child_process";

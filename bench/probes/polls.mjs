@@ -4,9 +4,9 @@
 // Prints how long the opens took, how many were refused (429: the per-address connection
 // rate), the server's CPU time, and how many sessions were closed as slow consumers.
 //
-//   node bench/forward/polls.mjs [sessions] [demo flags...]
-//   node bench/forward/polls.mjs 20000 --connection-rate 0   # no per-address limit
-//   DEMO=/path/to/livehtml-demo node bench/forward/polls.mjs ...  # another build
+//   node bench/probes/polls.mjs [sessions] [demo flags...]
+//   node bench/probes/polls.mjs 20000 --connection-rate 0   # no per-address limit
+//   DEMO=/path/to/livehtml-demo node bench/probes/polls.mjs ...  # another build
 //
 // Loopback only; bounded by the number of sessions. Node's own http client is the client.
 import { spawn } from "node:child_process";

@@ -10,22 +10,12 @@
 //   pages send: nothing lost or shown twice, no page left on a dead connection, the counter kept.
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { connect } from "node:net";
 import { test } from "node:test";
-import { binary, freePort, launch, newPage, runNginx, startServer, tempDir, watchBack } from "./harness.mjs";
+import { binary, freePort, launch, listening, newPage, runNginx, startServer, tempDir, watchBack } from "./harness.mjs";
 
 const NGINX = process.env.NGINX || "/usr/sbin/nginx";
 const BROKERS = [["redis", "redis://127.0.0.1:6379", 6379], ["nats", "nats://127.0.0.1:4222", 4222]];
 const TRANSPORTS = ["ws", "sse", "poll"];
-
-/** Whether something answers on 127.0.0.1:`port`. */
-function listening(port) {
-  return new Promise((resolve) => {
-    const socket = connect(port, "127.0.0.1");
-    socket.once("connect", () => { socket.destroy(); resolve(true); });
-    socket.once("error", () => resolve(false));
-  });
-}
 
 /** Chromium, three demo processes on `url` (one data directory, one namespace, each on a port
  * of its own that a restart keeps) and nginx in front of them; `{}` when skipped (a failure

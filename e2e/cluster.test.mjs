@@ -2,20 +2,10 @@
 // behave as one server in real Chromium — the chat, the lobby's three regions, the counter
 // every tab shares, the dashboard's count, notifications and blog comments.
 import assert from "node:assert/strict";
-import { connect } from "node:net";
 import { test } from "node:test";
-import { binary, htmxPage, launch, newPage, startServer, tempDir } from "./harness.mjs";
+import { binary, htmxPage, launch, listening, newPage, startServer, tempDir } from "./harness.mjs";
 
 const BROKERS = [["redis", "redis://127.0.0.1:6379", 6379], ["nats", "nats://127.0.0.1:4222", 4222]];
-
-/** Whether something answers on 127.0.0.1:`port`. */
-function listening(port) {
-  return new Promise((resolve) => {
-    const socket = connect(port, "127.0.0.1");
-    socket.once("connect", () => { socket.destroy(); resolve(true); });
-    socket.once("error", () => resolve(false));
-  });
-}
 
 /** Chromium and two demo processes on `url` (one data directory, one namespace); `{}` when skipped. */
 async function cluster(t, name, url, port) {

@@ -219,3 +219,12 @@ export async function runNginx(t, nginx, conf, values) {
   await accepting(port);
   return port;
 }
+
+/** Whether something answers on 127.0.0.1:`port` (a broker the tests need). */
+export function listening(port) {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, "127.0.0.1");
+    socket.once("connect", () => { socket.destroy(); resolve(true); });
+    socket.once("error", () => resolve(false));
+  });
+}

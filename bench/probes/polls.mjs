@@ -9,28 +9,13 @@
 //   DEMO=/path/to/livehtml-demo node bench/probes/polls.mjs ...  # another build
 //
 // Loopback only; bounded by the number of sessions. Node's own http client is the client.
-import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { readFileSync } from "node:fs";
 import http from "node:http";
+import { startDemo } from "./demo.mjs";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const sessions = Number(process.argv[2] || 20000);
 const flags = process.argv.slice(3);
-const data = mkdtempSync(path.join(tmpdir(), "lh-polls-"));
-const server = await new Promise((resolve, reject) => {
-  const proc = spawn(process.env.DEMO || path.join(root, "target/release/livehtml-demo"), ["--addr", "127.0.0.1:0", "--data-dir", data, ...flags],
-    { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, RUST_LOG: "error" } });
-  let out = "";
-  proc.stdout.on("data", (chunk) => {
-    out += chunk;
-    const m = out.match(/listening on (http:\/\/[\d.:]+)/);
-    if (m) resolve({ url: m[1], proc });
-  });
-  proc.on("exit", (code) => reject(new Error(`exited ${code}`)));
-});
+const server = await startDemo(flags);
 /** The server's user + system CPU time, in seconds (from /proc). */
 const cpu = () => {
   const fields = readFileSync(`/proc/${server.proc.pid}/stat`, "utf8").split(") ")[1].split(" ");

@@ -6,30 +6,10 @@
 //   node --experimental-websocket bench/probes/views.mjs [events]
 //
 // Loopback only; bounded by the number of events. Node's own WebSocket is the client.
-import { spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { startDemo } from "./demo.mjs";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const events = Number(process.argv[2] || 2000);
-
-function start(flags) {
-  const data = mkdtempSync(path.join(tmpdir(), "lh-views-"));
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.env.DEMO || path.join(root, "target/release/livehtml-demo"),
-      ["--addr", "127.0.0.1:0", "--data-dir", data, "--message-rate", "0", ...flags],
-      { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, RUST_LOG: "error" } });
-    let out = "";
-    proc.stdout.on("data", (chunk) => {
-      out += chunk;
-      const m = out.match(/listening on (http:\/\/[\d.:]+)/);
-      if (m) resolve({ url: m[1], proc });
-    });
-    proc.on("exit", (code) => reject(new Error(`exited ${code}`)));
-  });
-}
+const start = (flags) => startDemo(["--message-rate", "0", ...flags]);
 
 async function run(name, flags) {
   const server = await start(flags);

@@ -41,6 +41,16 @@ fn namespace() -> String {
     format!("lhdemo-{}-{unique:x}", std::process::id())
 }
 
+/// Two demo processes on `broker` (one data directory, a namespace of their own), and the
+/// directory, which must outlive them.
+fn pair(broker: &str) -> (tempfile::TempDir, Node, Node) {
+    eprintln!("on {broker}");
+    let data = tempfile::tempdir().unwrap();
+    let ns = namespace();
+    let (a, b) = (Node::start(broker, data.path(), &ns), Node::start(broker, data.path(), &ns));
+    (data, a, b)
+}
+
 /// One demo process of a cluster.
 struct Node {
     child: Child,
@@ -98,10 +108,7 @@ fn say(text: &str) -> tokio_tungstenite::tungstenite::Message {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chat_and_its_count_span_both_processes() {
     for broker in brokers() {
-        eprintln!("on {broker}");
-        let data = tempfile::tempdir().unwrap();
-        let ns = namespace();
-        let (a, b) = (Node::start(broker, data.path(), &ns), Node::start(broker, data.path(), &ns));
+        let (_data, a, b) = pair(broker);
         let mut ann = a.connect("/ws/chat", "ann").await;
         let mut bob = b.connect("/ws/chat", "bob").await;
         until_text(&mut bob, "2 online").await;
@@ -119,10 +126,7 @@ async fn chat_and_its_count_span_both_processes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_of_a_process_that_dies_comes_back_on_the_other_and_misses_nothing() {
     for broker in brokers() {
-        eprintln!("on {broker}");
-        let data = tempfile::tempdir().unwrap();
-        let ns = namespace();
-        let (mut a, b) = (Node::start(broker, data.path(), &ns), Node::start(broker, data.path(), &ns));
+        let (_data, mut a, b) = pair(broker);
         // livehtml.js's dialect: each topic message comes with its position.
         let mut carol = a.connect("/ws/chat?client=lh", "carol").await;
         let mut dave = b.connect("/ws/chat", "dave").await;
@@ -154,10 +158,7 @@ async fn a_page_of_a_process_that_dies_comes_back_on_the_other_and_misses_nothin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_people_of_a_process_that_dies_leave_within_its_timeout() {
     for broker in brokers() {
-        eprintln!("on {broker}");
-        let data = tempfile::tempdir().unwrap();
-        let ns = namespace();
-        let (mut a, b) = (Node::start(broker, data.path(), &ns), Node::start(broker, data.path(), &ns));
+        let (_data, mut a, b) = pair(broker);
         let _erin = a.connect("/ws/chat", "erin").await;
         let mut frank = b.connect("/ws/chat", "frank").await;
         until_text(&mut frank, "2 online").await;
@@ -325,10 +326,7 @@ async fn until_streamed(stream: &mut tokio::net::TcpStream, needle: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pages_posts_and_polls_reach_its_session_from_any_process() {
     for broker in brokers() {
-        eprintln!("on {broker}");
-        let data = tempfile::tempdir().unwrap();
-        let ns = namespace();
-        let (a, b) = (Node::start(broker, data.path(), &ns), Node::start(broker, data.path(), &ns));
+        let (_data, a, b) = pair(broker);
         let json = [("Content-Type", "application/json")];
         let say = |text: &str| json!({"name": "t", "message": text, "HEADERS": {"HX-Request": "true"}}).to_string();
 
@@ -370,10 +368,7 @@ async fn a_pages_posts_and_polls_reach_its_session_from_any_process() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cookieless_pages_on_two_processes_are_two_people() {
     for broker in brokers() {
-        eprintln!("on {broker}");
-        let data = tempfile::tempdir().unwrap();
-        let ns = namespace();
-        let (a, b) = (Node::start(broker, data.path(), &ns), Node::start(broker, data.path(), &ns));
+        let (_data, a, b) = pair(broker);
         let open = |node: &Node| format!("ws://{}/ws/chat", node.addr);
         let (mut one, _) = tokio_tungstenite::connect_async(open(&a)).await.unwrap();
         let (mut two, _) = tokio_tungstenite::connect_async(open(&b)).await.unwrap();
@@ -388,10 +383,7 @@ async fn cookieless_pages_on_two_processes_are_two_people() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_counter_at_seven_is_still_at_seven_after_its_process_died() {
     for broker in brokers() {
-        eprintln!("on {broker}");
-        let data = tempfile::tempdir().unwrap();
-        let ns = namespace();
-        let (mut a, b) = (Node::start(broker, data.path(), &ns), Node::start(broker, data.path(), &ns));
+        let (_data, mut a, b) = pair(broker);
         let page = http_get(a.addr, "/counter").await;
         let connect = page.split("lh-connect=\"").nth(1).and_then(|s| s.split('"').next()).expect("a live root");
         let connect = format!("{}&client=lh", connect.replace("&amp;", "&"));

@@ -4,36 +4,19 @@
 // Two demo processes (release build) on one broker; one stream on the first; POSTs one at a
 // time, interleaved local / forwarded, so both see the same machine.
 //
-//   node bench/probes/run.mjs [redis://127.0.0.1:6379 | nats://127.0.0.1:4222] [events]
+//   node bench/probes/forward.mjs [redis://127.0.0.1:6379 | nats://127.0.0.1:4222] [events]
 //
 // Loopback only; bounded by the number of events. Node's own fetch is the client.
-import { spawn } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
+import { startDemo } from "./demo.mjs";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const broker = process.argv[2] || "redis://127.0.0.1:6379";
 const events = Number(process.argv[3] || 2000);
 const data = mkdtempSync(path.join(tmpdir(), "lh-forward-"));
 const namespace = `lhfwd-${process.pid}-${Date.now()}`;
-
-function start() {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(path.join(root, "target/release/livehtml-demo"),
-      ["--addr", "127.0.0.1:0", "--data-dir", data, "--pubsub", broker, "--pubsub-namespace", namespace,
-        "--message-rate", "0"],
-      { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, RUST_LOG: "warn" } });
-    let out = "";
-    proc.stdout.on("data", (chunk) => {
-      out += chunk;
-      const m = out.match(/listening on (http:\/\/[\d.:]+)/);
-      if (m) resolve({ url: m[1], proc });
-    });
-    proc.on("exit", (code) => reject(new Error(`exited ${code}`)));
-  });
-}
+const start = () => startDemo(["--pubsub", broker, "--pubsub-namespace", namespace, "--message-rate", "0"], data);
 
 const [a, b] = [await start(), await start()];
 try {

@@ -3,17 +3,13 @@
 // every tab shares, the dashboard's count, notifications and blog comments.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { binary, htmxPage, launch, listening, newPage, startServer, tempDir } from "./harness.mjs";
+import { binary, htmxPage, launch, listening, needs, newPage, startServer, tempDir } from "./harness.mjs";
 
 const BROKERS = [["redis", "redis://127.0.0.1:6379", 6379], ["nats", "nats://127.0.0.1:4222", 4222]];
 
 /** Chromium and two demo processes on `url` (one data directory, one namespace); `{}` when skipped. */
 async function cluster(t, name, url, port) {
-  if (!(await listening(port))) {
-    if (process.env.LIVEHTML_REQUIRE_ALL === "1") throw new Error(`no broker at ${url}`);
-    t.skip(`no broker at ${url}`);
-    return {};
-  }
+  if (!needs(t, [[await listening(port), `no broker at ${url}`]])) return {};
   const browser = await launch(t);
   if (!browser) return {};
   t.after(() => browser.close());

@@ -228,3 +228,16 @@ export function listening(port) {
     socket.once("error", () => resolve(false));
   });
 }
+
+/** `true` when every need of a test is met; otherwise the test is skipped (and `false`), or,
+ * under LIVEHTML_REQUIRE_ALL=1, fails. @param {import("node:test").TestContext} t
+ * @param {Array<[boolean, string]>} list  each: whether it is met, and what is missing if not */
+export function needs(t, list) {
+  for (const [met, missing] of list) {
+    if (met) continue;
+    if (process.env.LIVEHTML_REQUIRE_ALL === "1") throw new Error(missing);
+    t.skip(missing);
+    return false;
+  }
+  return true;
+}

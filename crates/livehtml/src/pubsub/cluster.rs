@@ -392,7 +392,8 @@ pub(super) fn info_signal(topic: &str, text: &str) -> Bytes {
 }
 
 impl PubSub {
-    /// A signal from a process (this one included): an info, or presence.
+    /// A signal from a process (this one included): an info, presence, or a request between
+    /// processes and its answer.
     fn signal(&self, bytes: &[u8]) {
         match bytes.split_first() {
             Some((b'i', rest)) => {
@@ -403,8 +404,8 @@ impl PubSub {
                 }
             }
             Some((b'p', rest)) => self.presence_signal(rest),
-            Some((&kind, rest)) if super::relay::is_request(kind) == Some(true) => self.relay_request(rest),
-            Some((&kind, rest)) if super::relay::is_request(kind) == Some(false) => self.relay_answer(rest),
+            Some((&super::relay::REQUEST, rest)) => self.relay_request(rest),
+            Some((&super::relay::ANSWER, rest)) => self.relay_answer(rest),
             _ => tracing::debug!("a signal from the broker is not livehtml's: skipped"),
         }
     }

@@ -85,8 +85,8 @@ const UNKNOWN_WAIT: Duration = Duration::from_secs(1);
 const ROSTER_CHECK: Duration = Duration::from_millis(250);
 
 /// A signal's first byte: a request, or an answer.
-const REQUEST: u8 = b'q';
-const ANSWER: u8 = b'a';
+pub(super) const REQUEST: u8 = b'q';
+pub(super) const ANSWER: u8 = b'a';
 
 /// Takes a request's or an answer's header: the addressee, then (a request) the sender, and
 /// the number; the rest is the body.
@@ -114,8 +114,8 @@ impl PubSub {
 
     /// Sends `body` to the process tagged `node` ([`PubSub::node`]) and waits, at most
     /// `timeout`, for its handler's answer. This process's own tag is answered here, without the
-    /// broker. A process that left the cluster (silent for the node timeout) is
-    /// [`RelayError::Unreachable`] at once.
+    /// broker. A process the cluster does not count (it left: silent for the node timeout) is
+    /// [`RelayError::Unreachable`] within a second, and a wait ends as soon as its process leaves.
     pub async fn request(&self, node: u32, body: Bytes, timeout: Duration) -> Result<Bytes, RelayError> {
         if node == self.node() {
             let handler = self.inner.relay.handler.get().ok_or(RelayError::Unreachable)?.0.clone();
@@ -206,15 +206,6 @@ struct Forget<'a>(&'a Relay, u64);
 impl Drop for Forget<'_> {
     fn drop(&mut self) {
         self.0.pending().remove(&self.1);
-    }
-}
-
-/// The signal kinds the ingest hands here.
-pub(super) fn is_request(kind: u8) -> Option<bool> {
-    match kind {
-        REQUEST => Some(true),
-        ANSWER => Some(false),
-        _ => None,
     }
 }
 

@@ -120,7 +120,9 @@ impl Session for LobbySession {
         match event.name.as_deref() {
             Some("join") if !self.joined => {
                 let name: String = event.value("name").unwrap_or_default().trim().chars().take(MAX_NAME).collect();
-                let name = if name.is_empty() { format!("Player {}", ctx.id()) } else { name };
+                // A name to show, not an identity (that is the key tracked): the connection's
+                // count in its process, without the process's tag in front.
+                let name = if name.is_empty() { format!("Player {}", ctx.id() & u64::from(u32::MAX)) } else { name };
                 self.joined = true;
                 // The join form turns into the ready toggle for this page only; every page
                 // hears of the new player from the topic's presence.

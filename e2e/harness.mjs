@@ -86,6 +86,10 @@ export async function newPage(browser) {
   page.frames = [];
   page.sentFrames = [];
   page.on("pageerror", (e) => page.errors.push(e));
+  // The demo serves a strict Content-Security-Policy: anything it blocks fails the test too.
+  page.on("console", (m) => {
+    if (m.type() === "error" && m.text().includes("Content Security Policy")) page.errors.push(new Error(m.text()));
+  });
   page.on("websocket", (ws) => {
     ws.on("framereceived", (f) => page.frames.push(String(f.payload)));
     ws.on("framesent", (f) => page.sentFrames.push(String(f.payload)));

@@ -170,7 +170,8 @@ async fn chat_page(
                     form #chat-form lh-send lh-reset="message" {
                         input #name name="name" type="text" placeholder="Your name" value="Anonymous";
                         br;
-                        textarea #message name="message" autocomplete="off" autofocus rows="4" {}
+                        // Enter sends (the demo's script), Shift+Enter makes a new line.
+                        textarea #message name="message" autocomplete="off" autofocus rows="4" data-enter-sends {}
                         br;
                         button #send type="submit" { "Send" }
                     }
@@ -179,16 +180,10 @@ async fn chat_page(
                         @for m in &history { (render_message(m)) }
                     }
                 }
-                script { (maud::PreEscaped(ENTER_TO_SEND)) }
             },
         ),
     ))
 }
-
-/// Enter sends, Shift+Enter makes a new line.
-const ENTER_TO_SEND: &str = r#"document.getElementById("message").addEventListener("keydown", (e) => {
-  if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); e.target.form.requestSubmit(); }
-});"#;
 
 pub(crate) fn routes(state: &AppState) -> Router {
     let s = state.clone();

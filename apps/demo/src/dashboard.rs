@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::extract::State;
 use axum::routing::get;
 use livehtml::{Context, Event, Frame, Session, SessionError};
 use maud::{Markup, html};
@@ -157,7 +158,7 @@ impl Session for Dashboard {
     }
 }
 
-async fn dashboard_page() -> Markup {
+async fn dashboard_page(State(state): State<AppState>) -> Markup {
     let card = |title: &str, event: &str| {
         html! {
             div.card {
@@ -167,6 +168,7 @@ async fn dashboard_page() -> Markup {
         }
     };
     htmx_page(
+        &state.assets,
         "Dashboard",
         html! {
             h1 { "Live dashboard" }
@@ -186,4 +188,5 @@ pub(crate) fn routes(state: &AppState) -> Router {
     Router::new()
         .route("/dashboard", get(dashboard_page))
         .route("/sse/dashboard", state.live.endpoint(move |_| Dashboard { state: s.clone() }))
+        .with_state(state.clone())
 }

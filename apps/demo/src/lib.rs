@@ -66,8 +66,8 @@ async fn render_metrics(live: Live) -> ([(axum::http::HeaderName, &'static str);
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
     version,
-    about = "The livehtml demo: /chat, /echo, /lobby, /blog, /counter, /dashboard, /notifications, \
-             /ws/raw (a raw echo socket), /metrics (Prometheus), /healthz, /readyz"
+    about = "The livehtml demo: /chat, /echo, /lobby, /blog, /counter, /board, /dashboard, \
+             /notifications, /ws/raw (a raw echo socket), /metrics (Prometheus), /healthz, /readyz"
 )]
 pub struct Args {
     /// Address to listen on (port 0 picks a free port).
@@ -124,12 +124,22 @@ pub struct Args {
     /// of a cluster on several machines; the data directory's `secret.key` when unset.
     #[arg(long, env = "LIVEHTML_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
+    /// Serve htmx 2 and its SSE extension (the dashboard and notifications pages) from this
+    /// directory instead of unpkg.com, so the demo needs no internet: fill it once with
+    /// `npm install --prefix assets htmx2@npm:htmx.org@2.0.11 htmx-ext-sse@2.2.4` and pass
+    /// `--assets assets/node_modules`.
+    #[arg(long, env = "LIVEHTML_ASSETS")]
+    pub assets: Option<std::path::PathBuf>,
 }
 
 impl Args {
     /// The `Live` options these flags ask for.
     pub fn options(&self) -> Options<'_> {
-        Options { secret: self.secret.as_deref(), trust_forwarded_proto: self.trust_forwarded_proto }
+        Options {
+            secret: self.secret.as_deref(),
+            trust_forwarded_proto: self.trust_forwarded_proto,
+            assets: self.assets.as_deref(),
+        }
     }
 
     /// The live endpoints' limits these flags ask for.
@@ -170,6 +180,8 @@ pub struct AppState {
     pub data_dir: std::path::PathBuf,
     /// Signs the demo's own cookies (the board's sign-in), derived from the secret.
     pub cookie_key: axum_extra::extract::cookie::Key,
+    /// Where the plain-htmx pages load htmx from.
+    pub assets: Arc<layout::Assets>,
 }
 
 /// Runs `each` on everything `topic` delivers to this process, for as long as it runs (a
@@ -207,6 +219,8 @@ pub struct Options<'a> {
     pub secret: Option<&'a str>,
     /// Behind a TLS proxy: the scheme of the page's origin is the proxy's `X-Forwarded-Proto`.
     pub trust_forwarded_proto: bool,
+    /// Where htmx is served from for the plain-htmx pages (else unpkg.com).
+    pub assets: Option<&'a std::path::Path>,
 }
 
 /// [`state`], with `options`.
@@ -217,6 +231,10 @@ pub async fn state_with(
     limits: Limits,
     options: &Options<'_>,
 ) -> Result<AppState, Box<dyn std::error::Error>> {
+    let assets = match options.assets {
+        Some(dir) => layout::Assets::local(dir)?,
+        None => layout::Assets::cdn(),
+    };
     std::fs::create_dir_all(data_dir)?;
     let file = data_dir.join("livehtml-demo.db");
     let sqlite = format!("sqlite://{}?mode=rwc", file.display());
@@ -255,6 +273,7 @@ pub async fn state_with(
         board,
         data_dir: data_dir.to_owned(),
         cookie_key,
+        assets: Arc::new(assets),
     })
 }
 
@@ -327,7 +346,15 @@ pub fn app(state: AppState) -> Router {
         .merge(dashboard::routes(&state))
         .merge(notifications::routes(&state))
         .merge(views(&state).router())
+        .merge(state.assets.routes())
         .merge(live.client_script())
+        .layer(tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+            axum::http::header::CONTENT_SECURITY_POLICY,
+            axum::http::HeaderValue::from_static(layout::content_security_policy(&state.assets)),
+        ))
+        // Pages and answers compressed where the browser asks; tower-http leaves event streams
+        // (`text/event-stream`) and the already-compressed livehtml.js as they are.
+        .layer(tower_http::compression::CompressionLayer::new())
 }
 
 /// Connects the pub/sub to the broker at `url` (its scheme says which), after the topics'

@@ -5,7 +5,8 @@
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use livehtml::pubsub::{History, Recovery};
 use livehtml::{Context, Event, Frame, Session, SessionError};
@@ -105,17 +106,24 @@ impl Session for FeedSession {
 }
 
 async fn feed_page(State(state): State<AppState>) -> Markup {
-    let count = state.shared.notifications(1).await.ok().and_then(|n| n.last().map(|(n, _)| *n)).unwrap_or(0);
+    // The latest toasts are on the page from the start: it shows them without htmx too (after
+    // its plain form posted), and the feed adds what comes next.
+    let recent = state.shared.notifications(KEPT).await.unwrap_or_default();
+    let count = recent.last().map_or(0, |(n, _)| *n);
     htmx_page(
+        &state.assets,
         "Notifications",
         html! {
             div hx-ext="sse" sse-connect="/sse/notifications" {
                 h1 { "Notifications " span #notif-count.badge sse-swap="notification-count" hx-swap="innerHTML" { (count) } }
-                form #notify hx-post="/notifications" hx-swap="none" hx-on--after-request="this.reset()" {
+                // A plain form too: where htmx did not load, it posts and comes back to this page.
+                form #notify method="post" action="/notifications" hx-post="/notifications" hx-swap="none" data-reset-after {
                     input name="text" placeholder="Send a notification to every open feed" required;
                     button type="submit" { "Notify" }
                 }
-                div #toast-container sse-swap="new-notification" hx-swap="afterbegin" {}
+                div #toast-container sse-swap="new-notification" hx-swap="afterbegin" {
+                    @for (n, text) in recent.iter().rev() { (toast(*n, text)) }
+                }
             }
         },
     )
@@ -126,17 +134,22 @@ struct Notify {
     text: String,
 }
 
-async fn post_notification(State(state): State<AppState>, form: axum::Form<Notify>) -> StatusCode {
+/// htmx's post gets `204`; a plain form's (htmx did not load) is sent back to the page, which
+/// shows the notification among the latest.
+async fn post_notification(State(state): State<AppState>, headers: HeaderMap, form: axum::Form<Notify>) -> Response {
     let text = form.text.trim();
     if text.is_empty() {
-        return StatusCode::BAD_REQUEST;
+        return (StatusCode::BAD_REQUEST, "a notification needs text").into_response();
     }
-    match notify(&state, text).await {
-        Ok(()) => StatusCode::NO_CONTENT,
-        Err(e) => {
-            tracing::error!(error = %e, "could not store a notification");
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+    if let Err(e) = notify(&state, text).await {
+        tracing::error!(error = %e, "could not store a notification");
+        return (StatusCode::INTERNAL_SERVER_ERROR, "could not store the notification").into_response();
+    }
+    // A browser's own form submission navigates; htmx's and scripts' posts do not.
+    if headers.get("sec-fetch-mode").is_some_and(|m| m == "navigate") {
+        Redirect::to("/notifications").into_response()
+    } else {
+        StatusCode::NO_CONTENT.into_response()
     }
 }
 

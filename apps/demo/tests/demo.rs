@@ -92,7 +92,7 @@ async fn pages_render_over_plain_http() {
     }
     for (path, marker) in [("/echo", "/ws/echo"), ("/lobby", "/ws/lobby")] {
         let page = server.get(path).await;
-        assert!(page.contains(marker) && page.contains(livehtml::SCRIPT_PATH), "{path}");
+        assert!(page.contains(marker) && page.contains(livehtml::SCRIPT_URL), "{path}");
     }
 }
 

@@ -6,6 +6,8 @@
 //!
 //! The parts, one module each:
 //!
+//! * `asset`: livehtml.js as built (minified and precompressed by `build.rs`, named by its
+//!   content's hash): [`SCRIPT_URL`] is what pages link.
 //! * [`protocol`]: the wire vocabulary as plain data: inbound [`Event`]s from every client,
 //!   outbound [`Fragment`]s and [`Frame`]s, close codes and what a client does after each.
 //! * `render`: region fingerprints and diffs of a rendered view. Pure code.
@@ -35,6 +37,7 @@
 //!
 //! See [`Live`] for a complete chat endpoint.
 
+mod asset;
 mod link;
 mod observe;
 pub mod protocol;
@@ -47,9 +50,10 @@ pub mod view;
 mod axum;
 
 pub use crate::axum::{
-    Config, Listener, ListenerConnection, Live, LiveRoutes, Origins, Peer, SCRIPT, SCRIPT_PATH, STREAM_HEADER, Serve,
-    Views, serve, shutdown_signal,
+    Config, Listener, ListenerConnection, Live, LiveRoutes, Origins, Peer, STREAM_HEADER, Serve, Views, serve,
+    shutdown_signal,
 };
+pub use asset::{SCRIPT, SCRIPT_MINIFIED, SCRIPT_PATH, SCRIPT_URL};
 pub use protocol::{Event, Fragment, Frame, Html, Inbound, Swap};
 pub use pubsub::{Info, PubSub};
 pub use session::{Connect, Context, Session, SessionError};

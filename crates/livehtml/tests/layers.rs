@@ -8,14 +8,15 @@ use std::path::Path;
 /// Each module and what it may use; `axum` (the integration) may use everything.
 const ALLOWED: &[(&str, &[&str])] = &[
     ("protocol", &[]),
+    ("asset", &[]),
     ("observe", &["protocol"]),
     ("render", &["protocol"]),
     ("pubsub", &["protocol", "observe"]),
     ("link", &["protocol", "pubsub", "observe"]),
     ("session", &["protocol", "pubsub", "link", "render", "observe"]),
-    ("view", &["protocol", "pubsub", "render", "session", "observe"]),
+    ("view", &["protocol", "pubsub", "render", "session", "observe", "asset"]),
     ("transport", &["protocol", "pubsub", "link", "observe"]),
-    ("axum", &["protocol", "pubsub", "link", "render", "session", "view", "transport", "observe"]),
+    ("axum", &["protocol", "pubsub", "link", "render", "session", "view", "transport", "observe", "asset"]),
 ];
 
 fn sources(path: &Path, out: &mut Vec<std::path::PathBuf>) {

@@ -31,7 +31,6 @@ use futures_util::future::Either;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use client::{SCRIPT, SCRIPT_PATH};
 pub use listener::{Connection as ListenerConnection, Listener, Peer};
 pub use origin::Origins;
 pub use serve::{Serve, serve};
@@ -366,9 +365,13 @@ impl Live {
         None
     }
 
-    /// A router serving livehtml.js at [`SCRIPT_PATH`]; merge it into your app.
+    /// A router serving livehtml.js at [`SCRIPT_URL`](crate::SCRIPT_URL) (cached for good) and
+    /// [`SCRIPT_PATH`](crate::SCRIPT_PATH) (revalidated), brotli- or gzip-compressed as the
+    /// browser accepts; merge it into your app.
     pub fn client_script<T: Clone + Send + Sync + 'static>(&self) -> Router<T> {
-        Router::new().route(SCRIPT_PATH, get(client::serve_script))
+        Router::new()
+            .route(crate::asset::SCRIPT_PATH, get(client::serve_plain))
+            .route("/_livehtml/{file}", get(client::serve_named))
     }
 
     /// How many live connections are open.

@@ -77,7 +77,7 @@ pub(crate) fn default_layout(page: &Page) -> Html {
     let mut out = String::from("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>");
     crate::protocol::escape_attr(&mut out, page.title());
     out.push_str("</title><script src=\"");
-    out.push_str(crate::SCRIPT_PATH);
+    out.push_str(crate::asset::SCRIPT_URL);
     out.push_str("\" defer></script></head><body>");
     out.push_str(page.live_root().as_str());
     out.push_str("</body></html>");

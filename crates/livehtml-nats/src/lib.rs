@@ -577,3 +577,8 @@ mod tests {
         assert_eq!(decode("%4"), None);
     }
 }
+
+/// The README's example, compiled as a doc test so it builds as pasted.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

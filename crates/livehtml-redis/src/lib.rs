@@ -382,3 +382,8 @@ mod tests {
         }
     }
 }
+
+/// The README's example, compiled as a doc test so it builds as pasted.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -32,14 +32,13 @@ impl Drop for Running {
 }
 
 /// Starts a private broker (`command`, told to listen on 127.0.0.1:`port`) and waits until it
-/// does; `None` (the test says SKIPPED, or fails under `LIVEHTML_REQUIRE_ALL`) when it cannot
-/// be run.
+/// does; `None` when it cannot be run and the run allows skipping (else the test fails: see
+/// [`crate::missing`]).
 pub fn private(mut command: std::process::Command, port: u16) -> Option<Running> {
     let child = match command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn() {
         Ok(child) => child,
         Err(e) => {
-            assert!(std::env::var_os("LIVEHTML_REQUIRE_ALL").is_none(), "no {command:?}: {e}");
-            eprintln!("SKIPPED: cannot run {command:?} ({e})");
+            crate::missing(&format!("cannot run {command:?} ({e})"), "install it");
             return None;
         }
     };

@@ -7,6 +7,9 @@
 //! own, so runs and cases never see each other's topics on a shared broker.
 
 pub mod faults;
+mod missing;
+
+pub use missing::{SKIPPED_FILE, missing};
 
 use std::future::Future;
 use std::pin::Pin;

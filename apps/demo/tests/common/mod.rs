@@ -109,15 +109,15 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
-/// Finds an external tool; a missing one skips the test, or fails it under LIVEHTML_REQUIRE_ALL=1.
+/// Finds an external tool; a missing one fails the test unless the run allows skipping (see
+/// `livehtml_conformance::missing`).
 pub fn require_tool(what: &str, candidates: &[PathBuf]) -> Option<PathBuf> {
     if let Some(found) = candidates.iter().find(|p| p.is_file()) {
         return Some(found.clone());
     }
-    let msg = format!("{what} not found (looked at {candidates:?}); run scripts/test to install it");
-    if std::env::var("LIVEHTML_REQUIRE_ALL").as_deref() == Ok("1") {
-        panic!("{msg}");
-    }
-    eprintln!("SKIPPED: {msg}");
+    livehtml_conformance::missing(
+        &format!("{what} not found (looked at {candidates:?})"),
+        "run scripts/test to install it",
+    );
     None
 }

@@ -83,3 +83,77 @@ function sdk(elements, options) {
   assert.equal(lines[0], "event: datastar-patch-elements\n");
   return lines.filter((l) => l.startsWith("data: ")).map((l) => l.slice(6, -1));
 }
+
+/** Opens a Datastar stream on the example's room; resolves with its events and its signals.
+ * `query` is what Datastar 1.0.4 puts after the URL (the signals of a `@get`). */
+async function openStream(t, url, query = "") {
+  const ac = new AbortController();
+  t.after(() => ac.abort());
+  const res = await fetch(`${url}/ws/room${query}`, {
+    headers: { Accept: "text/event-stream", "Datastar-Request": "true" },
+    signal: ac.signal,
+  });
+  assert.equal(res.status, 200);
+  const stream = events(res.body);
+  const first = (await stream.next()).value;
+  const signals = JSON.parse(first.data[0].replace(/^signals /, ""));
+  // Up to "joined": the stream is in the room.
+  for (;;) {
+    const { value } = await stream.next();
+    if (value.event === "datastar-patch-elements" && value.data.includes("elements joined")) break;
+  }
+  return { stream, signals, abort: () => ac.abort() };
+}
+
+test("Datastar 1.0.4's requests: @delete's signals in ?datastar=, @query's HTTP QUERY, a second @get replaces the stream", async (t) => {
+  const server = await startServer(binary("example-htmx"),
+    ["--addr", "127.0.0.1:0", "--vendor", path.join(root, "e2e", "node_modules")]);
+  t.after(() => server.stop("SIGKILL"));
+  const page = await openStream(t, server.url);
+  const other = await openStream(t, server.url);
+  const datastar = { "Datastar-Request": "true" };
+
+  // @post a message, then @delete (the signals in the query, as Datastar 1.0.4 sends them):
+  // the session gets the event "delete", and every page's log is emptied.
+  const post = await fetch(`${server.url}/ws/room`, {
+    method: "POST",
+    headers: { ...datastar, "Content-Type": "application/json" },
+    body: JSON.stringify({ ...page.signals, message: "to be deleted" }),
+  });
+  assert.equal(post.status, 204);
+  const del = await fetch(`${server.url}/ws/room?datastar=${encodeURIComponent(JSON.stringify(page.signals))}`, {
+    method: "DELETE",
+    headers: datastar,
+  });
+  assert.equal(del.status, 204, await del.text());
+  for (const s of [page, other]) {
+    let value;
+    do value = (await s.stream.next()).value; while (!value.data.includes("selector #log") || !value.data.includes("mode inner"));
+    // Emptied: an empty `elements` line (the SDK refuses to write an empty patch; Datastar's
+    // client reads the elements as "", which empties the element).
+    assert.deepEqual(value, { event: "datastar-patch-elements", data: ["selector #log", "mode inner", "elements "] });
+  }
+
+  // @query: HTTP QUERY with the signals as a JSON body, answered on this page's stream only.
+  const query = await fetch(`${server.url}/ws/room`, {
+    method: "QUERY",
+    headers: { ...datastar, "Content-Type": "application/json" },
+    body: JSON.stringify(other.signals),
+  });
+  assert.equal(query.status, 204, await query.text());
+  const counted = (await other.stream.next()).value;
+  assert.deepEqual(counted, { event: "datastar-patch-elements", data: sdk("0 messages", { selector: "#count", mode: "inner" }) });
+
+  // The page calls @get again (Datastar aborts the request in flight with the same method and
+  // URL; the server may not have seen that yet): its old stream, named by the lhStream signal
+  // the new request carries, is closed at once, and the new one is in the room.
+  const again = await openStream(t, server.url, `?datastar=${encodeURIComponent(JSON.stringify(page.signals))}`);
+  let ended;
+  do ended = await page.stream.next(); while (!ended.done && ended.value.event !== "lh-close");
+  if (!ended.done) assert.match(ended.value.data[0], /"code":1001/);
+  assert.notEqual(again.signals.lhStream, page.signals.lhStream);
+  // A stream id that does not verify replaces nothing, and a method no action sends is refused.
+  await openStream(t, server.url, `?datastar=${encodeURIComponent(JSON.stringify({ lhStream: "s1.forged" }))}`);
+  const put = await fetch(`${server.url}/ws/room`, { method: "OPTIONS" });
+  assert.equal(put.status, 405);
+});

@@ -72,6 +72,20 @@ impl Session for Room {
         let from = format!("{:?}", event.dialect);
         // Logged and broadcast under one lock: the log's order is the topic's.
         let mut log = self.log.0.lock().unwrap_or_else(|e| e.into_inner());
+        match event.name.as_deref() {
+            // A Datastar `@query`: how many messages there are, for this page only.
+            Some("query") => {
+                ctx.push(Fragment::inner("count", html! { (log.len()) " messages" }));
+                return Ok(());
+            }
+            // A Datastar `@delete`: the room starts over, on every page.
+            Some("delete") => {
+                log.clear();
+                ctx.broadcast("room", &[Fragment::inner("log", html! {}).tag("ul")]);
+                return Ok(());
+            }
+            _ => {}
+        }
         log.push(text.to_owned());
         if log.len() > KEPT {
             log.remove(0);

@@ -149,8 +149,8 @@ proptest! {
         query in any::<String>(),
     ) {
         let map = headers(&[("lh-stream", id.clone()), ("hx-trigger", id), ("datastar-request", "true".into())]);
-        let _ = sse::datastar_event(&body, &map);
-        let _ = sse::datastar_event(json.as_bytes(), &map);
+        let _ = sse::datastar_event(&body, &map, None);
+        let _ = sse::datastar_event(json.as_bytes(), &map, Some("delete"));
         let _ = sse::form_to_json(&body, None);
         let _ = sse::stream_id(&map, Some(&query));
     }

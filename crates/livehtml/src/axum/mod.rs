@@ -25,7 +25,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get};
+use axum::routing::{MethodFilter, MethodRouter, get};
 use futures_util::FutureExt;
 use futures_util::future::Either;
 use tokio_util::sync::CancellationToken;
@@ -39,7 +39,7 @@ pub use sse::STREAM_HEADER;
 pub use views::{LiveRoutes, Views};
 
 use crate::observe::{self, Rejected};
-use crate::protocol::{Since, close, names};
+use crate::protocol::{Since, close, datastar, names};
 use crate::pubsub::PubSub;
 use crate::session::{Connect, Context, Session};
 use crate::transport::Limits;
@@ -227,6 +227,14 @@ impl Live {
     ///   comment comes every [`Limits::sse_heartbeat`]. A stream the server ends gets a last
     ///   `lh-close` event with a close code (`{"code": 1012, ...}` at shutdown) and ends.
     ///   Browsers allow six HTTP/1.1 connections per origin: one stream per tab (or HTTP/2).
+    /// * **Datastar 1.0** (`Datastar-Request` header): `@get` opens the stream (its id arrives as
+    ///   the `lhStream` signal, and events go out as `datastar-patch-elements`); a page's events
+    ///   come with every signal, by `@post`, `@put`, `@patch` (a JSON body), `@delete` (1.0.4:
+    ///   the signals in `?datastar=`) or `@query` (HTTP `QUERY`, a JSON body). An event not sent
+    ///   by `POST` is named after its method (`"delete"`) unless an `LH-Event` header names it.
+    ///   Datastar 1.0.4 aborts a request in flight when the page sends another with the same
+    ///   method and URL: a second `@get` of the stream's URL replaces the stream (the old one,
+    ///   named by the `lhStream` signal it carries, is closed at once).
     pub fn endpoint<S, F, T>(&self, factory: F) -> MethodRouter<T>
     where
         S: Session,
@@ -264,9 +272,23 @@ impl Live {
                 }
             }
         })
-        .post(move |req: Request| {
+        // A page's events: POST (htmx, livehtml.js, Datastar's @post), and the other methods
+        // Datastar's actions send (@put, @patch, @delete, and @query's HTTP QUERY).
+        .on(MethodFilter::POST.or(MethodFilter::PUT).or(MethodFilter::PATCH).or(MethodFilter::DELETE), {
             let live = poster.clone();
-            async move { live.post_event(limits, req).await }
+            move |req: Request| {
+                let live = live.clone();
+                async move { live.post_event(limits, req).await }
+            }
+        })
+        .fallback(move |req: Request| {
+            let live = poster.clone();
+            async move {
+                if req.method().as_str() != datastar::QUERY_METHOD {
+                    return StatusCode::METHOD_NOT_ALLOWED.into_response();
+                }
+                live.post_event(limits, req).await
+            }
         })
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
-use axum::http::{HeaderMap, StatusCode, Version, header};
+use axum::http::{HeaderMap, Method, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
 use futures_util::future::Either;
@@ -16,7 +16,7 @@ use futures_util::future::Either;
 use super::forward::{Answer, Forwarded};
 use super::{Live, Peer, origin};
 use crate::observe::{self, Rejected, Transport};
-use crate::protocol::{Inbound, datastar, names, parse_event};
+use crate::protocol::{Inbound, close, datastar, names, parse_event};
 use crate::session::{Connect, Context, Session};
 use crate::transport::Limits;
 use crate::transport::outbox::{self, Framing, Inbox, PostError, Poster, Wire};
@@ -49,6 +49,9 @@ impl Live {
             _ => None,
         };
         let datastar = parts.headers.contains_key(datastar::REQUEST_HEADER);
+        if datastar {
+            self.replace_stream(parts.uri.query());
+        }
         let connect = Connect { id, uri: parts.uri, headers: parts.headers };
         let session = factory(&connect);
         let (since, lh) = super::rejoin(&connect);
@@ -98,6 +101,19 @@ impl Live {
         (headers, Body::new(released)).into_response()
     }
 
+    /// A Datastar page that calls `@get` again for its stream (1.0.4 aborts the request in
+    /// flight with the same method and URL) sends the old stream's id among its signals: that
+    /// stream is closed now, rather than when its heartbeat finds the socket gone. (A stream held
+    /// by another process of a cluster is left to its heartbeat.)
+    fn replace_stream(&self, query: Option<&str>) {
+        let Some(signals) = datastar::query_signals(query) else { return };
+        let Some((_, Some(signed))) = datastar_event(signals.as_bytes(), &HeaderMap::new(), None) else { return };
+        let Some(old) = self.open_stream_id(&signed) else { return };
+        if let Some(poster) = self.streams().get(&old) {
+            poster.close(close::GOING_AWAY);
+        }
+    }
+
     /// Registers a new stream: its heartbeat, the shutdown check, and where its posts go.
     pub(super) fn start(&self, id: u64, inbox: &Inbox, poster: Poster, limits: Limits) {
         self.heartbeat(limits.sse_heartbeat).add(inbox);
@@ -118,6 +134,9 @@ impl Live {
         }
         let (parts, body) = req.into_parts();
         let (headers, query) = (parts.headers, parts.uri.query());
+        // An event sent with another method than POST is named after it unless it says its name
+        // (a Datastar `@delete('/live')` is the event "delete").
+        let by_method = (parts.method != Method::POST).then(|| parts.method.as_str().to_ascii_lowercase());
         let bytes = match axum::body::to_bytes(body, limits.max_message_bytes).await {
             Ok(bytes) => bytes,
             Err(_) => {
@@ -126,7 +145,10 @@ impl Live {
             }
         };
         let (text, from_body) = if headers.contains_key(datastar::REQUEST_HEADER) {
-            match datastar_event(&bytes, &headers) {
+            // Datastar 1.0.4 sends a DELETE's signals (and a GET's) in `?datastar=`.
+            let query_signals = datastar::query_signals(query).filter(|_| bytes.is_empty());
+            let signals = query_signals.as_ref().map_or(&bytes[..], |s| s.as_bytes());
+            match datastar_event(signals, &headers, by_method.as_deref()) {
                 Some((text, stream)) => (Some(text), stream),
                 None => return (StatusCode::BAD_REQUEST, "Datastar signals are not a JSON object").into_response(),
             }
@@ -191,9 +213,14 @@ impl Live {
     }
 }
 
-/// A Datastar `@post`: its signals (nested ones as dotted names), the stream id among them, and
-/// the event's name from an `LH-Event` header, as the event JSON a socket would have sent.
-pub(super) fn datastar_event(body: &[u8], headers: &HeaderMap) -> Option<(String, Option<String>)> {
+/// A Datastar request's signals (nested ones as dotted names), the stream id among them, and
+/// the event's name from an `LH-Event` header (else `default_name`), as the event JSON a socket
+/// would have sent.
+pub(super) fn datastar_event(
+    body: &[u8],
+    headers: &HeaderMap,
+    default_name: Option<&str>,
+) -> Option<(String, Option<String>)> {
     let serde_json::Value::Object(signals) = serde_json::from_slice(body).ok()? else { return None };
     let mut flat = serde_json::Map::new();
     flatten("", signals, &mut flat);
@@ -203,7 +230,7 @@ pub(super) fn datastar_event(body: &[u8], headers: &HeaderMap) -> Option<(String
     };
     let mut marks = serde_json::Map::new();
     marks.insert(datastar::REQUEST_HEADER.to_owned(), "true".into());
-    if let Some(event) = headers.get(names::header::EVENT).and_then(|v| v.to_str().ok()) {
+    if let Some(event) = headers.get(names::header::EVENT).and_then(|v| v.to_str().ok()).or(default_name) {
         marks.insert(names::header::EVENT.to_owned(), event.into());
     }
     flat.insert("HEADERS".to_owned(), serde_json::Value::Object(marks));

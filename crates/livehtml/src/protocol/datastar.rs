@@ -18,6 +18,16 @@ pub(crate) const PATCH_ELEMENTS: &str = "datastar-patch-elements";
 pub(crate) const PATCH_SIGNALS: &str = "datastar-patch-signals";
 /// The header every Datastar request carries.
 pub(crate) const REQUEST_HEADER: &str = "Datastar-Request";
+/// The query parameter Datastar 1.0.4 sends a `GET`'s and a `DELETE`'s signals in (as JSON);
+/// other methods send them as the body.
+pub(crate) const QUERY_SIGNALS: &str = "datastar";
+/// HTTP's `QUERY` method, which Datastar's `@query()` sends its signals with, as a JSON body.
+pub(crate) const QUERY_METHOD: &str = "QUERY";
+
+/// The signals a Datastar request carries in its query string (`?datastar=`), if any.
+pub(crate) fn query_signals(query: Option<&str>) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes()).find(|(k, _)| k == QUERY_SIGNALS).map(|(_, v)| v.into_owned())
+}
 
 /// One top-level element of a message.
 struct Element<'a> {

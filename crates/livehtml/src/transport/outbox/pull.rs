@@ -197,6 +197,13 @@ impl Poster {
         Ok(())
     }
 
+    /// Asks the connection to close with `code` (the page opened another one in its place).
+    pub(crate) fn close(&self, code: u16) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.request_close(code);
+        }
+    }
+
     /// Whether the connection ended.
     pub(crate) fn is_gone(&self) -> bool {
         self.shared.upgrade().is_none_or(|s| {

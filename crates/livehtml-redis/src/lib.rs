@@ -387,3 +387,8 @@ mod tests {
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The guide's page on clusters (the repository's `docs/clusters.md`), compiled as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/clusters.md")]
+pub struct GuideClusters;

@@ -1,45 +1,77 @@
 //! # livehtml
 //!
-//! Live HTML over WebSockets for [axum](https://docs.rs/axum): the server renders HTML, the browser swaps it in.
-//! Works with plain htmx 2 and htmx 4 (`ws-connect`, `ws-send`, `hx-ws:*`, `hx-swap-oob`) and
-//! with livehtml.js, the small client this crate serves at [`SCRIPT_PATH`].
+//! Live HTML over WebSockets and Server-Sent Events for [axum](https://docs.rs/axum): the server
+//! renders HTML and pushes fragments, the browser swaps them in. Plain htmx 2 and 4, Datastar 1.0
+//! and livehtml.js (the small client this crate serves at [`SCRIPT_URL`]) talk to the same
+//! sessions.
 //!
-//! The parts, one module each:
+//! ## Quick start
 //!
-//! * `asset`: livehtml.js as built (minified and precompressed by `build.rs`, named by its
-//!   content's hash): [`SCRIPT_URL`] is what pages link.
-//! * [`protocol`]: the wire vocabulary as plain data: inbound [`Event`]s from every client,
-//!   outbound [`Fragment`]s and [`Frame`]s, close codes and what a client does after each.
-//! * `render`: region fingerprints and diffs of a rendered view. Pure code.
-//! * [`pubsub`]: topics and broadcast, and what a subscriber is (a connection's queue, whatever
-//!   its transport).
-//! * `observe`: what livehtml measures, named once (the `metrics` facade: connections,
-//!   closes by code, rejections by reason, messages, deliveries, handler latency, topics,
-//!   broker state). Everything below `axum` may record; it uses only `protocol`'s close codes.
-//! * `link`: the transport-neutral connection interface the session loop drives.
-//! * [`session`]: the [`Session`] trait an app implements, one instance per connected page,
-//!   and the session loop, which never knows its transport.
-//! * [`view`]: live views (the LiveView model) on top of sessions.
-//! * [`transport`]: WebSocket framing, limits, heartbeats, bounded outbound queues, corked
-//!   writes; a connection is a subscriber and a link.
-//! * the axum integration ([`Live`]): endpoints, the client script, origin checks, shutdown.
+//! A chat every open tab shares, as a whole `src/main.rs` (with `axum`, `tokio` and `maud` beside
+//! livehtml); open two tabs on <http://127.0.0.1:3000>:
 //!
-//! Dependencies point one way (an arrow reads "uses"; `tests/layers.rs` keeps this true):
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use livehtml::{Context, Event, Fragment, Live, Session, SessionError};
+//! use maud::{Markup, html};
 //!
-//! ```text
-//! axum ──▶ everything below
-//! view ──▶ session ──▶ link ──▶ pubsub ──▶ protocol
-//!   │         │                   ▲           ▲
-//!   └─────────┴──▶ render ────────┼───────────┘
-//! transport ──▶ link, pubsub, protocol
-//! (every module but protocol) ──▶ observe ──▶ protocol
+//! /// One per connected page: its fields would be that page's state.
+//! struct Chat;
+//!
+//! impl Session for Chat {
+//!     async fn on_join(&mut self, ctx: &mut Context) -> Result<(), SessionError> {
+//!         ctx.subscribe("chat");
+//!         Ok(())
+//!     }
+//!
+//!     async fn on_event(&mut self, ctx: &mut Context, event: Event) -> Result<(), SessionError> {
+//!         // maud escapes the text: a typed <script> shows up as text.
+//!         let line = html! { li { (event.value("message").unwrap_or_default()) } };
+//!         ctx.broadcast("chat", &[Fragment::append("messages", line).tag("ul")]);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! async fn page() -> Markup {
+//!     html! {
+//!         script src=(livehtml::SCRIPT_URL) defer {}
+//!         div lh-connect="/ws/chat" {
+//!             form lh-send lh-reset="message" { input name="message"; button { "Send" } }
+//!             ul #messages {}
+//!         }
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let live = Live::default();
+//!     let app = Router::new()
+//!         .route("/", get(page))
+//!         .route("/ws/chat", live.endpoint(|_connect| Chat))
+//!         .merge(live.client_script());
+//!     let listener = livehtml::Listener::bind("127.0.0.1:3000").await?;
+//!     livehtml::serve(listener, app).with_graceful_shutdown(live.graceful_shutdown(livehtml::shutdown_signal())).await
+//! }
 //! ```
 //!
-//! See [`Live`] for a complete chat endpoint.
+//! ## Where to go next
+//!
+//! * [`Session`] and [`Context`]: one per connected page; subscribe, push, broadcast, track
+//!   presence. [`Live::endpoint`] serves one over every transport and dialect.
+//! * [`LiveView`] and [`LiveRoutes`]: the LiveView model, with a test client ([`ViewTest`]).
+//! * [`PubSub`]: topics, history, presence, and the [`pubsub::Backend`] seam the Redis and NATS
+//!   back ends (`livehtml-redis`, `livehtml-nats`) plug into.
+//! * [`Limits`], [`Config`], [`Listener`] and [`serve`]: what a deployment tunes.
+//! * [`observe`]: every metric livehtml records.
+//! * [`protocol`]: the wire as plain data: events, fragments, frames, close codes.
+//!
+//! The guide (transports, live views, recovery, clusters, operations, the wire, livehtml.js) is
+//! in the repository's `docs/`, each page with an example compiled as a test; ARCHITECTURE.md
+//! draws the module graph (`tests/layers.rs` keeps it true).
 
 mod asset;
 mod link;
-mod observe;
+pub mod observe;
 pub mod protocol;
 pub mod pubsub;
 pub(crate) mod render;
@@ -61,7 +93,26 @@ pub use transport::Limits;
 pub use view::runtime::Page;
 pub use view::{LiveView, Mount, ViewError, ViewTest};
 
-/// The README's example, compiled as a doc test so it keeps working.
+/// The README's example, compiled as a doc test so it keeps working (it is also
+/// `examples/quickstart`, which `tests/docs.rs` keeps the same).
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
+
+/// The guide's examples (`docs/`), compiled as doc tests; `docs/clusters.md` is compiled by
+/// `livehtml-redis`, whose crate it uses.
+#[cfg(doctest)]
+pub mod guide {
+    #[doc = include_str!("../../../docs/transports.md")]
+    pub struct Transports;
+    #[doc = include_str!("../../../docs/views.md")]
+    pub struct Views;
+    #[doc = include_str!("../../../docs/recovery.md")]
+    pub struct Recovery;
+    #[doc = include_str!("../../../docs/operations.md")]
+    pub struct Operations;
+    #[doc = include_str!("../../../docs/wire.md")]
+    pub struct Wire;
+    #[doc = include_str!("../../../docs/livehtml-js.md")]
+    pub struct LivehtmlJs;
+}

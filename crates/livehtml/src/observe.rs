@@ -1,13 +1,14 @@
 //! What livehtml measures, named once, through the [`metrics`] facade: the app installs a
 //! recorder (the demo: `metrics-exporter-prometheus` at `/metrics`) and every name below shows
-//! up there; without one, each call is a load and a branch.
+//! up there; without one, each call is a load and a branch. Nothing here is called by an app:
+//! this page is the list of metrics (a test checks that it names every one the crate records).
 //!
 //! | name | kind | labels |
 //! |---|---|---|
 //! | `livehtml_connections` | gauge: open connections | `transport` (`ws`, `sse`, `poll`) |
 //! | `livehtml_connections_opened_total` | counter | `transport` |
-//! | `livehtml_connections_closed_total` | counter | `transport`, `code` (the close code sent, or `client`: the client closed or left) |
-//! | `livehtml_rejected_total` | counter: connections and requests refused before a session | `reason` |
+//! | `livehtml_connections_closed_total` | counter | `transport`, `code` (the close code sent: `1000`…`1013`, `4001`, `4002`, `other`; or `client`: the client closed or left) |
+//! | `livehtml_rejected_total` | counter: connections and requests refused before a session | `reason`: `connection_rate`, `pending`, `head_timeout`, `head_too_large`, `headers_too_large`, `origin`, `handshake`, `shutting_down`, `forged_stream`, `token` |
 //! | `livehtml_messages_in_total` / `livehtml_bytes_in_total` | counters: messages from pages (handled or not), their payload bytes | |
 //! | `livehtml_pushed_total` / `livehtml_pushed_bytes_total` | counters: messages a session sent its own page, their payload bytes | |
 //! | `livehtml_rate_limited_total` | counter: messages dropped over a page's allowance | |

@@ -1,6 +1,6 @@
-//! The module graph the crate docs draw, checked against the source: every `crate::…` path in a
-//! module's code (comments aside) names a module it may depend on. A new edge is a design
-//! decision: change the graph in `src/lib.rs` and ARCHITECTURE.md with this table.
+//! The module graph ARCHITECTURE.md draws, checked against the source: every `crate::…` path in
+//! a module's code (comments aside) names a module it may depend on. A new edge is a design
+//! decision: change the graph in ARCHITECTURE.md with this table.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -56,6 +56,12 @@ test("a first visit to /chat downloads under 10 KB of script, compressed; the ne
   assert.ok(firstBytes > 0 && firstBytes <= 10_000, `${firstBytes} bytes of script, headers included`);
   assert.equal(documentEncoding, "br", "the page itself is compressed");
 
+  // Event streams are left as they are: compressed, an event would wait in the compressor.
+  const stream = await fetch(`${server.url}/ws/chat`, { headers: { Accept: "text/event-stream", "Accept-Encoding": "br, gzip" } });
+  assert.equal(stream.headers.get("content-type"), "text/event-stream");
+  assert.equal(stream.headers.get("content-encoding"), null);
+  await stream.body.cancel();
+
   const second = await visit();
   const secondBytes = second.reduce((sum, s) => sum + s.bytes, 0);
   assert.equal(secondBytes, 0, `second visit: ${JSON.stringify(second)}`);

@@ -136,8 +136,10 @@ impl Config {
 ///     .route("/ws/chat", live.endpoint(|_connect| Chat))
 ///     .merge(live.client_script());
 /// # async {
-/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-/// axum::serve(listener, app)
+/// // `livehtml::serve` is `axum::serve` with every request head timed and sized; its
+/// // `Listener` lets an event stream leave hyper after its head (`axum::serve` works too).
+/// let listener = livehtml::Listener::bind("127.0.0.1:0").await.unwrap();
+/// livehtml::serve(listener, app)
 ///     .with_graceful_shutdown(live.graceful_shutdown(livehtml::shutdown_signal()))
 ///     .await
 ///     .unwrap();

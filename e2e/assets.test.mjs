@@ -98,6 +98,20 @@ test("offline: livehtml.js pages all go live; the CDN pages say htmx did not loa
   assert.equal(await page.textContent("#notif-count"), "1");
   // The aborted CDN scripts are the only errors the page met.
   assert.deepEqual(page.errors, []);
+
+  // The chat without livehtml.js (blocked here): its form is a plain form that posts, and a
+  // page on the socket sees the message too.
+  const live = await newPage(browser);
+  await live.goto(`${server.url}/chat`);
+  await live.locator('[lh-connect][lh-state="open"]').waitFor();
+  const plain = await newPage(browser);
+  await plain.route("**/_livehtml/**", (route) => route.abort());
+  await plain.goto(`${server.url}/chat`);
+  await plain.fill("#message", "posted without livehtml.js");
+  await Promise.all([plain.waitForNavigation(), plain.click("#send")]);
+  await plain.locator("#messages li", { hasText: "posted without livehtml.js" }).waitFor();
+  await live.locator("#messages li", { hasText: "posted without livehtml.js" }).waitFor();
+  assert.deepEqual(live.errors, []);
 });
 
 test("offline with --assets: the plain-htmx pages load htmx from the demo and go live too", async (t) => {

@@ -5,9 +5,10 @@
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
+use axum::response::Redirect;
 use axum::routing::get;
 use livehtml::pubsub::{History, PresenceDiff, Recovery};
-use livehtml::{Connect, Context, Event, Fragment, Info, Session, SessionError};
+use livehtml::{Connect, Context, Event, Fragment, Frame, Info, Session, SessionError};
 use maud::{Markup, html};
 use sqlx::AnyPool;
 
@@ -125,24 +126,50 @@ impl Session for ChatSession {
         Ok(())
     }
 
-    async fn on_event(&mut self, ctx: &mut Context, event: Event) -> Result<(), SessionError> {
-        let body = event.value("message").unwrap_or_default().trim();
-        if body.is_empty() {
-            return Ok(());
-        }
-        let name = event.value("name").map(str::trim).filter(|n| !n.is_empty()).unwrap_or("Anonymous");
-        let now = time::OffsetDateTime::now_utc().to_offset(self.state.offset);
-        let message = Message {
-            time: now.format(time::macros::format_description!("[hour]:[minute]:[second]")).unwrap_or_default(),
-            name: name.chars().take(MAX_NAME).collect(),
-            body: body.chars().take(MAX_MESSAGE).collect(),
-        };
-        // Stored before it is shown: a message anyone saw survives a restart.
-        self.state.chat.insert(&message).await?;
-        ctx.broadcast(TOPIC, &[Fragment::append("messages", render_message(&message)).tag("ul")]);
-        crate::notifications::mentions(&self.state, &message.name, &message.body);
+    async fn on_event(&mut self, _: &mut Context, event: Event) -> Result<(), SessionError> {
+        post(&self.state, event.value("name"), event.value("message").unwrap_or_default()).await?;
         Ok(())
     }
+}
+
+/// Stores a message and shows it on every page (an empty one is ignored).
+async fn post(state: &AppState, name: Option<&str>, body: &str) -> Result<(), sqlx::Error> {
+    let body = body.trim();
+    if body.is_empty() {
+        return Ok(());
+    }
+    let name = name.map(str::trim).filter(|n| !n.is_empty()).unwrap_or("Anonymous");
+    let now = time::OffsetDateTime::now_utc().to_offset(state.offset);
+    let message = Message {
+        time: now.format(time::macros::format_description!("[hour]:[minute]:[second]")).unwrap_or_default(),
+        name: name.chars().take(MAX_NAME).collect(),
+        body: body.chars().take(MAX_MESSAGE).collect(),
+    };
+    // Stored before it is shown: a message anyone saw survives a restart.
+    state.chat.insert(&message).await?;
+    let line = Fragment::append("messages", render_message(&message)).tag("ul");
+    state.live.pubsub().publish(TOPIC, Frame::fragments([&line]));
+    crate::notifications::mentions(state, &message.name, &message.body);
+    Ok(())
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct PlainPost {
+    name: Option<String>,
+    message: String,
+}
+
+/// The chat form posted by the browser itself (livehtml.js did not load): stored and shown as
+/// over the socket, and the page is loaded again with it.
+async fn plain_post(
+    State(state): State<AppState>,
+    form: axum::Form<PlainPost>,
+) -> Result<Redirect, (axum::http::StatusCode, &'static str)> {
+    post(&state, form.name.as_deref(), &form.message).await.map_err(|e| {
+        tracing::error!(error = %e, "storing a chat message");
+        (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "could not store the message")
+    })?;
+    Ok(Redirect::to("/chat"))
 }
 
 async fn chat_page(
@@ -167,7 +194,8 @@ async fn chat_page(
                 // The same endpoint serves a WebSocket and, with `?transport=sse`, Server-Sent Events.
                 div lh-connect="/ws/chat" lh-transport=[query.transport.as_deref()] lh-since=[since] {
                     p.status { span #online { "" } " · " }
-                    form #chat-form lh-send lh-reset="message" {
+                    // A plain form too: without livehtml.js the browser posts it itself.
+                    form #chat-form method="post" action="/chat" lh-send lh-reset="message" {
                         input #name name="name" type="text" placeholder="Your name" value="Anonymous";
                         br;
                         // Enter sends (the demo's script), Shift+Enter makes a new line.
@@ -188,7 +216,7 @@ async fn chat_page(
 pub(crate) fn routes(state: &AppState) -> Router {
     let s = state.clone();
     Router::new()
-        .route("/chat", get(chat_page))
+        .route("/chat", get(chat_page).post(plain_post))
         .route("/ws/chat", state.live.endpoint(move |connect| ChatSession::new(s.clone(), connect)))
         .with_state(state.clone())
 }

@@ -105,7 +105,7 @@ async function openStream(t, url, query = "") {
   return { stream, signals, abort: () => ac.abort() };
 }
 
-test("Datastar 1.0.4's requests: @delete's signals in ?datastar=, @query's HTTP QUERY, a second @get replaces the stream", async (t) => {
+test("Datastar 1.0.4: @delete's ?datastar= signals, @query's HTTP QUERY, a second @get replaces the stream", async (t) => {
   const server = await startServer(binary("example-htmx"),
     ["--addr", "127.0.0.1:0", "--vendor", path.join(root, "e2e", "node_modules")]);
   t.after(() => server.stop("SIGKILL"));
@@ -128,7 +128,8 @@ test("Datastar 1.0.4's requests: @delete's signals in ?datastar=, @query's HTTP 
   assert.equal(del.status, 204, await del.text());
   for (const s of [page, other]) {
     let value;
-    do value = (await s.stream.next()).value; while (!value.data.includes("selector #log") || !value.data.includes("mode inner"));
+    const emptied = (v) => v.data.includes("selector #log") && v.data.includes("mode inner");
+    do value = (await s.stream.next()).value; while (!emptied(value));
     // Emptied: an empty `elements` line (the SDK refuses to write an empty patch; Datastar's
     // client reads the elements as "", which empties the element).
     assert.deepEqual(value, { event: "datastar-patch-elements", data: ["selector #log", "mode inner", "elements "] });
@@ -142,7 +143,8 @@ test("Datastar 1.0.4's requests: @delete's signals in ?datastar=, @query's HTTP 
   });
   assert.equal(query.status, 204, await query.text());
   const counted = (await other.stream.next()).value;
-  assert.deepEqual(counted, { event: "datastar-patch-elements", data: sdk("0 messages", { selector: "#count", mode: "inner" }) });
+  const count = sdk("0 messages", { selector: "#count", mode: "inner" });
+  assert.deepEqual(counted, { event: "datastar-patch-elements", data: count });
 
   // The page calls @get again (Datastar aborts the request in flight with the same method and
   // URL; the server may not have seen that yet): its old stream, named by the lhStream signal

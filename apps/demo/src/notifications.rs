@@ -117,7 +117,8 @@ async fn feed_page(State(state): State<AppState>) -> Markup {
             div hx-ext="sse" sse-connect="/sse/notifications" {
                 h1 { "Notifications " span #notif-count.badge sse-swap="notification-count" hx-swap="innerHTML" { (count) } }
                 // A plain form too: where htmx did not load, it posts and comes back to this page.
-                form #notify method="post" action="/notifications" hx-post="/notifications" hx-swap="none" data-reset-after {
+                form #notify method="post" action="/notifications"
+                    hx-post="/notifications" hx-swap="none" data-reset-after {
                     input name="text" placeholder="Send a notification to every open feed" required;
                     button type="submit" { "Notify" }
                 }

@@ -7,8 +7,8 @@
 //! |---|---|---|
 //! | `livehtml_connections` | gauge: open connections | `transport` (`ws`, `sse`, `poll`) |
 //! | `livehtml_connections_opened_total` | counter | `transport` |
-//! | `livehtml_connections_closed_total` | counter | `transport`, `code` (the close code sent: `1000`…`1013`, `4001`, `4002`, `other`; or `client`: the client closed or left) |
-//! | `livehtml_rejected_total` | counter: connections and requests refused before a session | `reason`: `connection_rate`, `pending`, `head_timeout`, `head_too_large`, `headers_too_large`, `origin`, `handshake`, `shutting_down`, `forged_stream`, `token` |
+//! | `livehtml_connections_closed_total` | counter | `transport`, `code` (below) |
+//! | `livehtml_rejected_total` | counter: connections and requests refused before a session | `reason` (below) |
 //! | `livehtml_messages_in_total` / `livehtml_bytes_in_total` | counters: messages from pages (handled or not), their payload bytes | |
 //! | `livehtml_pushed_total` / `livehtml_pushed_bytes_total` | counters: messages a session sent its own page, their payload bytes | |
 //! | `livehtml_rate_limited_total` | counter: messages dropped over a page's allowance | |
@@ -20,6 +20,12 @@
 //! | `livehtml_broker_connected` | gauge: 1 while the cluster's broker is reachable | |
 //! | `livehtml_broker_refused_total` | counter: publishes the broker queue refused | |
 //! | `livehtml_forwarded_total` | counter: SSE posts and long-polls carried to the process holding their session | |
+//!
+//! A close's `code` is the close code sent (`1000`, `1001`, `1002`, `1003`, `1007`, `1008`,
+//! `1009`, `1011`, `1012`, `1013`, `4001`, `4002`, or `other`), or `client`: the client closed or
+//! left. A refusal's `reason` is one of `connection_rate`, `pending`, `head_timeout`,
+//! `head_too_large`, `headers_too_large`, `origin`, `handshake`, `shutting_down`,
+//! `forged_stream`, `token`.
 //!
 //! Per-delivery work is counted per publish (one increment by the number of subscribers), so
 //! the broadcast path costs no more with a recorder than without.

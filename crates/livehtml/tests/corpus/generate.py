@@ -50,9 +50,10 @@ def handshake():
         add("400", upgrade(connection=c), f"Connection: {c!r}")
     add("400", upgrade(connection=None), "no Connection")
     # Methods and versions.
-    for m in ["PUT", "DELETE", "PATCH", "OPTIONS"]:
-        add("405", upgrade(method=m), f"method {m}")
-    add("403", upgrade(method="POST"), "POST: an event for a stream, with no stream id")
+    add("405", upgrade(method="OPTIONS"), "method OPTIONS")
+    # An event may come by any method a Datastar action sends (POST, PUT, PATCH, DELETE, QUERY).
+    for m in ["POST", "PUT", "DELETE", "PATCH", "QUERY"]:
+        add("403", upgrade(method=m), f"{m}: an event for a stream, with no stream id")
     add("426", upgrade(version="HTTP/1.0"), "an HTTP/1.0 upgrade: WebSocket needs 1.1 (answered in HTTP/1.0)")
     add("400", upgrade(version="HTTP/9.9"), "HTTP/9.9")
     # Origins: scheme, host and port of the server's own.

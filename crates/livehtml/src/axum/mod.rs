@@ -559,13 +559,10 @@ mod tests {
         };
         let ctx = crate::Context::new(0, subscriber, crate::PubSub::default(), Default::default());
         let task = crate::session::run(Idle, ctx, connection);
-        // 760 bytes before the session loop left the transport; 696 with the link polled and
-        // the endpoint's limits shared; 704 with the page's message allowance (8 bytes); 520
-        // with the loop's close request left in the context, nothing of the join or of the
-        // last message kept across its wait, and the parse limits in `u32`s; 272 with
-        // tungstenite's state boxed and held only while a message is part-way read. Inside
-        // tokio's task cell (about 100 bytes more, allocated in steps of 128) that is 384 bytes,
-        // where 704 made 896 (a session with state of its own adds it here: past 272, 512).
+        // The bound keeps the future, with tokio's task cell around it (allocated in steps of
+        // 128 bytes), in the smallest step it fits today; a session with state of its own adds
+        // its size to it. How it got here, and what each step saved, is in BENCHMARKS.md ("How
+        // livehtml's transport is built").
         assert!(std::mem::size_of_val(&task) <= 272, "{} bytes", std::mem::size_of_val(&task));
     }
 }

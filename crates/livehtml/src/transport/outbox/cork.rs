@@ -90,7 +90,7 @@ pub(super) fn take(slot: u32) -> Frame {
 /// scoped helper, joined before the poll returns, so a pass still ends with all
 /// of its frames handed to the kernel, in order, and nothing outlives it. The writes are
 /// kernel time (loopback TCP does the receivers' work too), so a second core shortens the
-/// pass: with it, livehtml has the lowest closed-loop p99 at 5,000 clients in BENCHMARKS.md.
+/// pass (BENCHMARKS.md measures it at 5,000 clients).
 /// A thread costs tens of microseconds to start; such a pass costs milliseconds.
 const PARALLEL: usize = 256;
 
@@ -155,9 +155,8 @@ impl Drop for Guard {
                     // Whatever else is runnable on this core gets a turn between chunks: the
                     // readers of what was just written, other connections' tasks. Without it a
                     // wide pass held both cores until its last write, and what it had written
-                    // first was read last (BENCHMARKS.md: closed-loop p50 0.5-1.3 ms lower, p99
-                    // and rate no worse, the burst unchanged). A yield with nothing else to run
-                    // returns at once.
+                    // first was read last (BENCHMARKS.md has the closed loop with and without).
+                    // A yield with nothing else to run returns at once.
                     std::thread::yield_now();
                 }
             };

@@ -61,8 +61,7 @@ use stream::READ_BUFFER;
 pub(crate) use wire::Wire;
 
 /// Most frames gathered into one vectored write (IOV_MAX is 1024). Larger writes mean fewer
-/// syscalls and, on the receiving side, fewer wake-ups: 64 frames of a burst gave 2.4 M
-/// deliveries/s here, 256 gave 3.1 M (BENCHMARKS.md).
+/// syscalls and, on the receiving side, fewer wake-ups (BENCHMARKS.md compares batch sizes).
 const BATCH: usize = 256;
 
 /// Who may write a connection's queue to its socket.

@@ -11,7 +11,9 @@ input, textarea { width: 100%; max-width: 30rem; }
 ul.log { list-style: none; padding: 0; }
 .status { font-size: .85rem; color: #666; }
 [lh-state="open"] .status::after { content: "connected"; color: #080; }
-[lh-state="reconnecting"] .status::after, [lh-state="connecting"] .status::after { content: "reconnecting…"; color: #a60; }
+[lh-state="reconnecting"] .status::after, [lh-state="connecting"] .status::after {
+  content: "reconnecting…"; color: #a60;
+}
 [lh-state="closed"] .status::after { content: "disconnected"; color: #a00; }
 .player.ready { color: #080; }
 .cards { display: flex; gap: 1rem; flex-wrap: wrap; }
@@ -183,8 +185,13 @@ fn shell(title: &str, scripts: Markup, body: Markup) -> Markup {
             }
             body {
                 nav {
-                    a href="/" { "livehtml" } a href="/chat" { "Chat" } a href="/echo" { "Echo" } a href="/lobby" { "Lobby" }
-                    a href="/blog" lh-nav { "Blog" } a href="/counter" lh-nav { "Counter" } a href="/board" lh-nav { "Board" }
+                    a href="/" { "livehtml" }
+                    a href="/chat" { "Chat" }
+                    a href="/echo" { "Echo" }
+                    a href="/lobby" { "Lobby" }
+                    a href="/blog" lh-nav { "Blog" }
+                    a href="/counter" lh-nav { "Counter" }
+                    a href="/board" lh-nav { "Board" }
                     a href="/dashboard" { "Dashboard" } a href="/notifications" { "Notifications" }
                 }
                 (body)
@@ -205,10 +212,25 @@ pub(crate) async fn home() -> Markup {
                 li { a href="/lobby" { "Lobby" } ": one message updates three regions of the page." }
                 li { a href="/blog" { "Blog" } ": live views on SQLite, navigated over one socket like a SPA." }
                 li { a href="/counter" { "Counter" } ": state on the server, a shared counter and a server clock." }
-                li { a href="/board" { "Board" } ": a shared task board: cards moved in one window move in every other, who changed what, live statistics." }
-                li { a href="/dashboard" { "Dashboard" } ": live metrics over Server-Sent Events, on plain htmx (" code { "sse-swap" } ")." }
-                li { a href="/notifications" { "Notifications" } ": a badge and a toast feed over Server-Sent Events, on plain htmx; mention " code { "@name" } " in the chat." }
-                li { a href="/chat?transport=sse" { "Chat over SSE" } " and " a href="/counter?transport=sse" { "the counter over SSE" } ": the same sessions without a WebSocket." }
+                li {
+                    a href="/board" { "Board" }
+                    ": a shared task board: cards moved in one window move in every other, "
+                    "who changed what, live statistics."
+                }
+                li {
+                    a href="/dashboard" { "Dashboard" }
+                    ": live metrics over Server-Sent Events, on plain htmx (" code { "sse-swap" } ")."
+                }
+                li {
+                    a href="/notifications" { "Notifications" }
+                    ": a badge and a toast feed over Server-Sent Events, on plain htmx; mention "
+                    code { "@name" } " in the chat."
+                }
+                li {
+                    a href="/chat?transport=sse" { "Chat over SSE" } " and "
+                    a href="/counter?transport=sse" { "the counter over SSE" }
+                    ": the same sessions without a WebSocket."
+                }
             }
         },
     )

@@ -15,7 +15,10 @@ fn rss() -> u64 {
 fn main() {
     let pubsub = PubSub::default();
     // A chat line as the demo renders it (about 120 bytes of HTML).
-    let line = r#"<li hx-swap-oob="beforeend:#messages">[12:00:00] <strong>Alice</strong>: hello, how is everyone today?</li>"#;
+    let line = concat!(
+        r#"<li hx-swap-oob="beforeend:#messages">"#,
+        "[12:00:00] <strong>Alice</strong>: hello, how is everyone today?</li>"
+    );
 
     // Per message: one topic keeping 200,000 messages.
     const MESSAGES: usize = 200_000;

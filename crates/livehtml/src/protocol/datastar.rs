@@ -225,7 +225,8 @@ mod tests {
         // A view's changed region morphs (Datastar's default mode), and is sent whole.
         assert_eq!(
             text(r#"<output id="count" hx-swap-oob="outerMorph">1</output>"#),
-            "event: datastar-patch-elements\ndata: elements <output id=\"count\" hx-swap-oob=\"outerMorph\">1</output>\n\n"
+            "event: datastar-patch-elements\n\
+             data: elements <output id=\"count\" hx-swap-oob=\"outerMorph\">1</output>\n\n"
         );
         assert_eq!(
             text(r#"<div id="x" hx-swap-oob="delete"></div>"#),
@@ -238,7 +239,8 @@ mod tests {
         let html = "<div id=\"a\" hx-swap-oob=\"innerHTML\"><div><input name=\"q\"><br>x\ny</div></div><p>no id</p>";
         assert_eq!(
             text(html),
-            "event: datastar-patch-elements\ndata: selector #a\ndata: mode inner\ndata: elements <div><input name=\"q\"><br>x\n\
+            "event: datastar-patch-elements\ndata: selector #a\ndata: mode inner\n\
+             data: elements <div><input name=\"q\"><br>x\n\
              data: elements y</div>\n\n"
         );
         assert_eq!(text("just text"), "");

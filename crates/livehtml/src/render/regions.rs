@@ -251,7 +251,10 @@ mod tests {
 
     #[test]
     fn ids_inside_a_stream_are_items_not_regions() {
-        let html = r#"<div id="a"><ul id="s" lh-stream="5"><li id="m1">1</li><li><b id="x">2</b></li></ul><p id="p">p</p></div>"#;
+        let html = concat!(
+            r#"<div id="a"><ul id="s" lh-stream="5"><li id="m1">1</li><li><b id="x">2</b></li></ul>"#,
+            r#"<p id="p">p</p></div>"#
+        );
         let found = scan(html).unwrap();
         let ids: Vec<_> = found.iter().map(|r| (r.id.as_str(), r.stream)).collect();
         assert_eq!(ids, [("a", false), ("s", true), ("p", false)]);

@@ -107,7 +107,7 @@ impl Live {
     /// by another process of a cluster is left to its heartbeat.)
     fn replace_stream(&self, query: Option<&str>) {
         let Some(signals) = datastar::query_signals(query) else { return };
-        let Some((_, Some(signed))) = datastar_event(signals.as_bytes(), &HeaderMap::new(), None) else { return };
+        let Some((_, Some(signed))) = datastar_signals(signals.as_bytes()) else { return };
         let Some(old) = self.open_stream_id(&signed) else { return };
         if let Some(poster) = self.streams().get(&old) {
             poster.close(close::GOING_AWAY);
@@ -221,13 +221,7 @@ pub(super) fn datastar_event(
     headers: &HeaderMap,
     default_name: Option<&str>,
 ) -> Option<(String, Option<String>)> {
-    let serde_json::Value::Object(signals) = serde_json::from_slice(body).ok()? else { return None };
-    let mut flat = serde_json::Map::new();
-    flatten("", signals, &mut flat);
-    let stream = match flat.remove(names::signal::STREAM) {
-        Some(serde_json::Value::String(id)) => Some(id),
-        _ => None,
-    };
+    let (mut flat, stream) = datastar_signals(body)?;
     let mut marks = serde_json::Map::new();
     marks.insert(datastar::REQUEST_HEADER.to_owned(), "true".into());
     if let Some(event) = headers.get(names::header::EVENT).and_then(|v| v.to_str().ok()).or(default_name) {
@@ -235,6 +229,19 @@ pub(super) fn datastar_event(
     }
     flat.insert("HEADERS".to_owned(), serde_json::Value::Object(marks));
     Some((serde_json::Value::Object(flat).to_string(), stream))
+}
+
+/// A Datastar request's signals, nested ones as dotted names, and the stream id taken out of
+/// them (`None` when they are not a JSON object).
+fn datastar_signals(body: &[u8]) -> Option<(serde_json::Map<String, serde_json::Value>, Option<String>)> {
+    let serde_json::Value::Object(signals) = serde_json::from_slice(body).ok()? else { return None };
+    let mut flat = serde_json::Map::new();
+    flatten("", signals, &mut flat);
+    let stream = match flat.remove(names::signal::STREAM) {
+        Some(serde_json::Value::String(id)) => Some(id),
+        _ => None,
+    };
+    Some((flat, stream))
 }
 
 fn flatten(
